@@ -1,0 +1,235 @@
+"""The ontology: a networkx DiGraph of WordNet hypernym edges (parent -> child) over every synset
+that a pair mentions, up to `entity.n.01`, with each pair indexed to its object nodes.
+
+Node attributes: `lemmas` (names), `depth` (shortest distance from the root), `own` (pairs that
+mention the node itself) and `subtree` (distinct pairs that mention it or any descendant).
+The ontology serialises to one `.npz` file and reloads without WordNet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import networkx as nx
+import numpy as np
+
+from ontology.coco_categories import category_synset
+
+ObjectSource = Literal["caption", "image", "intersection"]
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Ontology:
+    """Object graph plus, for each pair (in dataset order), the synsets it contains."""
+
+    graph: nx.DiGraph
+    pair_objects: list[tuple[str, ...]]
+    pair_ids: list[str]
+    settings: dict = field(default_factory=dict)
+    _subtree_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def root(self) -> str:
+        """The root node (entity.n.01 for WordNet nouns)."""
+        return next(n for n, d in self.graph.in_degree() if d == 0)
+
+    def __len__(self) -> int:
+        return len(self.pair_objects)
+
+    def subtree_pairs(self, node: str) -> np.ndarray:
+        """Sorted indices of the pairs that mention `node` or any of its descendants."""
+        cached = self._subtree_cache.get(node)
+        if cached is None:
+            members = {node} | nx.descendants(self.graph, node)
+            cached = np.array(
+                [i for i, objs in enumerate(self.pair_objects) if members.intersection(objs)],
+                dtype=np.int64,
+            )
+            self._subtree_cache[node] = cached
+        return cached
+
+    def precompute_subtrees(self) -> None:
+        """Fill the subtree index for every node in one pass over the pairs (fast sampling)."""
+        rows: dict[str, list[int]] = {n: [] for n in self.graph}
+        ancestors = {n: nx.ancestors(self.graph, n) | {n} for n in self.graph}
+        for i, objects in enumerate(self.pair_objects):
+            covered = set().union(*(ancestors[o] for o in objects)) if objects else set()
+            for node in covered:
+                rows[node].append(i)
+        self._subtree_cache = {n: np.asarray(v, dtype=np.int64) for n, v in rows.items()}
+
+    def parent(self, node: str) -> str | None:
+        """The hypernym nearest the root (smallest depth) or None at the root."""
+        parents = list(self.graph.predecessors(node))
+        return min(parents, key=lambda p: (self.graph.nodes[p]["depth"], p)) if parents else None
+
+    def coverage(self) -> float:
+        """Share of pairs with at least one object."""
+        return sum(1 for o in self.pair_objects if o) / max(1, len(self.pair_objects))
+
+    def stats(self, top: int = 5) -> dict:
+        """Coverage, node counts, depth histogram and the largest nodes at each depth."""
+        depths = Counter(d["depth"] for _, d in self.graph.nodes(data=True))
+        by_depth: dict[int, list] = {}
+        for node, data in self.graph.nodes(data=True):
+            by_depth.setdefault(data["depth"], []).append((data["subtree"], node))
+        return {
+            "pairs": len(self),
+            "pairs_with_objects": sum(1 for o in self.pair_objects if o),
+            "coverage": round(self.coverage(), 4),
+            "nodes": self.graph.number_of_nodes(),
+            "object_nodes": sum(1 for _, d in self.graph.nodes(data=True) if d["own"] > 0),
+            "depth_histogram": {int(k): v for k, v in sorted(depths.items())},
+            "top_nodes_per_depth": {
+                int(depth): [f"{n} ({c})" for c, n in sorted(items, reverse=True)[:top]]
+                for depth, items in sorted(by_depth.items())
+            },
+            "settings": self.settings,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write graph, pair index and settings to one `.npz` file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nodes = sorted(self.graph.nodes)
+        index = {n: i for i, n in enumerate(nodes)}
+        flat = [index[o] for objs in self.pair_objects for o in objs]
+        indptr = np.cumsum([0] + [len(o) for o in self.pair_objects])
+        meta = {
+            "version": FORMAT_VERSION,
+            "nodes": [[n, self.graph.nodes[n]] for n in nodes],
+            "edges": sorted(self.graph.edges),
+            "pair_ids": self.pair_ids,
+            "settings": self.settings,
+        }
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez_compressed(
+            tmp,
+            meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+            pair_nodes=np.asarray(flat, dtype=np.int32),
+            pair_indptr=np.asarray(indptr, dtype=np.int64),
+        )
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Ontology:
+        """Read an ontology written by `save` (no WordNet needed)."""
+        with np.load(path) as data:
+            meta = json.loads(data["meta"].tobytes().decode())
+            flat, indptr = data["pair_nodes"], data["pair_indptr"]
+        if meta.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: ontology format {meta.get('version')}, expected {FORMAT_VERSION}")
+        graph = nx.DiGraph()
+        for name, attrs in meta["nodes"]:
+            graph.add_node(name, **attrs)
+        graph.add_edges_from(tuple(e) for e in meta["edges"])
+        names = [n for n, _ in meta["nodes"]]
+        objects = [tuple(names[j] for j in flat[indptr[i] : indptr[i + 1]]) for i in range(len(indptr) - 1)]
+        return cls(graph, objects, meta["pair_ids"], meta["settings"])
+
+
+def _hypernym_closure(wn, synset_names: Iterable[str]) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    stack = [wn.synset(n) for n in synset_names]
+    seen = set()
+    while stack:
+        synset = stack.pop()
+        if synset.name() in seen:
+            continue
+        seen.add(synset.name())
+        graph.add_node(
+            synset.name(), lemmas=synset.lemma_names()[:5], depth=synset.min_depth(), own=0, subtree=0
+        )
+        for parent in synset.hypernyms() + synset.instance_hypernyms():
+            graph.add_edge(parent.name(), synset.name())
+            stack.append(parent)
+    for name in graph:  # parents reached only as edges still need attributes
+        if "depth" not in graph.nodes[name]:
+            synset = wn.synset(name)
+            graph.nodes[name].update(lemmas=synset.lemma_names()[:5], depth=synset.min_depth(), own=0, subtree=0)
+    return graph
+
+
+def combine_objects(
+    caption: Sequence[str], image: Sequence[str], source: ObjectSource, is_ancestor
+) -> tuple[str, ...]:
+    """The pair's objects: caption's, image's, or those named in the caption and seen in the image.
+
+    In `intersection` mode a caption synset counts when it equals, or is a hyponym of, an image
+    synset ("puppy" with a COCO "dog" box), and an image synset counts when a caption synset is its
+    hypernym ("animal" in the caption, a "dog" box): the more specific of the two is kept.
+    """
+    if source == "caption":
+        return tuple(caption)
+    if source == "image":
+        return tuple(image)
+    kept: dict[str, None] = {}
+    for c in caption:
+        for i in image:
+            if c == i or is_ancestor(i, c):
+                kept.setdefault(c, None)
+            elif is_ancestor(c, i):
+                kept.setdefault(i, None)
+    return tuple(kept)
+
+
+def build_ontology(
+    captions: Sequence[object],
+    pair_ids: Sequence[str],
+    *,
+    image_objects: Sequence[Sequence[str]] | None = None,
+    source: ObjectSource = "caption",
+    extractor=None,
+    category_table: dict[str, str] | None = None,
+) -> Ontology:
+    """Extract objects for each pair and build the graph. `image_objects` are category names."""
+    from ontology.extract import NounExtractor
+
+    if source not in ("caption", "image", "intersection"):
+        raise ValueError(f"object source must be caption, image or intersection, got '{source}'")
+    if source != "caption" and image_objects is None:
+        raise ValueError(f"object source '{source}' needs image object labels; this dataset has none")
+    extractor = extractor or NounExtractor()
+    wn = extractor.wn
+    per_caption: dict[object, list[str]] = {}
+    caption_objects = []
+    for caption in captions:
+        key = caption if isinstance(caption, (str, bytes)) else None
+        if key not in per_caption:
+            per_caption[key] = extractor.extract(caption)
+        caption_objects.append(per_caption[key])
+    image_synsets = [
+        [category_synset(name, category_table) for name in labels] for labels in (image_objects or [])
+    ]
+    graph = _hypernym_closure(wn, {s for objs in caption_objects + image_synsets for s in objs})
+
+    def is_ancestor(a: str, b: str) -> bool:
+        return a in graph and b in graph and nx.has_path(graph, a, b)
+
+    pair_objects = [
+        combine_objects(caption_objects[i], image_synsets[i] if image_synsets else (), source, is_ancestor)
+        for i in range(len(caption_objects))
+    ]
+    ontology = Ontology(
+        graph,
+        pair_objects,
+        list(pair_ids),
+        {"source": source, "extraction": asdict(extractor.settings)},
+    )
+    ontology.precompute_subtrees()
+    own = Counter(o for objs in pair_objects for o in objs)
+    for node in graph:
+        graph.nodes[node]["own"] = own.get(node, 0)
+        graph.nodes[node]["subtree"] = int(len(ontology.subtree_pairs(node)))
+    unused = [n for n in graph if graph.nodes[n]["subtree"] == 0]
+    graph.remove_nodes_from(unused)  # only intersection mode leaves nodes nobody kept
+    for node in unused:
+        ontology._subtree_cache.pop(node, None)
+    return ontology

@@ -1,0 +1,61 @@
+"""Build (or reload from cache) the ontology for a list of pair records.
+
+Records are duck-typed: anything with `pair_id`, `caption` and `objects` works, so this module
+does not import `tonics`. The cache key hashes every pair's id, caption and labels together with
+the extraction settings and object source, so a changed dataset or setting rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from ontology.extract import ExtractionSettings, NounExtractor
+from ontology.graph import ObjectSource, Ontology, build_ontology
+from ontology.wordnet import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+def ontology_cache_key(records: Sequence, settings: ExtractionSettings, source: ObjectSource) -> str:
+    """A hash of the pairs (ids, captions, labels) and the settings."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([asdict(settings), source], sort_keys=True).encode())
+    for r in records:
+        digest.update(f"{r.pair_id}\x1f{r.caption}\x1f{'|'.join(r.objects)}\x1e".encode("utf-8", "replace"))
+    return digest.hexdigest()[:20]
+
+
+def ontology_for_records(
+    records: Sequence,
+    *,
+    source: ObjectSource = "caption",
+    settings: ExtractionSettings | None = None,
+    cache: str | Path | None = None,
+    category_table: dict[str, str] | None = None,
+) -> Ontology:
+    """The ontology of these pairs, in their order; loaded from the cache when nothing changed."""
+    settings = settings or ExtractionSettings()
+    key = ontology_cache_key(records, settings, source)
+    directory = Path(cache) if cache is not None else cache_dir() / "ontology"
+    path = directory / f"ontology-{key}.npz"
+    if path.is_file():
+        log.info("ontology: loaded from cache %s", path)
+        ontology = Ontology.load(path)
+        ontology.precompute_subtrees()
+        return ontology
+    ontology = build_ontology(
+        [r.caption for r in records],
+        [r.pair_id for r in records],
+        image_objects=[r.objects for r in records] if source != "caption" else None,
+        source=source,
+        extractor=NounExtractor(settings),
+        category_table=category_table,
+    )
+    ontology.save(path)
+    log.info("ontology: built %d nodes for %d pairs, saved to %s", ontology.graph.number_of_nodes(), len(records), path)
+    return ontology

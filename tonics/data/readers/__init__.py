@@ -1,0 +1,22 @@
+"""Readers turn a dataset in a standard on-disk format into a list of PairRecord.
+
+Each reader counts what it had to skip (empty captions, captions pointing at unknown images,
+short TSV rows, tar members without a partner) in `reader.skipped`, and raises a DataFormatError
+naming the file and field when the file itself is unusable.
+"""
+
+from tonics.data.readers.base import DataFormatError, PairReader
+from tonics.data.readers.coco import CocoCaptionsReader
+from tonics.data.readers.conceptual import ConceptualCaptionsTsvReader, WebDatasetReader
+from tonics.data.readers.hf import HFDatasetReader
+from tonics.data.readers.karpathy import KarpathyReader
+
+__all__ = [
+    "CocoCaptionsReader",
+    "ConceptualCaptionsTsvReader",
+    "DataFormatError",
+    "HFDatasetReader",
+    "KarpathyReader",
+    "PairReader",
+    "WebDatasetReader",
+]

@@ -1,0 +1,78 @@
+"""The reader interface and its error/skip bookkeeping."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from tonics.data.records import PairRecord
+
+
+class DataFormatError(ValueError):
+    """A dataset file that cannot be read; the message names the file, the field and the fix."""
+
+
+def load_json(path: str | Path, required: tuple[str, ...]) -> dict:
+    """Parse a JSON file and check its top-level fields, with errors that name both."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataFormatError(f"{path}: not valid UTF-8 JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise DataFormatError(f"{path}: expected a JSON object at the top level")
+    for name in required:
+        if name not in data:
+            raise DataFormatError(
+                f"{path}: missing the '{name}' field; is this the right file for this reader?"
+            )
+    return data
+
+
+def clean_caption(text: object) -> str:
+    """Caption text with whitespace collapsed; '' for None, non-strings and undecodable bytes."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return ""
+    if not isinstance(text, str):
+        return ""
+    return " ".join(text.split())
+
+
+class PairReader:
+    """Base class: `read()` returns the pairs; `skipped` counts what was dropped and why."""
+
+    def __init__(self) -> None:
+        self.skipped: Counter[str] = Counter()
+
+    def read(self) -> list[PairRecord]:
+        """All pairs of the dataset (every split it holds)."""
+        raise NotImplementedError
+
+    def sources(self) -> list[Path]:
+        """Files whose size and modification time identify this dataset's version."""
+        return []
+
+    def cache_key(self) -> str:
+        """A short hash of the reader's settings and its files' sizes and mtimes."""
+        parts = [type(self).__name__, json.dumps(self.settings(), sort_keys=True, default=str)]
+        for path in self.sources():
+            stat = os.stat(path)
+            parts.append(f"{path}:{stat.st_size}:{int(stat.st_mtime)}")
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+    def settings(self) -> dict:
+        """The reader's constructor settings, for the cache key."""
+        return {k: v for k, v in vars(self).items() if k != "skipped" and not k.startswith("_")}
+
+    def skip(self, reason: str) -> None:
+        """Count one dropped record."""
+        self.skipped[reason] += 1

@@ -1,0 +1,159 @@
+"""Conceptual Captions: the TSV of caption and URL (images fetched by img2dataset), and
+webdataset shards (`.tar` holding `KEY.jpg` + `KEY.txt` [+ `KEY.json`])."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import tarfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Literal
+
+from tonics.data.readers.base import DataFormatError, PairReader, clean_caption
+from tonics.data.records import ImageRef, PairRecord
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+ColumnOrder = Literal["auto", "caption_url", "url_caption"]
+
+
+def _looks_like_location(field: str) -> bool:
+    lowered = field.strip().lower()
+    return lowered.startswith(("http://", "https://", "/", "./")) or lowered.endswith(IMAGE_EXTENSIONS)
+
+
+class ConceptualCaptionsTsvReader(PairReader):
+    """Rows `caption<TAB>url` or `url<TAB>caption` (detected from the first rows, or configured).
+
+    Images are local files written by img2dataset in its `files` layout: row r lives at
+    `image_root / image_pattern.format(shard=r // per_shard, index=r % per_shard, row=r)`.
+    """
+
+    def __init__(
+        self,
+        tsv_file: str,
+        image_root: str,
+        order: ColumnOrder = "auto",
+        split: str = "train",
+        image_pattern: str = "{shard:05d}/{shard:05d}{index:04d}.jpg",
+        per_shard: int = 10000,
+        has_header: bool = False,
+    ) -> None:
+        super().__init__()
+        self.tsv_file = tsv_file
+        self.image_root = image_root
+        self.order = order
+        self.split = split
+        self.image_pattern = image_pattern
+        self.per_shard = per_shard
+        self.has_header = has_header
+
+    def sources(self) -> list[Path]:
+        """The TSV file."""
+        return [Path(self.tsv_file)]
+
+    def _detect_order(self, rows: list[list[str]]) -> str:
+        votes = defaultdict(int)
+        for row in rows[:100]:
+            if len(row) >= 2:
+                if _looks_like_location(row[1]) and not _looks_like_location(row[0]):
+                    votes["caption_url"] += 1
+                elif _looks_like_location(row[0]) and not _looks_like_location(row[1]):
+                    votes["url_caption"] += 1
+        if not votes:
+            raise DataFormatError(
+                f"{self.tsv_file}: cannot tell which column holds the URL; set order: "
+                "caption_url or url_caption"
+            )
+        return max(votes, key=votes.get)
+
+    def read(self) -> list[PairRecord]:
+        """One record per well-formed row; short rows and empty captions are counted and skipped."""
+        path = Path(self.tsv_file)
+        if not path.is_file():
+            raise DataFormatError(f"{path}: file not found")
+        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+            rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+        if self.has_header:
+            rows = rows[1:]
+        order = self.order if self.order != "auto" else self._detect_order(rows)
+        records = []
+        for r, row in enumerate(rows):
+            if len(row) < 2:
+                self.skip("TSV row with fewer than 2 columns")
+                continue
+            caption = clean_caption(row[0] if order == "caption_url" else row[1])
+            if not caption or "\ufffd" in caption:
+                self.skip("empty or undecodable caption")
+                continue
+            shard, index = divmod(r, self.per_shard)
+            local = self.image_pattern.format(shard=shard, index=index, row=r)
+            records.append(
+                PairRecord(
+                    pair_id=f"cc-{r}",
+                    image=ImageRef(path=str(Path(self.image_root) / local)),
+                    caption=caption,
+                    image_id=f"cc-{r}",
+                    split=self.split,
+                )
+            )
+        return records
+
+
+class WebDatasetReader(PairReader):
+    """Pairs from webdataset `.tar` shards matched by a glob (sorted), read with `tarfile`."""
+
+    def __init__(self, shards: str, split: str = "train", caption_extension: str = "txt") -> None:
+        super().__init__()
+        self.shards = shards
+        self.split = split
+        self.caption_extension = caption_extension
+
+    def sources(self) -> list[Path]:
+        """The shard files."""
+        return [Path(p) for p in sorted(glob.glob(self.shards))]
+
+    def read(self) -> list[PairRecord]:
+        """One record per key holding both an image and a caption; orphans are counted."""
+        shards = self.sources()
+        if not shards:
+            raise DataFormatError(f"no webdataset shards match '{self.shards}'")
+        records = []
+        for shard in shards:
+            try:
+                with tarfile.open(shard, "r") as tar:
+                    members = [m for m in tar.getmembers() if m.isfile()]
+                    groups: dict[str, dict[str, tarfile.TarInfo]] = defaultdict(dict)
+                    for member in members:
+                        key, _, extension = Path(member.name).name.partition(".")
+                        directory = str(Path(member.name).parent)
+                        groups[f"{directory}/{key}"][extension.lower()] = member
+                    for key in sorted(groups):
+                        records.extend(self._pair(tar, shard, key, groups[key]))
+            except tarfile.TarError as err:
+                raise DataFormatError(f"{shard}: not a readable tar shard ({err})") from err
+        return records
+
+    def _pair(self, tar, shard: Path, key: str, parts: dict) -> list[PairRecord]:
+        image = next((parts[e] for e in parts if f".{e}" in IMAGE_EXTENSIONS), None)
+        text = parts.get(self.caption_extension)
+        if image is None:
+            self.skip("tar key with a caption and no image")
+            return []
+        if text is None:
+            self.skip("tar key with an image and no caption")
+            return []
+        caption = clean_caption(tar.extractfile(text).read())
+        if not caption:
+            self.skip("empty or undecodable caption")
+            return []
+        name = f"{shard.stem}/{key.lstrip('./')}"
+        return [
+            PairRecord(
+                pair_id=name,
+                image=ImageRef(path=str(shard), tar_member=image.name),
+                caption=caption,
+                image_id=name,
+                split=self.split,
+            )
+        ]

@@ -1,0 +1,90 @@
+"""Hugging Face `datasets`: an imagefolder with `metadata.jsonl`, parquet files, or a dataset
+saved with `save_to_disk`, with the image and text columns named in the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from tonics.data.readers.base import DataFormatError, PairReader, clean_caption
+from tonics.data.records import ImageRef, PairRecord
+
+HFFormat = Literal["imagefolder", "parquet", "disk"]
+
+
+class HFDatasetReader(PairReader):
+    """Pairs from a local Hugging Face dataset; every split it holds is kept under its name."""
+
+    def __init__(
+        self,
+        path: str,
+        format: HFFormat = "imagefolder",
+        image_column: str = "image",
+        text_column: str = "text",
+        image_id_column: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.format = format
+        self.image_column = image_column
+        self.text_column = text_column
+        self.image_id_column = image_id_column
+
+    def sources(self) -> list[Path]:
+        """Every file under the dataset directory (or the parquet files)."""
+        root = Path(self.path)
+        files = sorted(root.rglob("*")) if root.is_dir() else sorted(root.parent.glob(root.name))
+        return [f for f in files if f.is_file()]
+
+    def _load(self):
+        import datasets
+
+        if self.format == "imagefolder":
+            return datasets.load_dataset("imagefolder", data_dir=self.path)
+        if self.format == "parquet":
+            files = [str(p) for p in self.sources()]
+            if not files:
+                raise DataFormatError(f"no parquet files match '{self.path}'")
+            return datasets.load_dataset("parquet", data_files={"train": files})
+        loaded = datasets.load_from_disk(self.path)
+        return loaded if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
+
+    def read(self) -> list[PairRecord]:
+        """One record per row; rows with an empty caption or no image are counted and skipped."""
+        import datasets
+
+        if not Path(self.path).exists() and self.format != "parquet":
+            raise DataFormatError(f"{self.path}: dataset directory not found")
+        splits = self._load()
+        records = []
+        for split_name, table in splits.items():
+            for column in (self.image_column, self.text_column):
+                if column not in table.column_names:
+                    raise DataFormatError(
+                        f"{self.path} [{split_name}]: no column '{column}'; columns are "
+                        f"{table.column_names}. Set image_column / text_column."
+                    )
+            if isinstance(table.features[self.image_column], datasets.Image):
+                table = table.cast_column(self.image_column, datasets.Image(decode=False))
+            split = "val" if split_name == "validation" else split_name
+            for n, row in enumerate(table):
+                records.extend(self._record(row, split, n))
+        return records
+
+    def _record(self, row: dict, split: str, n: int) -> list[PairRecord]:
+        caption = clean_caption(row[self.text_column])
+        if not caption:
+            self.skip("empty caption")
+            return []
+        cell = row[self.image_column]
+        if isinstance(cell, dict) and cell.get("bytes"):
+            ref = ImageRef(path=cell.get("path"), data=cell["bytes"])
+        elif isinstance(cell, dict) and cell.get("path"):
+            ref = ImageRef(path=cell["path"])
+        elif isinstance(cell, str):
+            ref = ImageRef(path=str(Path(self.path) / cell))
+        else:
+            self.skip("row without an image")
+            return []
+        image_id = str(row[self.image_id_column]) if self.image_id_column else f"{split}-{n}"
+        return [PairRecord(f"hf-{split}-{n}", ref, caption, image_id, split)]

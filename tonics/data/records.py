@@ -1,0 +1,54 @@
+"""The one image-caption pair record that every reader produces and every later stage consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Where an image's bytes live: a file, a member of a tar shard, or bytes in memory."""
+
+    path: str | None = None
+    tar_member: str | None = None
+    data: bytes | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.path is None and self.data is None:
+            raise ValueError("an ImageRef needs a path (file or tar shard) or in-memory bytes")
+        if self.tar_member is not None and self.path is None:
+            raise ValueError("a tar member needs the shard's path")
+
+    def describe(self) -> str:
+        """Human-readable location, for skip reports and errors."""
+        if self.tar_member is not None:
+            return f"{self.path}::{self.tar_member}"
+        return self.path if self.path is not None else f"<{len(self.data or b'')} bytes in memory>"
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """One image-caption pair. Several pairs may share an `image_id` (COCO has ~5 per image).
+
+    `objects` holds object labels that come with the data (COCO category names, demo categories),
+    not ones extracted from the caption: the ontology does that.
+    """
+
+    pair_id: str
+    image: ImageRef
+    caption: str
+    image_id: str
+    split: str = "train"
+    objects: tuple[str, ...] = ()
+
+
+SPLITS = ("train", "val", "test")
+
+
+def select_split(records: list[PairRecord], split: str) -> list[PairRecord]:
+    """The records of one split; an empty result is an error naming the split and what exists."""
+    chosen = [r for r in records if r.split == split]
+    if not chosen:
+        present = sorted({r.split for r in records})
+        raise ValueError(f"split '{split}' is empty; the data has splits {present}")
+    return chosen

@@ -1,0 +1,18 @@
+"""The alignment model: encoders, projection heads, InfoNCE loss. Usable without Lightning.
+
+Flow position: data -> ontology -> sampler -> **model** -> eval.
+"""
+
+from tonics.model.alignment import AlignmentModel
+from tonics.model.encoders import TextEncoder, VisionEncoder, load_image_processor, load_tokenizer
+from tonics.model.loss import ClipLoss, clip_loss_reference
+
+__all__ = [
+    "AlignmentModel",
+    "ClipLoss",
+    "TextEncoder",
+    "VisionEncoder",
+    "clip_loss_reference",
+    "load_image_processor",
+    "load_tokenizer",
+]
