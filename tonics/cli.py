@@ -1,0 +1,117 @@
+"""The `tonics` command.
+
+  tonics fit --config configs/demo.yaml          train (LightningCLI; also validate/test/predict)
+  tonics fit --config configs/demo.yaml --print_config
+  tonics ontology build|stats --demo             the WordNet object graph of a dataset
+  tonics export CKPT OUT                          a model that loads without the training code
+  tonics retrieval --model OUT --demo             retrieval figures of an exported model
+  tonics demo                                     build the offline demo dataset
+
+After `fit`, the test split is evaluated and its retrieval figures printed (unless --no_test).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from tonics.data.datamodule import TonicsDataModule
+from tonics.train.callbacks import CurriculumCallback, SkippedImagesCallback, run_dir
+from tonics.train.module import AlignmentModule
+
+TOOL_COMMANDS = ("ontology", "export", "retrieval", "demo")
+
+
+def _loggers() -> list[dict]:
+    """CSV always; TensorBoard too when it is installed."""
+    loggers = [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "tonics"}}]
+    try:
+        import tensorboard  # noqa: F401
+
+        loggers.append({"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                        "init_args": {"save_dir": "runs", "name": "tonics"}})  # fmt: skip
+    except ImportError:
+        pass
+    return loggers
+
+
+def format_retrieval(metrics: dict[str, float], prefix: str = "test") -> str:
+    """A small Markdown table of R@1/5/10 both directions."""
+    lines = ["| direction | R@1 | R@5 | R@10 | mean rank |", "|---|---|---|---|---|"]
+    for direction in ("image_to_text", "text_to_image"):
+        cells = [metrics.get(f"{prefix}/{direction}_R@{k}", float("nan")) for k in (1, 5, 10)]
+        rank = metrics.get(f"{prefix}/{direction}_mean_rank", float("nan"))
+        lines.append(f"| {direction.replace('_', ' ')} | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {rank:.1f} |")
+    return "\n".join(lines)
+
+
+class TonicsCLI(LightningCLI):
+    """LightningCLI with the curriculum wired in and a test pass after `fit`."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        """Link encoder names to the data (tokenizer, image processor); force our callbacks."""
+        parser.link_arguments("model.text_encoder", "data.text_encoder")
+        parser.link_arguments("model.vision_encoder", "data.vision_encoder")
+        parser.add_lightning_class_args(CurriculumCallback, "curriculum")
+        parser.add_lightning_class_args(SkippedImagesCallback, "skipped_images")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.monitor": "val/loss",
+                             "checkpoint.mode": "min", "checkpoint.save_top_k": 1})  # fmt: skip
+        parser.set_defaults({"trainer.logger": _loggers(), "trainer.default_root_dir": "runs"})
+        parser.add_argument("--no_test", action="store_true", help="skip the test pass after fit")
+
+    def before_instantiate_classes(self) -> None:
+        """Our batch sampler is rank-aware: Lightning must not replace it."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        config.trainer.use_distributed_sampler = False
+
+    def after_fit(self) -> None:
+        """Evaluate the test split with the best checkpoint and print/save retrieval figures."""
+        if self.config["fit"].get("no_test") or self.trainer.fast_dev_run:
+            return
+        if not self.datamodule.split("test"):
+            return
+        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
+        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
+        metrics = results[0] if results else {}
+        if self.trainer.global_rank == 0 and metrics:
+            directory = run_dir(self.trainer)
+            (directory / "retrieval_test.json").write_text(json.dumps({"checkpoint": best, **metrics}, indent=2))
+            print(f"\nRetrieval on the test split ({int(metrics.get('test/images', 0))} images, "
+                  f"{int(metrics.get('test/captions', 0))} captions), checkpoint {best or 'last weights'}:")  # fmt: skip
+            print(format_retrieval(metrics))
+            print(f"Run directory: {directory}")
+
+
+def lightning_main(args: list[str] | None = None) -> TonicsCLI:
+    """Run the LightningCLI subcommands (fit, validate, test, predict)."""
+    return TonicsCLI(
+        AlignmentModule,
+        TonicsDataModule,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )
+
+
+def cli_main(args: list[str] | None = None) -> None:
+    """Entry point of the `tonics` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] in TOOL_COMMANDS:
+        from tonics.commands import run_tool
+
+        code = run_tool(argv)
+        if code:
+            raise SystemExit(code)
+        return None
+    lightning_main(argv)
+    return None
+
+
+if __name__ == "__main__":
+    cli_main()

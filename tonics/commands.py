@@ -1,0 +1,137 @@
+"""The `tonics` tool subcommands beside LightningCLI's: ontology, export, retrieval, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tonics.data.readers import (
+    CocoCaptionsReader,
+    ConceptualCaptionsTsvReader,
+    DemoReader,
+    HFDatasetReader,
+    KarpathyReader,
+    WebDatasetReader,
+)
+
+
+def add_reader_options(parser: argparse.ArgumentParser) -> None:
+    """Options that pick a dataset in one of the supported formats."""
+    group = parser.add_argument_group("dataset (choose one)")
+    group.add_argument("--demo", action="store_true", help="the built-in offline demo dataset")
+    group.add_argument("--karpathy", help="Karpathy split file (dataset_coco.json / dataset_flickr30k.json)")
+    group.add_argument("--coco-captions", help="COCO captions_*.json")
+    group.add_argument("--coco-instances", help="COCO instances_*.json (object labels)")
+    group.add_argument("--tsv", help="Conceptual Captions TSV")
+    group.add_argument("--webdataset", help="glob of webdataset .tar shards")
+    group.add_argument("--hf", help="Hugging Face imagefolder directory")
+    group.add_argument("--image-root", default=".", help="image directory for --karpathy/--coco-captions/--tsv")
+
+
+def reader_from_args(args: argparse.Namespace):
+    """The reader the options name; an error if none or several are given."""
+    chosen = [name for name in ("demo", "karpathy", "coco_captions", "tsv", "webdataset", "hf") if getattr(args, name)]
+    if len(chosen) != 1:
+        raise SystemExit("tonics: name exactly one dataset: --demo, --karpathy, --coco-captions, --tsv, --webdataset or --hf")
+    if args.demo:
+        return DemoReader()
+    if args.karpathy:
+        return KarpathyReader(args.karpathy, args.image_root)
+    if args.coco_captions:
+        return CocoCaptionsReader(args.coco_captions, args.image_root, args.coco_instances)
+    if args.tsv:
+        return ConceptualCaptionsTsvReader(args.tsv, args.image_root)
+    if args.webdataset:
+        return WebDatasetReader(args.webdataset)
+    return HFDatasetReader(args.hf)
+
+
+def _ontology(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tonics ontology", description="Build or inspect the object ontology.")
+    parser.add_argument("action", choices=("build", "stats"))
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--source", default="caption", choices=("caption", "image", "intersection"))
+    parser.add_argument("--out", help="write the ontology here (default: the cache)")
+    parser.add_argument("--load", help="stats of a saved ontology file instead of a dataset")
+    parser.add_argument("--top", type=int, default=5)
+    add_reader_options(parser)
+    args = parser.parse_args(argv)
+    from ontology.graph import Ontology
+    from ontology.index import ontology_for_records
+    from ontology.report import unmatched_nouns
+
+    if args.load:
+        print(json.dumps(Ontology.load(args.load).stats(args.top), indent=2))
+        return 0
+    reader = reader_from_args(args)
+    from tonics.data.records import select_split
+
+    records = select_split(reader.read(), args.split)
+    started = time.perf_counter()
+    ontology = ontology_for_records(records, source=args.source)
+    seconds = time.perf_counter() - started
+    if args.out:
+        ontology.save(args.out)
+    stats = ontology.stats(args.top)
+    stats["build_seconds"] = round(seconds, 2)
+    stats["reader_skipped"] = dict(reader.skipped)
+    if args.action == "stats":
+        stats["unmatched_nouns"] = unmatched_nouns([r.caption for r in records], ontology.pair_objects)
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def _export(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tonics export", description="Export a checkpoint for use without tonics's trainer.")
+    parser.add_argument("checkpoint")
+    parser.add_argument("out")
+    args = parser.parse_args(argv)
+    from tonics.export import export_checkpoint
+
+    print(f"exported to {export_checkpoint(args.checkpoint, args.out)}")
+    return 0
+
+
+def _retrieval(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tonics retrieval", description="Image<->text retrieval of a model.")
+    parser.add_argument("--model", help="directory written by `tonics export`")
+    parser.add_argument("--text-encoder", default="packaged:minilm", help="untrained baseline (no --model)")
+    parser.add_argument("--vision-encoder", default="packaged:mobilenet_v2", help="untrained baseline (no --model)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", help="write the JSON report here")
+    add_reader_options(parser)
+    args = parser.parse_args(argv)
+    from tonics.eval.protocol import evaluate_reader
+
+    report = evaluate_reader(reader_from_args(args), split=args.split, model_dir=args.model,
+                             text_encoder=args.text_encoder, vision_encoder=args.vision_encoder,
+                             batch_size=args.batch_size)  # fmt: skip
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+def _demo(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="tonics demo", description="Build the offline demo dataset.")
+    parser.add_argument("--root", help="output directory (default: the cache)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from tonics.data.demo import build_demo
+
+    path = build_demo(args.root, seed=args.seed)
+    print(json.dumps({"split_file": str(path), **json.loads(path.read_text())["tonics_demo"]}))
+    return 0
+
+
+def run_tool(argv: list[str]) -> int:
+    """Dispatch `tonics ontology|export|retrieval|demo ...`."""
+    commands = {"ontology": _ontology, "export": _export, "retrieval": _retrieval, "demo": _demo}
+    code = commands[argv[0]](argv[1:])
+    sys.stdout.flush()
+    return code

@@ -1,0 +1,79 @@
+"""Dataset items and collation: decode + preprocess images, tokenise captions, count failures.
+
+A failed image (corrupt, truncated, zero bytes, missing, not an image) drops its pair from the
+batch and travels in `batch["skipped"]` to the main process, where a callback counts it: worker
+processes cannot share counters, the batches can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from tonics.data.images import load_image
+from tonics.data.records import PairRecord
+
+
+class PairDataset(Dataset):
+    """Pairs as dicts: index, caption, image id, preprocessed pixels (or the failure reason).
+
+    With `images_for` given, only those indices load their image (evaluation encodes each image
+    once, through its first caption).
+    """
+
+    def __init__(self, records: Sequence[PairRecord], image_processor, images_for: set[int] | None = None) -> None:
+        self.records = records
+        self.image_processor = image_processor
+        self.images_for = images_for
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        item = {"index": index, "caption": record.caption, "image_id": record.image_id,
+                "pixel_values": None, "failure": None, "location": record.image.describe()}  # fmt: skip
+        if self.images_for is not None and index not in self.images_for:
+            return item
+        image, failure = load_image(record.image)
+        if image is None:
+            item["failure"] = failure
+            return item
+        try:
+            pixels = self.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
+        except (ValueError, OSError) as err:  # e.g. a 1x1 image the processor cannot crop
+            item["failure"] = f"preprocessing failed ({type(err).__name__})"
+            return item
+        item["pixel_values"] = pixels
+        return item
+
+
+class Collator:
+    """Stacks images, tokenises captions (padded to the longest in the batch), lists failures."""
+
+    def __init__(self, tokenizer, max_length: int = 64) -> None:
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, items: list[dict]) -> dict:
+        skipped = [(it["location"], it["failure"]) for it in items if it["failure"]]
+        kept = [it for it in items if not it["failure"]]
+        tokens = self.tokenizer(
+            [it["caption"] for it in kept] or [""],
+            padding="longest",
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        with_image = [k for k, it in enumerate(kept) if it["pixel_values"] is not None]
+        return {
+            "indices": torch.tensor([it["index"] for it in kept], dtype=torch.long),
+            "image_ids": [it["image_id"] for it in kept],
+            "input_ids": tokens["input_ids"][: len(kept)],
+            "attention_mask": tokens["attention_mask"][: len(kept)],
+            "pixel_values": torch.stack([kept[k]["pixel_values"] for k in with_image]) if with_image else None,
+            "has_image": torch.tensor([it["pixel_values"] is not None for it in kept], dtype=torch.bool),
+            "skipped": skipped,
+        }

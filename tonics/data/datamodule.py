@@ -1,0 +1,165 @@
+"""The LightningDataModule: any reader, the ontology of its training pairs, the curriculum batch
+sampler, and tokenisation/preprocessing from the chosen encoders.
+
+`prepare_data` (once per machine) reads the dataset and builds the ontology cache; `setup` (every
+rank) loads them. Training batches come from the CurriculumBatchSampler (rank-aware; Lightning's
+sampler replacement must be off); evaluation batches are sequential.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader
+
+from ontology.graph import ObjectSource, Ontology
+from ontology.index import ontology_for_records
+from tonics.data.batches import Collator, PairDataset
+from tonics.data.readers.base import PairReader
+from tonics.data.records import PairRecord, select_split
+from tonics.sampling.curriculum import Curriculum, Stage
+
+log = logging.getLogger(__name__)
+
+
+class TonicsDataModule(pl.LightningDataModule):
+    """Image-caption pairs for training (curriculum batches) and retrieval evaluation."""
+
+    def __init__(
+        self,
+        reader: PairReader,
+        *,
+        stages: list[Stage] | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        num_workers: int = 0,
+        persistent_workers: bool = False,
+        max_text_length: int = 64,
+        object_source: ObjectSource = "caption",
+        ontology_cache: str | None = None,
+        seed: int = 0,
+        text_encoder: str = "packaged:minilm",
+        vision_encoder: str = "packaged:mobilenet_v2",
+        eval_split: str = "val",
+        max_eval_pairs: int | None = None,
+    ) -> None:
+        """`text_encoder`/`vision_encoder` are linked from the model in the CLI config."""
+        super().__init__()
+        self.reader = reader
+        self.curriculum = Curriculum(stages)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.max_text_length = max_text_length
+        self.object_source = object_source
+        self.ontology_cache = ontology_cache
+        self.seed = seed
+        self.text_encoder = text_encoder
+        self.vision_encoder = vision_encoder
+        self.eval_split = eval_split
+        self.max_eval_pairs = max_eval_pairs
+        self.records: list[PairRecord] | None = None
+        self.ontology: Ontology | None = None
+        self.batch_sampler = None
+        self._tokenizer = None
+        self._image_processor = None
+
+    def _build_ontology(self, train: list[PairRecord]) -> Ontology:
+        return ontology_for_records(train, source=self.object_source, cache=self.ontology_cache)
+
+    def prepare_data(self) -> None:
+        """Read the dataset and build the ontology cache (once, on rank 0)."""
+        self._build_ontology(select_split(self.reader.read(), "train"))
+
+    def split(self, name: str) -> list[PairRecord]:
+        """The records of one split (the dataset is read once)."""
+        if self.records is None:
+            self.records = self.reader.read()
+            if self.reader.skipped:
+                log.warning("reader skipped %s", dict(self.reader.skipped))
+        return select_split(self.records, name)
+
+    @property
+    def tokenizer(self):
+        """The text encoder's tokenizer."""
+        if self._tokenizer is None:
+            from tonics.model.encoders import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.text_encoder)
+        return self._tokenizer
+
+    @property
+    def image_processor(self):
+        """The vision encoder's image processor."""
+        if self._image_processor is None:
+            from tonics.model.encoders import load_image_processor
+
+            self._image_processor = load_image_processor(self.vision_encoder)
+        return self._image_processor
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load records and the ontology; check that the ontology matches the training pairs."""
+        if stage in ("fit", None) and self.ontology is None:
+            train = self.split("train")
+            self.ontology = self._build_ontology(train)
+            if self.ontology.pair_ids != [r.pair_id for r in train]:
+                raise ValueError(
+                    "data.ontology_cache: the ontology's pairs do not match the training split; "
+                    "delete the cache file or point ontology_cache elsewhere"
+                )
+            from tonics.sampling.sampler import CurriculumBatchSampler
+
+            rank = self.trainer.global_rank if self.trainer else 0
+            world = self.trainer.world_size if self.trainer else 1
+            self.batch_sampler = CurriculumBatchSampler(
+                self.ontology, self.curriculum, batch_size=self.batch_size,
+                seed=self.seed, rank=rank, world_size=world,
+            )  # fmt: skip
+
+    def _collator(self) -> Collator:
+        return Collator(self.tokenizer, self.max_text_length)
+
+    def train_dataloader(self) -> DataLoader:
+        """Curriculum batches over the training split."""
+        dataset = PairDataset(self.split("train"), self.image_processor)
+        return DataLoader(
+            dataset,
+            batch_sampler=self.batch_sampler,
+            collate_fn=self._collator(),
+            num_workers=self.num_workers,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def eval_records(self, split: str) -> list[PairRecord]:
+        """A split's records grouped by image, optionally capped to the first max_eval_pairs."""
+        records = sorted(self.split(split), key=lambda r: r.image_id)
+        return records[: self.max_eval_pairs] if self.max_eval_pairs else records
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        records = self.eval_records(split)
+        first = {}
+        for i, r in enumerate(records):
+            first.setdefault(r.image_id, i)
+        dataset = PairDataset(records, self.image_processor, images_for=set(first.values()))
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=self._collator(),
+            num_workers=self.num_workers,
+            persistent_workers=self.persistent_workers,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        """Sequential batches of the evaluation split (each image loaded once)."""
+        return self._eval_loader(self.eval_split)
+
+    def test_dataloader(self) -> DataLoader:
+        """Sequential batches of the test split."""
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test split, for `tonics predict` (embeddings)."""
+        return self._eval_loader("test")

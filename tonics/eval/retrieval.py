@@ -1,0 +1,98 @@
+"""Image<->text retrieval metrics, computed in chunks so 5k images x 25k captions fit in memory.
+
+Definitions (LAION's clip_benchmark, VSE++):
+- text->image R@K: share of captions whose own image is among the K most similar images;
+- image->text R@K: share of images with at least one of their captions among the K most similar
+  captions (an image's rank is the best rank of its captions).
+Ties are broken deterministically in favour of the lower index: an item's rank counts the items
+scoring strictly higher plus the items scoring exactly the same that come earlier in the input.
+Ranks reported as mean/median are 1-based.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class RetrievalResult:
+    """Recall@K both directions plus mean/median rank, and the 0-based ranks themselves."""
+
+    metrics: dict[str, float]
+    text_to_image_ranks: torch.Tensor
+    image_to_text_ranks: torch.Tensor
+
+
+def _check(name: str, emb: torch.Tensor) -> None:
+    if emb.ndim != 2 or emb.shape[0] == 0:
+        raise ValueError(f"{name} embeddings must be a non-empty (n, d) matrix, got {tuple(emb.shape)}")
+    if not torch.isfinite(emb).all():
+        bad = int((~torch.isfinite(emb)).any(dim=1).sum())
+        raise ValueError(f"{name} embeddings contain NaN or inf in {bad} row(s)")
+
+
+def _tie_rank(scores: torch.Tensor, target_scores: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
+    """Per row: #scores > target + #scores == target at an index below the target's."""
+    above = (scores > target_scores[:, None]).sum(1)
+    columns = torch.arange(scores.shape[1], device=scores.device)
+    tied_before = ((scores == target_scores[:, None]) & (columns[None, :] < target_index[:, None])).sum(1)
+    return above + tied_before
+
+
+def retrieval_metrics(
+    image_embeddings: torch.Tensor,
+    text_embeddings: torch.Tensor,
+    text_to_image: Sequence[int] | torch.Tensor,
+    ks: Sequence[int] = (1, 5, 10),
+    chunk_size: int = 1024,
+) -> RetrievalResult:
+    """Recall@K for similarity = dot product; `text_to_image[c]` is caption c's image row."""
+    _check("image", image_embeddings)
+    _check("text", text_embeddings)
+    images, texts = image_embeddings.float(), text_embeddings.float()
+    owner = torch.as_tensor(text_to_image, dtype=torch.long)
+    if owner.shape[0] != texts.shape[0]:
+        raise ValueError(f"{texts.shape[0]} captions but {owner.shape[0]} image indices")
+    if owner.min() < 0 or owner.max() >= images.shape[0]:
+        raise ValueError(f"a caption points at image {int(owner.max())}, but there are {images.shape[0]} images")
+    with torch.no_grad():
+        t2i = torch.empty(texts.shape[0], dtype=torch.long)
+        for start in range(0, texts.shape[0], chunk_size):
+            scores = texts[start : start + chunk_size] @ images.T
+            target = owner[start : start + chunk_size]
+            own = scores.gather(1, target[:, None]).squeeze(1)
+            t2i[start : start + chunk_size] = _tie_rank(scores, own, target)
+        i2t = _image_to_text_ranks(images, texts, owner, chunk_size)
+    metrics = {}
+    for k in ks:
+        metrics[f"text_to_image_R@{k}"] = float((t2i < k).float().mean() * 100)
+        metrics[f"image_to_text_R@{k}"] = float((i2t < k).float().mean() * 100)
+    for name, ranks in (("text_to_image", t2i), ("image_to_text", i2t)):
+        metrics[f"{name}_mean_rank"] = float((ranks + 1).float().mean())
+        metrics[f"{name}_median_rank"] = float((ranks + 1).float().median())
+    return RetrievalResult(metrics, t2i, i2t)
+
+
+def _image_to_text_ranks(images, texts, owner, chunk_size) -> torch.Tensor:
+    order = torch.argsort(owner, stable=True)
+    counts = torch.bincount(owner, minlength=images.shape[0])
+    if (counts == 0).any():
+        missing = int((counts == 0).nonzero()[0])
+        raise ValueError(f"image {missing} has no caption; every image needs at least one")
+    width = int(counts.max())
+    # captions[i, :counts[i]] are image i's caption indices (ascending); padding repeats the first
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(width)[None, :].clamp(max=counts[:, None] - 1)
+    captions = order[starts[:, None] + slot]
+    ranks = torch.empty(images.shape[0], dtype=torch.long)
+    for start in range(0, images.shape[0], chunk_size):
+        scores = images[start : start + chunk_size] @ texts.T
+        mine = captions[start : start + chunk_size]
+        own = scores.gather(1, mine)
+        best_score, best_slot = own.max(1)  # first maximum = lowest caption index among ties
+        best_index = mine.gather(1, best_slot[:, None]).squeeze(1)
+        ranks[start : start + chunk_size] = _tie_rank(scores, best_score, best_index)
+    return ranks

@@ -1,0 +1,113 @@
+"""A curriculum: an ordered list of stages, each with its batch-kind mix and granularity, and a rule
+for moving on (after N steps, after N epochs, or when validation loss plateaus).
+
+The curriculum's state is the list of steps at which each reached stage began. That list, saved in
+checkpoints, is all a resumed run needs to replay exactly the batches of the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+UnfreezeSpec = int | str | None  # None: no change; "all": whole encoder; k: its top-k blocks
+
+
+@dataclass
+class Stage:
+    """One curriculum stage.
+
+    mix: batch kinds and their shares, e.g. {"ontology": 0.7, "random": 0.3}.
+    granularity: ontology nodes to draw from, "fine" (nodes that pairs name: leaf objects) or
+        "depth" (nodes with min_depth <= depth <= max_depth: coarse categories).
+    steps / epochs / plateau_patience: when to move on (exactly one, except on the last stage).
+    unfreeze_text / unfreeze_vision: encoders to open when this stage starts.
+    """
+
+    name: str = "stage"
+    mix: dict[str, float] = field(default_factory=lambda: {"random": 1.0})
+    granularity: str = "fine"
+    min_depth: int = 0
+    max_depth: int = 100
+    alpha: float = 1.0  # node probability ~ subtree_pairs ** alpha; 0 = uniform over nodes
+    steps: int | None = None
+    epochs: int | None = None
+    plateau_patience: int | None = None
+    unfreeze_text: UnfreezeSpec = None
+    unfreeze_vision: UnfreezeSpec = None
+
+
+def default_stages(steps_per_stage: int = 100) -> list[Stage]:
+    """TOnICS's default: object-diverse batches, then coarse ontology nodes, then leaf objects."""
+    return [
+        Stage("diverse", {"diverse": 0.5, "random": 0.5}, steps=steps_per_stage),
+        Stage("coarse", {"ontology": 0.7, "random": 0.3}, "depth", 4, 7, steps=steps_per_stage),
+        Stage("fine", {"ontology": 1.0}, "fine"),
+    ]
+
+
+class CurriculumError(ValueError):
+    """A curriculum that cannot run; the message names the stage field."""
+
+
+class Curriculum:
+    """Stages plus the steps at which each reached stage began."""
+
+    def __init__(self, stages: list[Stage] | None = None) -> None:
+        self.stages = list(stages) if stages else default_stages()
+        self.validate()
+        self.starts: list[int] = [0]
+
+    def validate(self, known_kinds: tuple[str, ...] = ("random", "ontology", "diverse")) -> None:
+        """Reject unknown kinds, empty mixes and stages that can never advance."""
+        for i, stage in enumerate(self.stages):
+            where = f"curriculum.stages[{i}] ('{stage.name}')"
+            unknown = [k for k in stage.mix if k not in known_kinds]
+            if unknown:
+                raise CurriculumError(f"{where}.mix: unknown sampler {unknown}; choose from {known_kinds}")
+            if not stage.mix or any(v < 0 for v in stage.mix.values()) or sum(stage.mix.values()) <= 0:
+                raise CurriculumError(f"{where}.mix: needs positive shares, got {stage.mix}")
+            rules = [r for r in (stage.steps, stage.epochs, stage.plateau_patience) if r is not None]
+            if i < len(self.stages) - 1 and len(rules) != 1:
+                raise CurriculumError(
+                    f"{where}: set exactly one of steps, epochs, plateau_patience, or it never advances"
+                )
+            if any(r <= 0 for r in rules):
+                raise CurriculumError(f"{where}: steps/epochs/plateau_patience must be positive")
+            if stage.granularity not in ("fine", "depth"):
+                raise CurriculumError(f"{where}.granularity: 'fine' or 'depth', got '{stage.granularity}'")
+
+    @property
+    def current(self) -> int:
+        """Index of the latest stage reached."""
+        return len(self.starts) - 1
+
+    def stage_index(self, step: int, steps_per_epoch: int) -> int:
+        """The stage in force at `step`, advancing by the steps/epochs rules when due."""
+        while self.current < len(self.stages) - 1:
+            stage = self.stages[self.current]
+            length = stage.steps if stage.steps is not None else (
+                stage.epochs * steps_per_epoch if stage.epochs is not None else None
+            )
+            if length is None or step < self.starts[-1] + length:
+                break
+            self.starts.append(self.starts[-1] + length)
+        return max(i for i, start in enumerate(self.starts) if start <= step)
+
+    def request_advance(self, at_step: int) -> bool:
+        """Plateau rule: begin the next stage at `at_step`; False on the last stage."""
+        if self.current >= len(self.stages) - 1 or at_step <= self.starts[-1]:
+            return False
+        self.starts.append(at_step)
+        return True
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps."""
+        return {"starts": list(self.starts), "num_stages": len(self.stages)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from a checkpoint of the same curriculum."""
+        if state.get("num_stages") != len(self.stages):
+            raise CurriculumError(
+                f"checkpoint has a {state.get('num_stages')}-stage curriculum, config has {len(self.stages)}"
+            )
+        self.starts = list(state["starts"])

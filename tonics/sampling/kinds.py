@@ -1,0 +1,148 @@
+"""The three kinds of minibatch. Each draws `size` pair indices from the pairs still available in
+this epoch (a boolean mask it updates), so no pair repeats within an epoch whatever the mix.
+
+- `random`: ordinary shuffled batches (the baseline);
+- `ontology`: one node of the ontology is chosen with probability proportional to its subtree pair
+  count ** alpha, among the nodes of the stage's granularity; the batch is drawn from the node's
+  subtree; when fewer than `size` of its pairs remain, its parent is used instead;
+- `diverse`: pairs whose main objects all differ (object-level negatives: a dog among pizzas).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ontology.graph import Ontology
+
+
+@dataclass
+class Draw:
+    """A batch and what made it: the node (for ontology batches) and its depth."""
+
+    indices: np.ndarray
+    kind: str
+    node: str | None = None
+    depth: int | None = None
+    stage: int = 0
+
+
+def _take(pool: np.ndarray, available: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    free = pool[available[pool]]
+    chosen = rng.choice(free, size=size, replace=False) if len(free) > size else rng.permutation(free)
+    available[chosen] = False
+    return chosen
+
+
+class BatchKind:
+    """Interface: draw one batch from the available pairs."""
+
+    name = "base"
+
+    def draw(self, available: np.ndarray, size: int, rng: np.random.Generator) -> Draw:
+        """`size` distinct available indices (marked unavailable), or fewer if too few remain."""
+        raise NotImplementedError
+
+
+class RandomKind(BatchKind):
+    """Uniformly random batches."""
+
+    name = "random"
+
+    def __init__(self, num_pairs: int) -> None:
+        self.all = np.arange(num_pairs)
+
+    def draw(self, available, size, rng) -> Draw:
+        """A uniform draw among the available pairs."""
+        return Draw(_take(self.all, available, size, rng), self.name)
+
+
+class OntologyKind(BatchKind):
+    """Batches from one ontology node's subtree: "many images of the same kind of object"."""
+
+    name = "ontology"
+
+    def __init__(
+        self,
+        ontology: Ontology,
+        *,
+        granularity: str = "fine",
+        min_depth: int = 0,
+        max_depth: int = 100,
+        alpha: float = 1.0,
+        batch_size: int = 32,
+    ) -> None:
+        self.ontology = ontology
+        self.random = RandomKind(len(ontology))
+        graph = ontology.graph
+        if granularity == "fine":
+            nodes = [n for n, d in graph.nodes(data=True) if d["own"] > 0]
+        elif granularity == "depth":
+            nodes = [n for n, d in graph.nodes(data=True) if min_depth <= d["depth"] <= max_depth]
+        else:
+            raise ValueError(f"granularity must be 'fine' or 'depth', got '{granularity}'")
+        if not nodes:
+            raise ValueError(
+                f"no ontology node matches granularity '{granularity}' (depth {min_depth}..{max_depth})"
+            )
+        self.nodes = sorted(nodes)
+        counts = np.array([graph.nodes[n]["subtree"] for n in self.nodes], dtype=float)
+        weights = counts**alpha
+        self.probabilities = weights / weights.sum()
+        self.granularity = granularity
+
+    def draw(self, available, size, rng) -> Draw:
+        """Choose a node, climb to its parent while too few of its pairs remain, draw from it."""
+        node = self.nodes[rng.choice(len(self.nodes), p=self.probabilities)]
+        while node is not None:
+            pool = self.ontology.subtree_pairs(node)
+            if int(available[pool].sum()) >= size:
+                depth = self.ontology.graph.nodes[node]["depth"]
+                return Draw(_take(pool, available, size, rng), self.name, node, depth)
+            node = self.ontology.parent(node)
+        fallback = self.random.draw(available, size, rng)  # the whole tree is nearly used up
+        return Draw(fallback.indices, "ontology-fallback")
+
+
+class DiverseKind(BatchKind):
+    """Batches whose pairs have pairwise different main objects, as far as the pairs allow."""
+
+    name = "diverse"
+
+    def __init__(self, ontology: Ontology) -> None:
+        self.random = RandomKind(len(ontology))
+        groups: dict[str, list[int]] = {}
+        for i, objects in enumerate(ontology.pair_objects):
+            groups.setdefault(objects[0] if objects else f"<none-{i % 997}>", []).append(i)
+        self.groups = [np.asarray(v) for _, v in sorted(groups.items())]
+
+    def draw(self, available, size, rng) -> Draw:
+        """One pair from each of `size` different object groups; topped up at random if needed."""
+        chosen: list[int] = []
+        for g in rng.permutation(len(self.groups)):
+            pool = self.groups[g]
+            free = pool[available[pool]]
+            if len(free):
+                pick = int(free[rng.integers(len(free))])
+                available[pick] = False
+                chosen.append(pick)
+                if len(chosen) == size:
+                    break
+        if len(chosen) < size:
+            chosen.extend(self.random.draw(available, size - len(chosen), rng).indices.tolist())
+        return Draw(np.asarray(chosen), self.name)
+
+
+KINDS = ("random", "ontology", "diverse")
+
+
+def make_kind(name: str, ontology: Ontology, batch_size: int, **options) -> BatchKind:
+    """Build a kind by name; an unknown name is an error listing the known ones."""
+    if name == "random":
+        return RandomKind(len(ontology))
+    if name == "ontology":
+        return OntologyKind(ontology, batch_size=batch_size, **options)
+    if name == "diverse":
+        return DiverseKind(ontology)
+    raise ValueError(f"unknown sampler '{name}'; choose from {', '.join(KINDS)}")

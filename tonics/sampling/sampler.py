@@ -1,0 +1,95 @@
+"""The curriculum batch sampler: yields this rank's lists of dataset indices, epoch by epoch.
+
+Every rank generates the same global sequence of batches from (seed, epoch) and the curriculum's
+stage starts, and keeps batches rank, rank + world, ...: distinct batches, the same count on every
+rank, no pair repeated within an epoch. `skip` drops the batches a resumed run already trained on.
+Set `use_distributed_sampler=False` in the Trainer and call `set_epoch` (the training callback
+does): Lightning only does that for plain samplers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from ontology.graph import Ontology
+from tonics.sampling.curriculum import Curriculum
+from tonics.sampling.kinds import BatchKind, Draw, make_kind
+
+
+class CurriculumBatchSampler(Sampler[list[int]]):
+    """Batches of `batch_size` indices into the ontology's pairs, drawn as the curriculum says."""
+
+    def __init__(
+        self,
+        ontology: Ontology,
+        curriculum: Curriculum,
+        *,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        num_pairs = len(ontology)
+        if batch_size > num_pairs // world_size:
+            raise ValueError(
+                f"data.batch_size={batch_size} x {world_size} rank(s) is larger than the "
+                f"{num_pairs} training pairs; lower the batch size"
+            )
+        self.ontology = ontology
+        self.curriculum = curriculum
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.skip = 0
+        self.draws: dict[int, Draw] = {}  # step -> how this rank's batch was made (diagnostics)
+        self._kinds: dict[tuple[int, str], BatchKind] = {}
+
+    def __len__(self) -> int:
+        return len(self.ontology) // (self.batch_size * self.world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose batches the next iteration yields."""
+        self.epoch = epoch
+
+    def _kind(self, stage_index: int, name: str) -> BatchKind:
+        key = (stage_index, name)
+        if key not in self._kinds:
+            stage = self.curriculum.stages[stage_index]
+            options = {}
+            if name == "ontology":
+                options = dict(granularity=stage.granularity, min_depth=stage.min_depth,
+                               max_depth=stage.max_depth, alpha=stage.alpha)  # fmt: skip
+            self._kinds[key] = make_kind(name, self.ontology, self.batch_size, **options)
+        return self._kinds[key]
+
+    def _round(self, step: int, available: np.ndarray, rng: np.random.Generator) -> Draw:
+        stage_index = self.curriculum.stage_index(step, len(self))
+        stage = self.curriculum.stages[stage_index]
+        names = sorted(stage.mix)
+        shares = np.array([stage.mix[n] for n in names], dtype=float)
+        mine = None
+        for r in range(self.world_size):
+            name = names[rng.choice(len(names), p=shares / shares.sum())]
+            draw = self._kind(stage_index, name).draw(available, self.batch_size, rng)
+            draw.stage = stage_index
+            if r == self.rank:
+                mine = draw
+        return mine
+
+    def __iter__(self) -> Iterator[list[int]]:
+        steps = len(self)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        available = np.ones(len(self.ontology), dtype=bool)
+        skip, self.skip = self.skip, 0
+        for k in range(steps):
+            step = self.epoch * steps + k
+            draw = self._round(step, available, rng)
+            if k < skip:
+                continue
+            self.draws[step] = draw
+            yield draw.indices.tolist()

@@ -1,0 +1,1 @@
+"""The training app on top of the library: LightningModule, callbacks, CLI glue."""

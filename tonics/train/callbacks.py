@@ -1,0 +1,232 @@
+"""Callbacks that connect the curriculum sampler to the training loop.
+
+CurriculumCallback: sets the sampler's epoch (Lightning does so only for plain samplers), saves and
+restores the curriculum and sampler position in checkpoints (exact mid-epoch resume), advances a
+plateau stage when the monitored loss stops improving, opens encoders when a stage asks, and
+writes per-step diagnostics (`curriculum_steps.csv`) and a per-stage summary (`stage_summary.json`).
+SkippedImagesCallback: counts images that failed to load, per epoch and in total.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import lightning.pytorch as pl
+
+log = logging.getLogger(__name__)
+
+STEP_FIELDS = ("step", "epoch", "stage", "stage_name", "kind", "node", "depth", "loss", "acc_i2t",
+               "acc_t2i", "hardness_mean", "hardness_max", "temperature", "data_s", "step_s")  # fmt: skip
+
+
+def run_dir(trainer: pl.Trainer) -> Path:
+    """The run's log directory (the logger's, else the trainer's default root)."""
+    directory = trainer.log_dir or trainer.default_root_dir
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class CurriculumCallback(pl.Callback):
+    """Drives the curriculum sampler from the training loop; see the module docstring."""
+
+    def __init__(self, monitor: str = "val/loss", min_delta: float = 0.0, lookahead: int = 8) -> None:
+        """`lookahead`: steps between a plateau decision and the stage change it causes, more than
+        the loader prefetches, so that every rank switches at the same step."""
+        self.monitor = monitor
+        self.min_delta = min_delta
+        self.lookahead = lookahead
+        self.best = float("inf")
+        self.bad_checks = 0
+        self.steps_done = 0  # per-rank batches trained since the first step of the run
+        self.applied_stage = -1
+        self._pending: dict | None = None
+        self._curriculum = None
+        self._rows: list[dict] = []
+        self._t_end = None
+        self._t_start = None
+        self._data_s = 0.0
+
+    @staticmethod
+    def _datamodule(trainer):
+        dm = trainer.datamodule
+        if dm is None or getattr(dm, "batch_sampler", None) is None:
+            raise RuntimeError("CurriculumCallback needs a TonicsDataModule that has been set up")
+        return dm
+
+    def state_dict(self) -> dict:
+        """Curriculum stage starts, position and plateau counters, for exact resume."""
+        curriculum = self._curriculum.state_dict() if self._curriculum is not None else {}
+        return {"steps_done": self.steps_done, "best": self.best, "bad_checks": self.bad_checks,
+                "curriculum": curriculum}  # fmt: skip
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Keep the saved state until the datamodule is ready (applied in on_train_start)."""
+        self._pending = state_dict
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        """Expose the live curriculum to `state_dict`."""
+        if stage == "fit":
+            self._curriculum = self._datamodule(trainer).curriculum
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """Restore a resumed run's curriculum and skip the batches it already trained on."""
+        dm = self._datamodule(trainer)
+        sampler = dm.batch_sampler
+        if self._pending:
+            self.steps_done = self._pending["steps_done"]
+            self.best, self.bad_checks = self._pending["best"], self._pending["bad_checks"]
+            if self._pending.get("curriculum"):
+                dm.curriculum.load_state_dict(self._pending["curriculum"])
+            sampler.skip = self.steps_done - trainer.current_epoch * len(sampler)
+            self._pending = None
+        self._apply_stage_unfreezing(trainer, pl_module, dm.curriculum.stage_index(self.steps_done, len(sampler)))
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        """Tell the sampler which epoch it is producing."""
+        self._datamodule(trainer).batch_sampler.set_epoch(trainer.current_epoch)
+        self._t_end = time.perf_counter()
+
+    def _apply_stage_unfreezing(self, trainer, pl_module, stage_index: int) -> None:
+        stages = self._datamodule(trainer).curriculum.stages
+        for index in range(self.applied_stage + 1, stage_index + 1):
+            stage = stages[index]
+            if hasattr(pl_module, "unfreeze"):
+                pl_module.unfreeze("text", stage.unfreeze_text)
+                pl_module.unfreeze("vision", stage.unfreeze_vision)
+            log.info("curriculum: stage %d '%s' begins at step %d", index, stage.name, self.steps_done)
+        self.applied_stage = max(self.applied_stage, stage_index)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        """Open encoders on a stage change; note data-loading time."""
+        self._t_start = time.perf_counter()
+        self._data_s = self._t_start - (self._t_end or self._t_start)
+        draw = self._datamodule(trainer).batch_sampler.draws.get(self.steps_done)
+        if draw is not None:
+            self._apply_stage_unfreezing(trainer, pl_module, draw.stage)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Record this step's diagnostics and count it."""
+        now = time.perf_counter()
+        dm = self._datamodule(trainer)
+        draw = dm.batch_sampler.draws.pop(self.steps_done, None)
+        stats = getattr(pl_module, "last_stats", {})
+        if draw is not None:
+            row = {"step": self.steps_done, "epoch": trainer.current_epoch, "stage": draw.stage,
+                   "stage_name": dm.curriculum.stages[draw.stage].name, "kind": draw.kind,
+                   "node": draw.node or "", "depth": "" if draw.depth is None else draw.depth,
+                   **{k: round(v, 6) for k, v in stats.items()},
+                   "data_s": round(self._data_s, 5), "step_s": round(now - self._t_start, 5)}  # fmt: skip
+            self._rows.append(row)
+            pl_module.log("curriculum/stage", float(draw.stage), batch_size=len(batch["indices"]))
+            if draw.depth is not None:
+                pl_module.log("curriculum/node_depth", float(draw.depth), batch_size=len(batch["indices"]))
+            pl_module.log("time/data_s", self._data_s, batch_size=len(batch["indices"]))
+            pl_module.log("time/step_s", now - self._t_start, batch_size=len(batch["indices"]))
+            pl_module.log("time/samples_per_s", len(batch["indices"]) / max(1e-9, now - self._t_start),
+                          batch_size=len(batch["indices"]))  # fmt: skip
+        self.steps_done += 1
+        self._t_end = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        """Plateau rule: after `plateau_patience` checks without improvement, move on."""
+        if trainer.sanity_checking or not trainer.training:
+            return
+        dm = self._datamodule(trainer)
+        value = trainer.callback_metrics.get(self.monitor)
+        stage = dm.curriculum.stages[dm.curriculum.current]
+        if value is None or stage.plateau_patience is None:
+            return
+        if float(value) < self.best - self.min_delta:
+            self.best, self.bad_checks = float(value), 0
+            return
+        self.bad_checks += 1
+        if self.bad_checks >= stage.plateau_patience:
+            at = self.steps_done + self.lookahead
+            if dm.curriculum.request_advance(at):
+                log.info("curriculum: %s plateaued; next stage from step %d", self.monitor, at)
+            self.best, self.bad_checks = float("inf"), 0
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        """Write the step CSV and the stage summary into the run directory."""
+        if trainer.global_rank != 0:
+            return
+        directory = run_dir(trainer)
+        path = directory / "curriculum_steps.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=STEP_FIELDS, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerows(self._rows)
+        summary = stage_summary(self._rows, self._datamodule(trainer).curriculum)
+        (directory / "stage_summary.json").write_text(json.dumps(summary, indent=2))
+        log.info("curriculum: stage summary written to %s", directory / "stage_summary.json")
+
+
+def stage_summary(rows: list[dict], curriculum) -> list[dict]:
+    """Per stage: steps, first step, means of loss/accuracy/hardness, node depths and top nodes."""
+    by_stage: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_stage[row["stage"]].append(row)
+    summary = []
+    for index, stage in enumerate(curriculum.stages):
+        stage_rows = by_stage.get(index, [])
+        entry = {"stage": index, "name": stage.name, "steps": len(stage_rows),
+                 "first_step": stage_rows[0]["step"] if stage_rows else None, "mix": stage.mix}  # fmt: skip
+        for key in ("loss", "acc_i2t", "acc_t2i", "hardness_mean", "hardness_max", "temperature", "step_s", "data_s"):
+            values = [r[key] for r in stage_rows if isinstance(r.get(key), (int, float))]
+            entry[f"mean_{key}"] = round(sum(values) / len(values), 5) if values else None
+        entry["kinds"] = dict(Counter(r["kind"] for r in stage_rows))
+        entry["top_nodes"] = Counter(r["node"] for r in stage_rows if r["node"]).most_common(10)
+        entry["depth_histogram"] = dict(sorted(Counter(r["depth"] for r in stage_rows if r["depth"] != "").items()))
+        summary.append(entry)
+    return summary
+
+
+class SkippedImagesCallback(pl.Callback):
+    """Counts pairs dropped because their image failed; reports per epoch and writes a JSON file."""
+
+    def __init__(self) -> None:
+        self.epoch: Counter[str] = Counter()
+        self.total: Counter[str] = Counter()
+        self.examples: list[str] = []
+        self.loaded = 0
+        self.epoch_loaded = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        """Count this batch's failures and successes."""
+        for location, reason in batch.get("skipped", []):
+            self.epoch[reason] += 1
+            self.total[reason] += 1
+            if len(self.examples) < 20:
+                self.examples.append(f"{location}: {reason}")
+        loaded = int(batch["has_image"].sum()) if "has_image" in batch else 0
+        self.loaded += loaded
+        self.epoch_loaded += loaded
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        """Log the epoch's skips; stop when no image at all could be loaded."""
+        skipped = sum(self.epoch.values())
+        pl_module.log("data/skipped_images", float(skipped))
+        if skipped:
+            log.warning("epoch %d: skipped %d pairs with unusable images %s", trainer.current_epoch, skipped, dict(self.epoch))
+        if self.epoch_loaded == 0 and skipped:
+            raise RuntimeError(
+                f"every image failed to load ({skipped} tried, e.g. {self.examples[:3]}); check the "
+                "dataset's image root / paths"
+            )
+        self.epoch.clear()
+        self.epoch_loaded = 0
+        self._write(trainer)
+
+    def _write(self, trainer) -> None:
+        if trainer.global_rank == 0:
+            report = {"skipped_total": sum(self.total.values()), "by_reason": dict(self.total),
+                      "examples": self.examples, "loaded": self.loaded}  # fmt: skip
+            (run_dir(trainer) / "skipped_images.json").write_text(json.dumps(report, indent=2))
