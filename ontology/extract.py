@@ -3,7 +3,8 @@
 Steps for each caption:
 1. tokenise with a regex (lower-cased words; nothing to download);
 2. match multi-word WordNet noun lemmas first, longest first ("hot dog", "fire hydrant", "teddy
-   bear"), the last word lemmatised ("hot dogs" -> "hot dog");
+   bear"), the last word lemmatised ("hot dogs" -> "hot dog"); of two overlapping matches the one
+   ending later wins ("red fire hydrant" is a hydrant, not "red fire" + "hydrant");
 3. lemmatise single words with WordNet's morphology (dogs -> dog, mice -> mouse);
 4. keep a word only if one of its noun senses lies under `physical_entity.n.01`, and choose the
    most frequent such sense (WordNet lists senses by frequency; the chooser is pluggable);
@@ -164,6 +165,13 @@ class NounExtractor:
                 return synset, size
         return None
 
+    def _overlapped_by_later_match(self, tokens: list[str], start: int, end: int) -> bool:
+        for k in range(start + 1, end):
+            later = self._multiword_at(tokens, k)
+            if later is not None and k + later[1] > end:
+                return True
+        return False
+
     def candidates(self, caption: str) -> list[tuple[int, int, str]]:
         """(start token, end token, synset) for every object mention, before compound heads."""
         tokens = _TOKEN.findall(caption.lower())[:MAX_TOKENS]
@@ -171,6 +179,8 @@ class NounExtractor:
         i = 0
         while i < len(tokens):
             multi = self._multiword_at(tokens, i)
+            if multi is not None and self._overlapped_by_later_match(tokens, i, i + multi[1]):
+                multi = None  # "red fire hydrant": the head-final reading wins over "red fire"
             if multi is not None:
                 found.append((i, i + multi[1], multi[0]))
                 i += multi[1]

@@ -18,13 +18,17 @@ from transformers import (
     CLIPVisionConfig,
     CLIPVisionModel,
     MobileNetV2Config,
-    MobileNetV2ImageProcessor,
     MobileNetV2Model,
     PreTrainedModel,
     ViTConfig,
-    ViTImageProcessor,
     ViTModel,
 )
+
+try:  # transformers >= 5: PIL/numpy processors (the default ones need torchvision)
+    from transformers import MobileNetV2ImageProcessorPil as MobileNetV2ImageProcessor
+    from transformers import ViTImageProcessorPil as ViTImageProcessor
+except ImportError:  # transformers 4.x: the plain classes are the PIL/numpy ones
+    from transformers import MobileNetV2ImageProcessor, ViTImageProcessor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
