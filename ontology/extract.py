@@ -34,14 +34,78 @@ PHYSICAL_ENTITY = "physical_entity.n.01"
 MAX_TOKENS = 256  # longer captions are cut here; a 10,000-character caption is not a sentence
 
 LAYOUT_NOUNS = (
-    "front", "side", "top", "bottom", "view", "picture", "image", "photo", "photograph", "shot",
-    "close", "closeup", "background", "foreground", "left", "right", "middle", "center", "centre",
-    "corner", "edge", "area", "lot", "couple", "group", "pair", "bunch", "variety", "piece",
-    "part", "way", "scene", "sort", "kind", "type", "thing", "something", "stuff", "set", "line",
-    "row", "number", "other", "end", "inside", "outside", "surface", "space", "place", "spot",
-    "point", "stand", "display", "full", "clip", "art", "clipart", "illustration", "drawing",
-    "icon", "symbol", "sign", "design", "cartoon", "vector", "simple", "style", "color", "colour",
-    "clip_art", "emoji", "emoticon",
+    "front",
+    "side",
+    "top",
+    "bottom",
+    "view",
+    "picture",
+    "image",
+    "photo",
+    "photograph",
+    "shot",
+    "close",
+    "closeup",
+    "background",
+    "foreground",
+    "left",
+    "right",
+    "middle",
+    "center",
+    "centre",
+    "corner",
+    "edge",
+    "area",
+    "lot",
+    "couple",
+    "group",
+    "pair",
+    "bunch",
+    "variety",
+    "piece",
+    "part",
+    "way",
+    "scene",
+    "sort",
+    "kind",
+    "type",
+    "thing",
+    "something",
+    "stuff",
+    "set",
+    "line",
+    "row",
+    "number",
+    "other",
+    "end",
+    "inside",
+    "outside",
+    "surface",
+    "space",
+    "place",
+    "spot",
+    "point",
+    "stand",
+    "display",
+    "full",
+    "clip",
+    "art",
+    "clipart",
+    "illustration",
+    "drawing",
+    "icon",
+    "symbol",
+    "sign",
+    "design",
+    "cartoon",
+    "vector",
+    "simple",
+    "style",
+    "color",
+    "colour",
+    "clip_art",
+    "emoji",
+    "emoticon",
 )
 STOP_WORDS = frozenset(
     """a an the and or but of in on at to for with without from by as into onto over under above
@@ -94,7 +158,9 @@ class NounExtractor:
         self.wn = wordnet or load_wordnet()
         self.choose_sense = choose_sense
         self._physical = self.wn.synset(PHYSICAL_ENTITY)
-        self._skip = STOP_WORDS | set(self.settings.layout_nouns) | set(self.settings.extra_stop_words)
+        self._skip = (
+            STOP_WORDS | set(self.settings.layout_nouns) | set(self.settings.extra_stop_words)
+        )
         self._noun_cache: dict[str, str | None] = {}
         self._pos_cache: dict[str, str] = {}
         self._physical_cache: dict[str, bool] = {}
@@ -139,7 +205,10 @@ class NounExtractor:
         if lemma is None:
             return 0
         return sum(
-            le.count() for s in self.wn.synsets(lemma, pos) for le in s.lemmas() if le.name().lower() == lemma
+            le.count()
+            for s in self.wn.synsets(lemma, pos)
+            for le in s.lemmas()
+            if le.name().lower() == lemma
         )
 
     def _usual_pos(self, word: str) -> str:
@@ -212,7 +281,11 @@ class NounExtractor:
             return []
         mentions = self.candidates(caption)
         if self.settings.head_only_compounds:
-            mentions = [m for k, m in enumerate(mentions) if k + 1 == len(mentions) or mentions[k + 1][0] != m[1]]
+            mentions = [
+                m
+                for k, m in enumerate(mentions)
+                if k + 1 == len(mentions) or mentions[k + 1][0] != m[1]
+            ]
         seen: dict[str, None] = {}
         for _, _, synset in mentions:
             seen.setdefault(synset, None)

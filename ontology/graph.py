@@ -125,13 +125,17 @@ class Ontology:
             meta = json.loads(data["meta"].tobytes().decode())
             flat, indptr = data["pair_nodes"], data["pair_indptr"]
         if meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: ontology format {meta.get('version')}, expected {FORMAT_VERSION}")
+            raise ValueError(
+                f"{path}: ontology format {meta.get('version')}, expected {FORMAT_VERSION}"
+            )
         graph = nx.DiGraph()
         for name, attrs in meta["nodes"]:
             graph.add_node(name, **attrs)
         graph.add_edges_from(tuple(e) for e in meta["edges"])
         names = [n for n, _ in meta["nodes"]]
-        objects = [tuple(names[j] for j in flat[indptr[i] : indptr[i + 1]]) for i in range(len(indptr) - 1)]
+        objects = [
+            tuple(names[j] for j in flat[indptr[i] : indptr[i + 1]]) for i in range(len(indptr) - 1)
+        ]
         return cls(graph, objects, meta["pair_ids"], meta["settings"])
 
 
@@ -145,7 +149,11 @@ def _hypernym_closure(wn, synset_names: Iterable[str]) -> nx.DiGraph:
             continue
         seen.add(synset.name())
         graph.add_node(
-            synset.name(), lemmas=synset.lemma_names()[:5], depth=synset.min_depth(), own=0, subtree=0
+            synset.name(),
+            lemmas=synset.lemma_names()[:5],
+            depth=synset.min_depth(),
+            own=0,
+            subtree=0,
         )
         for parent in synset.hypernyms() + synset.instance_hypernyms():
             graph.add_edge(parent.name(), synset.name())
@@ -153,7 +161,9 @@ def _hypernym_closure(wn, synset_names: Iterable[str]) -> nx.DiGraph:
     for name in graph:  # parents reached only as edges still need attributes
         if "depth" not in graph.nodes[name]:
             synset = wn.synset(name)
-            graph.nodes[name].update(lemmas=synset.lemma_names()[:5], depth=synset.min_depth(), own=0, subtree=0)
+            graph.nodes[name].update(
+                lemmas=synset.lemma_names()[:5], depth=synset.min_depth(), own=0, subtree=0
+            )
     return graph
 
 
@@ -195,7 +205,9 @@ def build_ontology(
     if source not in ("caption", "image", "intersection"):
         raise ValueError(f"object source must be caption, image or intersection, got '{source}'")
     if source != "caption" and image_objects is None:
-        raise ValueError(f"object source '{source}' needs image object labels; this dataset has none")
+        raise ValueError(
+            f"object source '{source}' needs image object labels; this dataset has none"
+        )
     extractor = extractor or NounExtractor()
     wn = extractor.wn
     per_caption: dict[object, list[str]] = {}
@@ -206,7 +218,8 @@ def build_ontology(
             per_caption[key] = extractor.extract(caption)
         caption_objects.append(per_caption[key])
     image_synsets = [
-        [category_synset(name, category_table) for name in labels] for labels in (image_objects or [])
+        [category_synset(name, category_table) for name in labels]
+        for labels in (image_objects or [])
     ]
     graph = _hypernym_closure(wn, {s for objs in caption_objects + image_synsets for s in objs})
 
@@ -214,7 +227,9 @@ def build_ontology(
         return a in graph and b in graph and nx.has_path(graph, a, b)
 
     pair_objects = [
-        combine_objects(caption_objects[i], image_synsets[i] if image_synsets else (), source, is_ancestor)
+        combine_objects(
+            caption_objects[i], image_synsets[i] if image_synsets else (), source, is_ancestor
+        )
         for i in range(len(caption_objects))
     ]
     ontology = Ontology(

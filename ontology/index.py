@@ -21,12 +21,16 @@ from ontology.wordnet import cache_dir
 log = logging.getLogger(__name__)
 
 
-def ontology_cache_key(records: Sequence, settings: ExtractionSettings, source: ObjectSource) -> str:
+def ontology_cache_key(
+    records: Sequence, settings: ExtractionSettings, source: ObjectSource
+) -> str:
     """A hash of the pairs (ids, captions, labels) and the settings."""
     digest = hashlib.sha256()
     digest.update(json.dumps([asdict(settings), source], sort_keys=True).encode())
     for r in records:
-        digest.update(f"{r.pair_id}\x1f{r.caption}\x1f{'|'.join(r.objects)}\x1e".encode("utf-8", "replace"))
+        digest.update(
+            f"{r.pair_id}\x1f{r.caption}\x1f{'|'.join(r.objects)}\x1e".encode("utf-8", "replace")
+        )
     return digest.hexdigest()[:20]
 
 
@@ -57,5 +61,10 @@ def ontology_for_records(
         category_table=category_table,
     )
     ontology.save(path)
-    log.info("ontology: built %d nodes for %d pairs, saved to %s", ontology.graph.number_of_nodes(), len(records), path)
+    log.info(
+        "ontology: built %d nodes for %d pairs, saved to %s",
+        ontology.graph.number_of_nodes(),
+        len(records),
+        path,
+    )
     return ontology

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from ontology.extract import LAYOUT_NOUNS, STOP_WORDS
 
 
-def unmatched_nouns(captions: Sequence[object], pair_objects: Sequence[Sequence[str]], top: int = 30) -> list:
+def unmatched_nouns(
+    captions: Sequence[object], pair_objects: Sequence[Sequence[str]], top: int = 30
+) -> list:
     """Most frequent words in captions that yielded no object (candidates for the layout list or a
     missing lemma), with their counts."""
     counts: Counter[str] = Counter()
@@ -17,5 +19,7 @@ def unmatched_nouns(captions: Sequence[object], pair_objects: Sequence[Sequence[
     for caption, objects in zip(captions, pair_objects):
         if objects or not isinstance(caption, str):
             continue
-        counts.update(w for w in re.findall(r"[a-z]+", caption.lower()) if w not in skip and len(w) > 1)
+        counts.update(
+            w for w in re.findall(r"[a-z]+", caption.lower()) if w not in skip and len(w) > 1
+        )
     return counts.most_common(top)

@@ -50,7 +50,9 @@ def lexnames_text(man_page: Path = LEXNAMES_MAN_PAGE) -> str:
             number, pos, name = match.groups()
             rows.append(f"{number}\t{pos}.{name}\t{_POS_NUMBER[pos]}")
     if len(rows) != 45:
-        raise WordNetNotFoundError(f"{man_page}: expected 45 lexicographer files, found {len(rows)}")
+        raise WordNetNotFoundError(
+            f"{man_page}: expected 45 lexicographer files, found {len(rows)}"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -127,5 +129,8 @@ def load_wordnet(directory: str | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "multilingual functions are not available"
             return _reader_class()(str(candidate), _lexnames_file(candidate))
-    tried = ", ".join(["nltk's wordnet corpus"] * (directory is None) + [str(p) for p in _candidate_dirs(directory)])
+    tried = ", ".join(
+        ["nltk's wordnet corpus"] * (directory is None)
+        + [str(p) for p in _candidate_dirs(directory)]
+    )
     raise WordNetNotFoundError(f"no WordNet database found (tried {tried}); {INSTALL_HINT}")

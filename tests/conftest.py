@@ -13,8 +13,28 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-NOUNS = ["dog", "cat", "horse", "pizza", "banana", "car", "bus", "bicycle", "chair", "sofa", "apple", "bird"]
-PLACES = ["on the grass", "in a kitchen", "near a table", "on a street", "in a field", "by a window"]
+NOUNS = [
+    "dog",
+    "cat",
+    "horse",
+    "pizza",
+    "banana",
+    "car",
+    "bus",
+    "bicycle",
+    "chair",
+    "sofa",
+    "apple",
+    "bird",
+]
+PLACES = [
+    "on the grass",
+    "in a kitchen",
+    "near a table",
+    "on a street",
+    "in a field",
+    "by a window",
+]
 
 
 def write_karpathy(root, n_images: int = 48, captions_per_image: int = 2, seed: int = 0) -> str:

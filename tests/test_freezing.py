@@ -11,7 +11,9 @@ from tonics.model import AlignmentModel, ClipLoss, TextEncoder, VisionEncoder
 
 def _model(vision="tiny:mobilenet_v2"):
     torch.manual_seed(0)
-    return AlignmentModel(TextEncoder.from_name("tiny:bert"), VisionEncoder.from_name(vision), embed_dim=16)
+    return AlignmentModel(
+        TextEncoder.from_name("tiny:bert"), VisionEncoder.from_name(vision), embed_dim=16
+    )
 
 
 def _snapshot(module):
@@ -75,7 +77,9 @@ def test_whole_unfreezing_trains_every_encoder_part():
     before = _snapshot(model)
     _train_steps(model)
     changed = _changed(before, _snapshot(model), "text.")
-    assert any("embeddings" in n for n in changed) and any(re.search(r"\.layers?\.1\.", n) for n in changed)
+    assert any("embeddings" in n for n in changed) and any(
+        re.search(r"\.layers?\.1\.", n) for n in changed
+    )
     assert model.text.encoder.training
 
 

@@ -18,7 +18,8 @@ def _encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("mode", "fmt"), [("L", "PNG"), ("P", "PNG"), ("RGBA", "PNG"), ("CMYK", "JPEG"), ("LA", "PNG"), ("I;16", "PNG")]
+    ("mode", "fmt"),
+    [("L", "PNG"), ("P", "PNG"), ("RGBA", "PNG"), ("CMYK", "JPEG"), ("LA", "PNG"), ("I;16", "PNG")],
 )
 def test_modes_become_rgb(mode, fmt):
     image, failure = load_image(ImageRef(data=_encoded(Image.new(mode, (6, 4)), fmt)))
@@ -42,7 +43,12 @@ def test_failures_are_reported(tmp_path):
     (tmp_path / "truncated.jpg").write_bytes(good[: len(good) // 3])
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "text.jpg").write_text("not an image at all")
-    cases = {"truncated.jpg": "corrupt", "empty.jpg": "zero-byte", "text.jpg": "not an image", "missing.jpg": "missing"}
+    cases = {
+        "truncated.jpg": "corrupt",
+        "empty.jpg": "zero-byte",
+        "text.jpg": "not an image",
+        "missing.jpg": "missing",
+    }
     for name, reason in cases.items():
         image, failure = load_image(ImageRef(path=str(tmp_path / name)))
         assert image is None and reason in failure, (name, failure)

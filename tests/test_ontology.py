@@ -71,7 +71,9 @@ def test_cell_phone_is_one_object(extractor):
 )
 def test_verbs_adjectives_and_layout_words_are_not_objects(extractor, caption, spurious):
     objects = extractor.extract(caption)
-    assert spurious not in objects and not any(o.startswith(spurious.split(".")[0] + ".") for o in objects)
+    assert spurious not in objects and not any(
+        o.startswith(spurious.split(".")[0] + ".") for o in objects
+    )
 
 
 def test_bad_captions_yield_no_object(extractor):
@@ -102,7 +104,9 @@ def test_graph_counts_and_round_trip(tmp_path):
     ontology = build_ontology(captions, [f"p{i}" for i in range(5)])
     graph = ontology.graph
     assert graph.has_edge("canine.n.02", "dog.n.01")
-    assert graph.nodes["dog.n.01"]["own"] == 1 and graph.nodes["dog.n.01"]["subtree"] == 2  # dog + puppy
+    assert (
+        graph.nodes["dog.n.01"]["own"] == 1 and graph.nodes["dog.n.01"]["subtree"] == 2
+    )  # dog + puppy
     assert list(ontology.subtree_pairs("carnivore.n.01")) == [0, 1, 2]
     assert ontology.coverage() == pytest.approx(0.8)
     assert nx.is_directed_acyclic_graph(graph) and ontology.root == "entity.n.01"
@@ -123,12 +127,17 @@ def test_object_sources_caption_image_intersection():
     assert combine_objects(caption, image, "caption", is_ancestor) == tuple(caption)
     assert combine_objects(caption, image, "image", is_ancestor) == tuple(image)
     assert combine_objects(caption, image, "intersection", is_ancestor) == ("puppy.n.01",)
-    assert combine_objects(["animal.n.01"], ["dog.n.01"], "intersection", is_ancestor) == ("dog.n.01",)
+    assert combine_objects(["animal.n.01"], ["dog.n.01"], "intersection", is_ancestor) == (
+        "dog.n.01",
+    )
 
 
 def test_image_objects_from_coco_labels_in_intersection_mode(tmp_path):
     Record = namedtuple("Record", "pair_id caption objects")
-    records = [Record("a", "a puppy with a frisbee", ("dog", "frisbee")), Record("b", "a man on a bench", ("bench",))]
+    records = [
+        Record("a", "a puppy with a frisbee", ("dog", "frisbee")),
+        Record("b", "a man on a bench", ("bench",)),
+    ]
     ontology = ontology_for_records(records, source="intersection", cache=tmp_path)
     assert ontology.pair_objects == [("puppy.n.01", "frisbee.n.01"), ("bench.n.01",)]
     cached = ontology_for_records(records, source="intersection", cache=tmp_path)

@@ -36,7 +36,11 @@ def test_coco_captions_with_instances(tmp_path):
                  "annotations": [{"id": 1, "image_id": 1, "category_id": 18}, {"id": 2, "image_id": 2, "category_id": 17}]}  # fmt: skip
     (tmp_path / "captions_val2017.json").write_text(json.dumps(captions))
     (tmp_path / "instances_val2017.json").write_text(json.dumps(instances))
-    reader = CocoCaptionsReader(str(tmp_path / "captions_val2017.json"), str(tmp_path), str(tmp_path / "instances_val2017.json"))
+    reader = CocoCaptionsReader(
+        str(tmp_path / "captions_val2017.json"),
+        str(tmp_path),
+        str(tmp_path / "instances_val2017.json"),
+    )
     records = reader.read()
     assert [(r.caption, r.split, r.objects, r.image_id) for r in records] == [
         ("A dog on grass", "val", ("dog",), "1"), ("a cat", "val", ("cat",), "2")]  # fmt: skip
@@ -47,7 +51,9 @@ def test_coco_captions_with_instances(tmp_path):
 def test_coco_missing_annotations_is_a_clear_error(tmp_path):
     path = tmp_path / "captions_train2014.json"
     path.write_text(json.dumps({"images": []}))
-    with pytest.raises(DataFormatError, match=r"captions_train2014.json: missing the 'annotations' field"):
+    with pytest.raises(
+        DataFormatError, match=r"captions_train2014.json: missing the 'annotations' field"
+    ):
         CocoCaptionsReader(str(path), str(tmp_path)).read()
 
 
@@ -68,7 +74,11 @@ def test_karpathy_splits_and_restval(tmp_path):
     path.write_text(json.dumps(data))
     reader = KarpathyReader(str(path), "/coco")
     records = reader.read()
-    assert [(r.split, r.image_id, r.caption) for r in records] == [("test", "5", "a bus"), ("test", "5", "a red bus"), ("train", "6", "a dog")]
+    assert [(r.split, r.image_id, r.caption) for r in records] == [
+        ("test", "5", "a bus"),
+        ("test", "5", "a red bus"),
+        ("train", "6", "a dog"),
+    ]
     assert records[0].image.path == "/coco/val2014/x.jpg"
     assert reader.skipped == {"image without sentences": 1}
     assert KarpathyReader(str(path), "/coco", merge_restval=False).read()[2].split == "restval"
@@ -76,7 +86,12 @@ def test_karpathy_splits_and_restval(tmp_path):
 
 @pytest.mark.parametrize("order", ["caption_url", "url_caption"])
 def test_conceptual_tsv_detects_column_order_and_skips_short_rows(tmp_path, order):
-    rows = [("a dog on a beach", "http://x/1.jpg"), ("a red car", "http://x/2.jpg"), ("short",), ("a cat", "http://x/3.jpg")]
+    rows = [
+        ("a dog on a beach", "http://x/1.jpg"),
+        ("a red car", "http://x/2.jpg"),
+        ("short",),
+        ("a cat", "http://x/3.jpg"),
+    ]
     lines = ["\t".join(r if order == "caption_url" or len(r) == 1 else r[::-1]) for r in rows]
     (tmp_path / "cc.tsv").write_text("\n".join(lines) + "\n")
     reader = ConceptualCaptionsTsvReader(str(tmp_path / "cc.tsv"), str(tmp_path))
@@ -105,7 +120,10 @@ def test_webdataset_shards_pair_members_and_count_orphans(tmp_path):
     assert [r.caption for r in records] == ["a red square"]
     image, failure = load_image(records[0].image)
     assert failure is None and image.size == (8, 8)
-    assert reader.skipped == {"tar key with a caption and no image": 1, "tar key with an image and no caption": 1}
+    assert reader.skipped == {
+        "tar key with a caption and no image": 1,
+        "tar key with an image and no caption": 1,
+    }
 
 
 def test_webdataset_no_shards_is_an_error(tmp_path):
@@ -115,10 +133,14 @@ def test_webdataset_no_shards_is_an_error(tmp_path):
 
 def test_hf_imagefolder_with_metadata(tmp_path):
     (tmp_path / "train").mkdir()
-    for i, text in enumerate(["a dog", "a cat", ""]):
+    for i in range(3):
         (tmp_path / "train" / f"{i}.jpg").write_bytes(_jpeg((i * 80, 0, 0)))
     (tmp_path / "train" / "metadata.jsonl").write_text(
-        "\n".join(json.dumps({"file_name": f"{i}.jpg", "text": t}) for i, t in enumerate(["a dog", "a cat", ""])))
+        "\n".join(
+            json.dumps({"file_name": f"{i}.jpg", "text": t})
+            for i, t in enumerate(["a dog", "a cat", ""])
+        )
+    )
     reader = HFDatasetReader(str(tmp_path))
     records = reader.read()
     assert sorted(r.caption for r in records) == ["a cat", "a dog"]
@@ -130,8 +152,12 @@ def test_hf_imagefolder_with_metadata(tmp_path):
 
 def test_hf_parquet_with_named_columns(tmp_path):
     datasets = pytest.importorskip("datasets")
-    table = datasets.Dataset.from_dict({"img": [{"bytes": _jpeg(), "path": None}], "sentence": ["a bird"]})
+    table = datasets.Dataset.from_dict(
+        {"img": [{"bytes": _jpeg(), "path": None}], "sentence": ["a bird"]}
+    )
     table = table.cast_column("img", datasets.Image())
     table.to_parquet(str(tmp_path / "part-0.parquet"))
-    records = HFDatasetReader(str(tmp_path / "*.parquet"), format="parquet", image_column="img", text_column="sentence").read()
+    records = HFDatasetReader(
+        str(tmp_path / "*.parquet"), format="parquet", image_column="img", text_column="sentence"
+    ).read()
     assert [r.caption for r in records] == ["a bird"] and load_image(records[0].image)[1] is None

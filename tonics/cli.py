@@ -28,7 +28,12 @@ TOOL_COMMANDS = ("ontology", "export", "retrieval", "demo")
 
 def _loggers() -> list[dict]:
     """CSV always; TensorBoard too when it is installed."""
-    loggers = [{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "runs", "name": "tonics"}}]
+    loggers = [
+        {
+            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            "init_args": {"save_dir": "runs", "name": "tonics"},
+        }
+    ]
     try:
         import tensorboard  # noqa: F401
 
@@ -45,7 +50,11 @@ def format_retrieval(metrics: dict[str, float], prefix: str = "test") -> str:
     for direction in ("image_to_text", "text_to_image"):
         cells = [metrics.get(f"{prefix}/{direction}_R@{k}", float("nan")) for k in (1, 5, 10)]
         rank = metrics.get(f"{prefix}/{direction}_mean_rank", float("nan"))
-        lines.append(f"| {direction.replace('_', ' ')} | " + " | ".join(f"{c:.2f}" for c in cells) + f" | {rank:.1f} |")
+        lines.append(
+            f"| {direction.replace('_', ' ')} | "
+            + " | ".join(f"{c:.2f}" for c in cells)
+            + f" | {rank:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -63,7 +72,9 @@ class TonicsCLI(LightningCLI):
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.monitor": "val/loss",
                              "checkpoint.mode": "min", "checkpoint.save_top_k": 1})  # fmt: skip
         parser.set_defaults({"trainer.logger": _loggers(), "trainer.default_root_dir": "runs"})
-        parser.add_argument("--no_test", action="store_true", help="skip the test pass after fit")
+        parser.add_argument(
+            "--no_test", type=bool, default=False, help="skip the test pass after fit"
+        )
 
     def before_instantiate_classes(self) -> None:
         """Our batch sampler is rank-aware: Lightning must not replace it."""
@@ -76,12 +87,20 @@ class TonicsCLI(LightningCLI):
             return
         if not self.datamodule.split("test"):
             return
-        best = self.trainer.checkpoint_callback.best_model_path if self.trainer.checkpoint_callback else ""
-        results = self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False)
+        best = (
+            self.trainer.checkpoint_callback.best_model_path
+            if self.trainer.checkpoint_callback
+            else ""
+        )
+        results = self.trainer.test(
+            self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False
+        )
         metrics = results[0] if results else {}
         if self.trainer.global_rank == 0 and metrics:
             directory = run_dir(self.trainer)
-            (directory / "retrieval_test.json").write_text(json.dumps({"checkpoint": best, **metrics}, indent=2))
+            (directory / "retrieval_test.json").write_text(
+                json.dumps({"checkpoint": best, **metrics}, indent=2)
+            )
             print(f"\nRetrieval on the test split ({int(metrics.get('test/images', 0))} images, "
                   f"{int(metrics.get('test/captions', 0))} captions), checkpoint {best or 'last weights'}:")  # fmt: skip
             print(format_retrieval(metrics))

@@ -22,20 +22,30 @@ def add_reader_options(parser: argparse.ArgumentParser) -> None:
     """Options that pick a dataset in one of the supported formats."""
     group = parser.add_argument_group("dataset (choose one)")
     group.add_argument("--demo", action="store_true", help="the built-in offline demo dataset")
-    group.add_argument("--karpathy", help="Karpathy split file (dataset_coco.json / dataset_flickr30k.json)")
+    group.add_argument(
+        "--karpathy", help="Karpathy split file (dataset_coco.json / dataset_flickr30k.json)"
+    )
     group.add_argument("--coco-captions", help="COCO captions_*.json")
     group.add_argument("--coco-instances", help="COCO instances_*.json (object labels)")
     group.add_argument("--tsv", help="Conceptual Captions TSV")
     group.add_argument("--webdataset", help="glob of webdataset .tar shards")
     group.add_argument("--hf", help="Hugging Face imagefolder directory")
-    group.add_argument("--image-root", default=".", help="image directory for --karpathy/--coco-captions/--tsv")
+    group.add_argument(
+        "--image-root", default=".", help="image directory for --karpathy/--coco-captions/--tsv"
+    )
 
 
 def reader_from_args(args: argparse.Namespace):
     """The reader the options name; an error if none or several are given."""
-    chosen = [name for name in ("demo", "karpathy", "coco_captions", "tsv", "webdataset", "hf") if getattr(args, name)]
+    chosen = [
+        name
+        for name in ("demo", "karpathy", "coco_captions", "tsv", "webdataset", "hf")
+        if getattr(args, name)
+    ]
     if len(chosen) != 1:
-        raise SystemExit("tonics: name exactly one dataset: --demo, --karpathy, --coco-captions, --tsv, --webdataset or --hf")
+        raise SystemExit(
+            "tonics: name exactly one dataset: --demo, --karpathy, --coco-captions, --tsv, --webdataset or --hf"
+        )
     if args.demo:
         return DemoReader()
     if args.karpathy:
@@ -50,7 +60,9 @@ def reader_from_args(args: argparse.Namespace):
 
 
 def _ontology(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tonics ontology", description="Build or inspect the object ontology.")
+    parser = argparse.ArgumentParser(
+        prog="tonics ontology", description="Build or inspect the object ontology."
+    )
     parser.add_argument("action", choices=("build", "stats"))
     parser.add_argument("--split", default="train")
     parser.add_argument("--source", default="caption", choices=("caption", "image", "intersection"))
@@ -79,13 +91,17 @@ def _ontology(argv: list[str]) -> int:
     stats["build_seconds"] = round(seconds, 2)
     stats["reader_skipped"] = dict(reader.skipped)
     if args.action == "stats":
-        stats["unmatched_nouns"] = unmatched_nouns([r.caption for r in records], ontology.pair_objects)
+        stats["unmatched_nouns"] = unmatched_nouns(
+            [r.caption for r in records], ontology.pair_objects
+        )
     print(json.dumps(stats, indent=2))
     return 0
 
 
 def _export(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tonics export", description="Export a checkpoint for use without tonics's trainer.")
+    parser = argparse.ArgumentParser(
+        prog="tonics export", description="Export a checkpoint for use without tonics's trainer."
+    )
     parser.add_argument("checkpoint")
     parser.add_argument("out")
     args = parser.parse_args(argv)
@@ -96,10 +112,16 @@ def _export(argv: list[str]) -> int:
 
 
 def _retrieval(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tonics retrieval", description="Image<->text retrieval of a model.")
+    parser = argparse.ArgumentParser(
+        prog="tonics retrieval", description="Image<->text retrieval of a model."
+    )
     parser.add_argument("--model", help="directory written by `tonics export`")
-    parser.add_argument("--text-encoder", default="packaged:minilm", help="untrained baseline (no --model)")
-    parser.add_argument("--vision-encoder", default="packaged:mobilenet_v2", help="untrained baseline (no --model)")
+    parser.add_argument(
+        "--text-encoder", default="packaged:minilm", help="untrained baseline (no --model)"
+    )
+    parser.add_argument(
+        "--vision-encoder", default="packaged:mobilenet_v2", help="untrained baseline (no --model)"
+    )
     parser.add_argument("--split", default="test")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", help="write the JSON report here")
@@ -118,7 +140,9 @@ def _retrieval(argv: list[str]) -> int:
 
 
 def _demo(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="tonics demo", description="Build the offline demo dataset.")
+    parser = argparse.ArgumentParser(
+        prog="tonics demo", description="Build the offline demo dataset."
+    )
     parser.add_argument("--root", help="output directory (default: the cache)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -16,10 +16,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
 from tonics.model.alignment import LOGIT_SCALE_MAX, projection_head
 from tonics.model.encoders import TextEncoder, VisionEncoder, load_image_processor, load_tokenizer
+
+POOLER_OPTIONAL = ("bert", "roberta", "vit", "deit", "xlm-roberta")
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
@@ -33,7 +35,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
                         source=str(checkpoint))  # fmt: skip
 
 
-def export_model(model, out, *, text_name, vision_name, text_pooling, vision_pooling, head, source="") -> Path:
+def export_model(
+    model, out, *, text_name, vision_name, text_pooling, vision_pooling, head, source=""
+) -> Path:
     """Write an AlignmentModel plus its tokenizer and image processor to `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -51,6 +55,25 @@ def export_model(model, out, *, text_name, vision_name, text_pooling, vision_poo
     return out
 
 
+def _load_as_saved(directory: Path):
+    """AutoModel.from_pretrained, without adding a pooler the saved model did not have.
+
+    BERT/ViT-style models get a randomly initialised pooling layer by default; a model trained
+    without one must come back without one, or a "pooled" output would change.
+    """
+    from safetensors import safe_open
+
+    weights = directory / "model.safetensors"
+    kwargs = {}
+    if weights.is_file():
+        with safe_open(str(weights), "pt") as handle:
+            has_pooler = any("pooler" in key for key in handle.keys())
+        config = AutoConfig.from_pretrained(directory)
+        if not has_pooler and config.model_type in POOLER_OPTIONAL:
+            kwargs["add_pooling_layer"] = False
+    return AutoModel.from_pretrained(directory, **kwargs)
+
+
 class ExportedModel(nn.Module):
     """An exported aligned model: `encode_text(list[str])`, `encode_image(list[PIL.Image])`."""
 
@@ -62,11 +85,19 @@ class ExportedModel(nn.Module):
             raise FileNotFoundError(f"{directory} is not an exported tonics model (no tonics.json)")
         self.meta = json.loads(meta_path.read_text())
         self.tokenizer = AutoTokenizer.from_pretrained(directory / "text")
-        self.image_processor = AutoImageProcessor.from_pretrained(directory / "vision", use_fast=False)
-        self.text = TextEncoder(AutoModel.from_pretrained(directory / "text"), self.meta["text_pooling"])
-        self.vision = VisionEncoder(AutoModel.from_pretrained(directory / "vision"), self.meta["vision_pooling"])
-        self.text_head = projection_head(self.text.output_dim, self.meta["embed_dim"], self.meta["head"])
-        self.vision_head = projection_head(self.vision.output_dim, self.meta["embed_dim"], self.meta["head"])
+        self.image_processor = AutoImageProcessor.from_pretrained(
+            directory / "vision", use_fast=False
+        )
+        self.text = TextEncoder(_load_as_saved(directory / "text"), self.meta["text_pooling"])
+        self.vision = VisionEncoder(
+            _load_as_saved(directory / "vision"), self.meta["vision_pooling"]
+        )
+        self.text_head = projection_head(
+            self.text.output_dim, self.meta["embed_dim"], self.meta["head"]
+        )
+        self.vision_head = projection_head(
+            self.vision.output_dim, self.meta["embed_dim"], self.meta["head"]
+        )
         heads = torch.load(directory / "heads.pt", map_location="cpu", weights_only=True)
         self.text_head.load_state_dict(heads["text_head"])
         self.vision_head.load_state_dict(heads["vision_head"])
@@ -78,7 +109,9 @@ class ExportedModel(nn.Module):
         """L2-normalised caption embeddings."""
         tokens = self.tokenizer(captions, padding="longest", truncation=True, max_length=max_length,
                                 return_tensors="pt")  # fmt: skip
-        return F.normalize(self.text_head(self.text(tokens["input_ids"], tokens["attention_mask"])), dim=-1)
+        return F.normalize(
+            self.text_head(self.text(tokens["input_ids"], tokens["attention_mask"])), dim=-1
+        )
 
     @torch.no_grad()
     def encode_image(self, images) -> torch.Tensor:
@@ -86,7 +119,9 @@ class ExportedModel(nn.Module):
         if isinstance(images, torch.Tensor):
             pixels = images
         else:
-            pixels = self.image_processor(images=[im.convert("RGB") for im in images], return_tensors="pt")["pixel_values"]
+            pixels = self.image_processor(
+                images=[im.convert("RGB") for im in images], return_tensors="pt"
+            )["pixel_values"]
         return F.normalize(self.vision_head(self.vision(pixels)), dim=-1)
 
     def scale(self) -> torch.Tensor:

@@ -23,7 +23,9 @@ class PairDataset(Dataset):
     once, through its first caption).
     """
 
-    def __init__(self, records: Sequence[PairRecord], image_processor, images_for: set[int] | None = None) -> None:
+    def __init__(
+        self, records: Sequence[PairRecord], image_processor, images_for: set[int] | None = None
+    ) -> None:
         self.records = records
         self.image_processor = image_processor
         self.images_for = images_for
@@ -73,7 +75,11 @@ class Collator:
             "image_ids": [it["image_id"] for it in kept],
             "input_ids": tokens["input_ids"][: len(kept)],
             "attention_mask": tokens["attention_mask"][: len(kept)],
-            "pixel_values": torch.stack([kept[k]["pixel_values"] for k in with_image]) if with_image else None,
-            "has_image": torch.tensor([it["pixel_values"] is not None for it in kept], dtype=torch.bool),
+            "pixel_values": torch.stack([kept[k]["pixel_values"] for k in with_image])
+            if with_image
+            else None,
+            "has_image": torch.tensor(
+                [it["pixel_values"] is not None for it in kept], dtype=torch.bool
+            ),
             "skipped": skipped,
         }

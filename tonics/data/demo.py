@@ -24,6 +24,7 @@ import logging
 import random
 import re
 import time
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,9 @@ CLDR_ROOT = Path("/usr/share/unicode/cldr/common")
 EMOJI_GROUPS = ("Animals & Nature", "Food & Drink", "Travel & Places", "Activities", "Objects")
 MAX_SOURCE_PIXELS = 25_000_000
 IMAGE_SIDE = 160  # the vision encoder resizes to 256/224 anyway; small files keep the demo light
-DEBIAN_PACKAGES = "openclipart-png openclipart-svg fonts-noto-color-emoji unicode-cldr-core wordnet-base"
+DEBIAN_PACKAGES = (
+    "openclipart-png openclipart-svg fonts-noto-color-emoji unicode-cldr-core wordnet-base"
+)
 
 
 @dataclass
@@ -90,7 +93,9 @@ class EnglishObjectFilter:
 
 
 def _text(element) -> str:
-    return html.unescape(" ".join("".join(element.itertext()).split())) if element is not None else ""
+    return (
+        html.unescape(" ".join("".join(element.itertext()).split())) if element is not None else ""
+    )
 
 
 def svg_metadata(svg: Path) -> tuple[str, str, list[str]]:
@@ -127,14 +132,20 @@ def clipart_images(english: EnglishObjectFilter) -> list[DemoImage]:
     images = []
     for category in CLIPART_CATEGORIES:
         for png in sorted((OPENCLIPART_ROOT / "png" / category).rglob("*.png")):
-            svg = (OPENCLIPART_ROOT / "svg" / png.relative_to(OPENCLIPART_ROOT / "png")).with_suffix(".svg")
+            svg = (
+                OPENCLIPART_ROOT / "svg" / png.relative_to(OPENCLIPART_ROOT / "png")
+            ).with_suffix(".svg")
             if not svg.is_file():
                 continue
             title, description, keywords = svg_metadata(svg)
             texts = [title.replace("_", " "), description, _keyword_caption(keywords, english)]
             captions = []
             for text in texts:
-                if text and text.lower() not in (c.lower() for c in captions) and english.keep(text):
+                if (
+                    text
+                    and text.lower() not in (c.lower() for c in captions)
+                    and english.keep(text)
+                ):
                     captions.append(text)
             if captions:
                 key = "clipart/" + str(png.relative_to(OPENCLIPART_ROOT / "png").with_suffix(""))
@@ -168,7 +179,9 @@ def emoji_groups(labels: Path = CLDR_ROOT / "properties" / "labels.txt") -> dict
     return groups
 
 
-def emoji_annotations(path: Path = CLDR_ROOT / "annotations" / "en.xml") -> dict[str, tuple[str, list[str]]]:
+def emoji_annotations(
+    path: Path = CLDR_ROOT / "annotations" / "en.xml",
+) -> dict[str, tuple[str, list[str]]]:
     """Emoji -> (name, keywords) from CLDR's English annotations."""
     names, keywords = {}, {}
     for node in ET.parse(path).getroot().iter("annotation"):
@@ -188,7 +201,9 @@ def emoji_images(english: EnglishObjectFilter) -> list[DemoImage]:
         group = groups.get(char)
         if len(char) != 1 or group not in EMOJI_GROUPS:
             continue
-        captions = [t for t in (name, ", ".join(k for k in keywords if k.lower() != name.lower())) if t]
+        captions = [
+            t for t in (name, ", ".join(k for k in keywords if k.lower() != name.lower())) if t
+        ]
         captions = [c for c in captions if english.keep(c)]
         if captions:
             images.append(DemoImage(f"emoji/u{ord(char):05x}", "", group, captions, emoji=char))
@@ -213,7 +228,8 @@ def _save_image(item: DemoImage, target: Path, font) -> bool:
         if image is None:
             return False
     else:
-        with Image.open(item.source_path) as source:
+        with warnings.catch_warnings(), Image.open(item.source_path) as source:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked just below
             if source.width * source.height > MAX_SOURCE_PIXELS:
                 return False  # a few posters are 600M pixels: minutes to decode, no use at 160 px
             image = to_rgb(source)
@@ -231,7 +247,11 @@ def demo_dir(root: str | Path | None = None) -> Path:
 
 
 def _check_sources() -> None:
-    missing = [str(p) for p in (OPENCLIPART_ROOT / "png", EMOJI_FONT, CLDR_ROOT / "annotations" / "en.xml") if not p.exists()]
+    missing = [
+        str(p)
+        for p in (OPENCLIPART_ROOT / "png", EMOJI_FONT, CLDR_ROOT / "annotations" / "en.xml")
+        if not p.exists()
+    ]
     if missing:
         raise FileNotFoundError(
             f"demo sources missing: {', '.join(missing)}; install them with "
@@ -239,7 +259,13 @@ def _check_sources() -> None:
         )
 
 
-def build_demo(root: str | Path | None = None, *, seed: int = 0, val_share: float = 0.1, test_share: float = 0.1) -> Path:
+def build_demo(
+    root: str | Path | None = None,
+    *,
+    seed: int = 0,
+    val_share: float = 0.1,
+    test_share: float = 0.1,
+) -> Path:
     """Build (or reuse) the demo dataset; returns the path of its Karpathy split file."""
     out = demo_dir(root)
     split_file = out / "dataset_demo.json"
@@ -256,7 +282,10 @@ def build_demo(root: str | Path | None = None, *, seed: int = 0, val_share: floa
     order = list(range(len(written)))
     random.Random(seed).shuffle(order)
     n_val, n_test = round(len(order) * val_share), round(len(order) * test_share)
-    split_of = {i: "val" if k < n_val else "test" if k < n_val + n_test else "train" for k, i in enumerate(order)}
+    split_of = {
+        i: "val" if k < n_val else "test" if k < n_val + n_test else "train"
+        for k, i in enumerate(order)
+    }
     images = [
         {
             "filepath": str(Path(it.key).parent),

@@ -14,14 +14,24 @@ from tonics.eval.retrieval import retrieval_metrics
 
 def _baseline(text_encoder: str, vision_encoder: str):
     """Untrained encoders with seeded random heads: the chance-level reference."""
-    from tonics.model import AlignmentModel, TextEncoder, VisionEncoder, load_image_processor, load_tokenizer
+    from tonics.model import (
+        AlignmentModel,
+        TextEncoder,
+        VisionEncoder,
+        load_image_processor,
+        load_tokenizer,
+    )
 
     torch.manual_seed(0)
-    model = AlignmentModel(TextEncoder.from_name(text_encoder), VisionEncoder.from_name(vision_encoder)).eval()
+    model = AlignmentModel(
+        TextEncoder.from_name(text_encoder), VisionEncoder.from_name(vision_encoder)
+    ).eval()
     tokenizer, processor = load_tokenizer(text_encoder), load_image_processor(vision_encoder)
 
     def text(captions):
-        tokens = tokenizer(captions, padding="longest", truncation=True, max_length=64, return_tensors="pt")
+        tokens = tokenizer(
+            captions, padding="longest", truncation=True, max_length=64, return_tensors="pt"
+        )
         return model.encode_text(tokens["input_ids"], tokens["attention_mask"])
 
     return text, model.encode_image, processor
@@ -35,7 +45,11 @@ def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packa
         from tonics.export import load
 
         model = load(model_dir)
-        encode_text, encode_image, processor = model.encode_text, model.encode_image, model.image_processor
+        encode_text, encode_image, processor = (
+            model.encode_text,
+            model.encode_image,
+            model.image_processor,
+        )
     else:
         encode_text, encode_image, processor = _baseline(text_encoder, vision_encoder)
     started = time.perf_counter()
@@ -46,7 +60,11 @@ def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packa
     images, rows, failed = [], {}, 0
     with torch.no_grad():
         for start in range(0, len(records), batch_size):
-            items = [dataset[i] for i in range(start, min(start + batch_size, len(records))) if i in dataset.images_for]
+            items = [
+                dataset[i]
+                for i in range(start, min(start + batch_size, len(records)))
+                if i in dataset.images_for
+            ]
             ok = [it for it in items if it["pixel_values"] is not None]
             failed += len(items) - len(ok)
             if ok:
@@ -54,7 +72,12 @@ def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packa
                 for it in ok:
                     rows[it["image_id"]] = len(rows)
         keep = [r for r in records if r.image_id in rows]
-        texts = torch.cat([encode_text([r.caption for r in keep[s : s + batch_size]]) for s in range(0, len(keep), batch_size)])
+        texts = torch.cat(
+            [
+                encode_text([r.caption for r in keep[s : s + batch_size]])
+                for s in range(0, len(keep), batch_size)
+            ]
+        )
     result = retrieval_metrics(torch.cat(images), texts, [rows[r.image_id] for r in keep])
     return {"split": split, "model": model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)",
             "images": len(rows), "captions": len(keep), "images_failed": failed,

@@ -28,17 +28,23 @@ class RetrievalResult:
 
 def _check(name: str, emb: torch.Tensor) -> None:
     if emb.ndim != 2 or emb.shape[0] == 0:
-        raise ValueError(f"{name} embeddings must be a non-empty (n, d) matrix, got {tuple(emb.shape)}")
+        raise ValueError(
+            f"{name} embeddings must be a non-empty (n, d) matrix, got {tuple(emb.shape)}"
+        )
     if not torch.isfinite(emb).all():
         bad = int((~torch.isfinite(emb)).any(dim=1).sum())
         raise ValueError(f"{name} embeddings contain NaN or inf in {bad} row(s)")
 
 
-def _tie_rank(scores: torch.Tensor, target_scores: torch.Tensor, target_index: torch.Tensor) -> torch.Tensor:
+def _tie_rank(
+    scores: torch.Tensor, target_scores: torch.Tensor, target_index: torch.Tensor
+) -> torch.Tensor:
     """Per row: #scores > target + #scores == target at an index below the target's."""
     above = (scores > target_scores[:, None]).sum(1)
     columns = torch.arange(scores.shape[1], device=scores.device)
-    tied_before = ((scores == target_scores[:, None]) & (columns[None, :] < target_index[:, None])).sum(1)
+    tied_before = (
+        (scores == target_scores[:, None]) & (columns[None, :] < target_index[:, None])
+    ).sum(1)
     return above + tied_before
 
 
@@ -57,7 +63,9 @@ def retrieval_metrics(
     if owner.shape[0] != texts.shape[0]:
         raise ValueError(f"{texts.shape[0]} captions but {owner.shape[0]} image indices")
     if owner.min() < 0 or owner.max() >= images.shape[0]:
-        raise ValueError(f"a caption points at image {int(owner.max())}, but there are {images.shape[0]} images")
+        raise ValueError(
+            f"a caption points at image {int(owner.max())}, but there are {images.shape[0]} images"
+        )
     with torch.no_grad():
         t2i = torch.empty(texts.shape[0], dtype=torch.long)
         for start in range(0, texts.shape[0], chunk_size):

@@ -35,7 +35,10 @@ def _is_tail_parameter(name: str) -> bool:
     lowered = name.lower()
     if "embed" in lowered or "conv_stem" in lowered or "pre_" in lowered:
         return False
-    return any(key in lowered for key in ("layernorm", "layer_norm", "pooler", "post_", "conv_1x1", "final"))
+    return any(
+        key in lowered
+        for key in ("layernorm", "layer_norm", "pooler", "post_", "conv_1x1", "final")
+    )
 
 
 class FreezableEncoder(nn.Module):
@@ -80,7 +83,8 @@ class FreezableEncoder(nn.Module):
         self.frozen_modules = [
             m
             for m in self.encoder.modules()
-            if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())
+            if any(True for _ in m.parameters())
+            and not any(p.requires_grad for p in m.parameters())
         ]
         self.train(self.training)
 
@@ -139,7 +143,11 @@ class AlignmentModel(nn.Module):
         self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(image embeddings, text embeddings, logit scale) for a batch of pairs."""
-        return self.encode_image(pixel_values), self.encode_text(input_ids, attention_mask), self.scale()
+        return (
+            self.encode_image(pixel_values),
+            self.encode_text(input_ids, attention_mask),
+            self.scale(),
+        )
 
     def head_parameters(self) -> list[nn.Parameter]:
         """Projection heads and temperature: trained from the first step."""

@@ -35,7 +35,11 @@ def _from_pretrained(loader, name: str, role: str, **kwargs):
     try:
         return loader.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as err:
-        tried = "a local directory" if Path(name).exists() else "the local Hugging Face cache and the hub"
+        tried = (
+            "a local directory"
+            if Path(name).exists()
+            else "the local Hugging Face cache and the hub"
+        )
         raise ModelNotFoundError(
             f"cannot load {role} '{name}': tried {tried} ({type(err).__name__}: "
             f"{str(err).splitlines()[0][:160]}). Offline short names: "
@@ -181,4 +185,3 @@ class VisionEncoder(nn.Module):
         if hidden.dim() == 4:  # convolutional feature map (B, C, H, W)
             return hidden.mean(dim=(2, 3))
         return hidden[:, 0] if self.pooling == "cls" else hidden[:, 1:].mean(1)
-

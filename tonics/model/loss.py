@@ -53,7 +53,9 @@ class ClipLoss(nn.Module):
             logits_per_image = logit_scale * all_images @ all_texts.T
             logits_per_text = logits_per_image.T
             labels = torch.arange(all_images.shape[0], device=image_features.device)
-        return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)) / 2
+        return (
+            F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)
+        ) / 2
 
 
 def clip_loss_reference(image_features, text_features, logit_scale: float) -> float:
@@ -63,7 +65,10 @@ def clip_loss_reference(image_features, text_features, logit_scale: float) -> fl
     """
     import math
 
-    rows = [[logit_scale * sum(a * b for a, b in zip(i, t)) for t in text_features] for i in image_features]
+    rows = [
+        [logit_scale * sum(a * b for a, b in zip(i, t)) for t in text_features]
+        for i in image_features
+    ]
     n = len(rows)
 
     def lse(values):

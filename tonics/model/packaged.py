@@ -137,5 +137,7 @@ def tiny_vision_model(name: str) -> PreTrainedModel:
 def tiny_image_processor() -> ViTImageProcessor:
     """32x32 resize with ImageNet normalisation, for the tiny vision towers."""
     return ViTImageProcessor(
-        size={"height": 32, "width": 32}, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD)
+        size={"height": 32, "width": 32},
+        image_mean=list(IMAGENET_MEAN),
+        image_std=list(IMAGENET_STD),
     )

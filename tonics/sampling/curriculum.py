@@ -63,10 +63,18 @@ class Curriculum:
             where = f"curriculum.stages[{i}] ('{stage.name}')"
             unknown = [k for k in stage.mix if k not in known_kinds]
             if unknown:
-                raise CurriculumError(f"{where}.mix: unknown sampler {unknown}; choose from {known_kinds}")
-            if not stage.mix or any(v < 0 for v in stage.mix.values()) or sum(stage.mix.values()) <= 0:
+                raise CurriculumError(
+                    f"{where}.mix: unknown sampler {unknown}; choose from {known_kinds}"
+                )
+            if (
+                not stage.mix
+                or any(v < 0 for v in stage.mix.values())
+                or sum(stage.mix.values()) <= 0
+            ):
                 raise CurriculumError(f"{where}.mix: needs positive shares, got {stage.mix}")
-            rules = [r for r in (stage.steps, stage.epochs, stage.plateau_patience) if r is not None]
+            rules = [
+                r for r in (stage.steps, stage.epochs, stage.plateau_patience) if r is not None
+            ]
             if i < len(self.stages) - 1 and len(rules) != 1:
                 raise CurriculumError(
                     f"{where}: set exactly one of steps, epochs, plateau_patience, or it never advances"
@@ -74,7 +82,9 @@ class Curriculum:
             if any(r <= 0 for r in rules):
                 raise CurriculumError(f"{where}: steps/epochs/plateau_patience must be positive")
             if stage.granularity not in ("fine", "depth"):
-                raise CurriculumError(f"{where}.granularity: 'fine' or 'depth', got '{stage.granularity}'")
+                raise CurriculumError(
+                    f"{where}.granularity: 'fine' or 'depth', got '{stage.granularity}'"
+                )
 
     @property
     def current(self) -> int:
@@ -85,8 +95,10 @@ class Curriculum:
         """The stage in force at `step`, advancing by the steps/epochs rules when due."""
         while self.current < len(self.stages) - 1:
             stage = self.stages[self.current]
-            length = stage.steps if stage.steps is not None else (
-                stage.epochs * steps_per_epoch if stage.epochs is not None else None
+            length = (
+                stage.steps
+                if stage.steps is not None
+                else (stage.epochs * steps_per_epoch if stage.epochs is not None else None)
             )
             if length is None or step < self.starts[-1] + length:
                 break

@@ -28,9 +28,13 @@ class Draw:
     stage: int = 0
 
 
-def _take(pool: np.ndarray, available: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+def _take(
+    pool: np.ndarray, available: np.ndarray, size: int, rng: np.random.Generator
+) -> np.ndarray:
     free = pool[available[pool]]
-    chosen = rng.choice(free, size=size, replace=False) if len(free) > size else rng.permutation(free)
+    chosen = (
+        rng.choice(free, size=size, replace=False) if len(free) > size else rng.permutation(free)
+    )
     available[chosen] = False
     return chosen
 

@@ -56,6 +56,10 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         """Choose the epoch whose batches the next iteration yields."""
         self.epoch = epoch
 
+    def start_at(self, step: int) -> None:
+        """Position the next iteration at a global step: its epoch, minus the batches done."""
+        self.epoch, self.skip = divmod(step, len(self))
+
     def _kind(self, stage_index: int, name: str) -> BatchKind:
         key = (stage_index, name)
         if key not in self._kinds:

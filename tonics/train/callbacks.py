@@ -35,7 +35,9 @@ def run_dir(trainer: pl.Trainer) -> Path:
 class CurriculumCallback(pl.Callback):
     """Drives the curriculum sampler from the training loop; see the module docstring."""
 
-    def __init__(self, monitor: str = "val/loss", min_delta: float = 0.0, lookahead: int = 8) -> None:
+    def __init__(
+        self, monitor: str = "val/loss", min_delta: float = 0.0, lookahead: int = 8
+    ) -> None:
         """`lookahead`: steps between a plateau decision and the stage change it causes, more than
         the loader prefetches, so that every rank switches at the same step."""
         self.monitor = monitor
@@ -74,22 +76,35 @@ class CurriculumCallback(pl.Callback):
         if stage == "fit":
             self._curriculum = self._datamodule(trainer).curriculum
 
-    def on_train_start(self, trainer, pl_module) -> None:
-        """Restore a resumed run's curriculum and skip the batches it already trained on."""
-        dm = self._datamodule(trainer)
-        sampler = dm.batch_sampler
+    def on_fit_start(self, trainer, pl_module) -> None:
+        """Restore a resumed run's curriculum and position before the loader's first batch.
+
+        Lightning creates (and prefetches from) the training iterator before `on_train_start`, so
+        the sampler's epoch and skip count must be set here, right after the checkpoint is read.
+        """
+        sampler = self._datamodule(trainer).batch_sampler
         if self._pending:
             self.steps_done = self._pending["steps_done"]
             self.best, self.bad_checks = self._pending["best"], self._pending["bad_checks"]
             if self._pending.get("curriculum"):
-                dm.curriculum.load_state_dict(self._pending["curriculum"])
-            sampler.skip = self.steps_done - trainer.current_epoch * len(sampler)
+                self._curriculum.load_state_dict(self._pending["curriculum"])
             self._pending = None
-        self._apply_stage_unfreezing(trainer, pl_module, dm.curriculum.stage_index(self.steps_done, len(sampler)))
+        sampler.start_at(self.steps_done)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """Open the encoders that the stages reached so far ask for."""
+        sampler = self._datamodule(trainer).batch_sampler
+        self._apply_stage_unfreezing(
+            trainer, pl_module, self._curriculum.stage_index(self.steps_done, len(sampler))
+        )
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        """Tell the sampler which epoch it is producing."""
-        self._datamodule(trainer).batch_sampler.set_epoch(trainer.current_epoch)
+        """Tell the sampler where it is, from our own step count.
+
+        Lightning also calls `set_epoch` on batch samplers, with an epoch number that after a
+        mid-epoch resume is one ahead of the uninterrupted run's; our count is authoritative.
+        """
+        self._datamodule(trainer).batch_sampler.start_at(self.steps_done)
         self._t_end = time.perf_counter()
 
     def _apply_stage_unfreezing(self, trainer, pl_module, stage_index: int) -> None:
@@ -99,7 +114,9 @@ class CurriculumCallback(pl.Callback):
             if hasattr(pl_module, "unfreeze"):
                 pl_module.unfreeze("text", stage.unfreeze_text)
                 pl_module.unfreeze("vision", stage.unfreeze_vision)
-            log.info("curriculum: stage %d '%s' begins at step %d", index, stage.name, self.steps_done)
+            log.info(
+                "curriculum: stage %d '%s' begins at step %d", index, stage.name, self.steps_done
+            )
         self.applied_stage = max(self.applied_stage, stage_index)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
@@ -125,7 +142,9 @@ class CurriculumCallback(pl.Callback):
             self._rows.append(row)
             pl_module.log("curriculum/stage", float(draw.stage), batch_size=len(batch["indices"]))
             if draw.depth is not None:
-                pl_module.log("curriculum/node_depth", float(draw.depth), batch_size=len(batch["indices"]))
+                pl_module.log(
+                    "curriculum/node_depth", float(draw.depth), batch_size=len(batch["indices"])
+                )
             pl_module.log("time/data_s", self._data_s, batch_size=len(batch["indices"]))
             pl_module.log("time/step_s", now - self._t_start, batch_size=len(batch["indices"]))
             pl_module.log("time/samples_per_s", len(batch["indices"]) / max(1e-9, now - self._t_start),
@@ -179,12 +198,23 @@ def stage_summary(rows: list[dict], curriculum) -> list[dict]:
         stage_rows = by_stage.get(index, [])
         entry = {"stage": index, "name": stage.name, "steps": len(stage_rows),
                  "first_step": stage_rows[0]["step"] if stage_rows else None, "mix": stage.mix}  # fmt: skip
-        for key in ("loss", "acc_i2t", "acc_t2i", "hardness_mean", "hardness_max", "temperature", "step_s", "data_s"):
+        for key in (
+            "loss",
+            "acc_i2t",
+            "acc_t2i",
+            "hardness_mean",
+            "hardness_max",
+            "temperature",
+            "step_s",
+            "data_s",
+        ):
             values = [r[key] for r in stage_rows if isinstance(r.get(key), (int, float))]
             entry[f"mean_{key}"] = round(sum(values) / len(values), 5) if values else None
         entry["kinds"] = dict(Counter(r["kind"] for r in stage_rows))
         entry["top_nodes"] = Counter(r["node"] for r in stage_rows if r["node"]).most_common(10)
-        entry["depth_histogram"] = dict(sorted(Counter(r["depth"] for r in stage_rows if r["depth"] != "").items()))
+        entry["depth_histogram"] = dict(
+            sorted(Counter(r["depth"] for r in stage_rows if r["depth"] != "").items())
+        )
         summary.append(entry)
     return summary
 
@@ -215,7 +245,12 @@ class SkippedImagesCallback(pl.Callback):
         skipped = sum(self.epoch.values())
         pl_module.log("data/skipped_images", float(skipped))
         if skipped:
-            log.warning("epoch %d: skipped %d pairs with unusable images %s", trainer.current_epoch, skipped, dict(self.epoch))
+            log.warning(
+                "epoch %d: skipped %d pairs with unusable images %s",
+                trainer.current_epoch,
+                skipped,
+                dict(self.epoch),
+            )
         if self.epoch_loaded == 0 and skipped:
             raise RuntimeError(
                 f"every image failed to load ({skipped} tried, e.g. {self.examples[:3]}); check the "

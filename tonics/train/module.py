@@ -20,7 +20,9 @@ from tonics.model.loss import ClipLoss
 from tonics.sampling.curriculum import UnfreezeSpec
 
 
-def batch_statistics(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> dict[str, float]:
+def batch_statistics(
+    image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor
+) -> dict[str, float]:
     """In-batch accuracy both ways and hardness: mean / max off-diagonal cosine similarity."""
     with torch.no_grad():
         sims = image @ text.T
@@ -118,7 +120,10 @@ class AlignmentModule(pl.LightningModule):
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     # -- steps ----------------------------------------------------------------------------------
     def _features(self, batch):
@@ -146,9 +151,15 @@ class AlignmentModule(pl.LightningModule):
             return
         text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
         store = self._eval.setdefault(prefix, [])
-        image = self.model.encode_image(batch["pixel_values"]) if batch["pixel_values"] is not None else None
+        image = (
+            self.model.encode_image(batch["pixel_values"])
+            if batch["pixel_values"] is not None
+            else None
+        )
         has_image = batch["has_image"]
-        store.append((text.cpu(), image.cpu() if image is not None else None, batch["image_ids"], has_image))
+        store.append(
+            (text.cpu(), image.cpu() if image is not None else None, batch["image_ids"], has_image)
+        )
         if image is not None and image.shape[0] >= 2:
             loss = self.loss(image, text[has_image], self.model.scale())
             self.log(f"{prefix}/loss", loss, batch_size=image.shape[0], sync_dist=True)
@@ -164,8 +175,17 @@ class AlignmentModule(pl.LightningModule):
     def predict_step(self, batch, batch_idx: int) -> dict:
         """Embeddings of a batch: text for every caption, images where loaded."""
         text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
-        image = self.model.encode_image(batch["pixel_values"]) if batch["pixel_values"] is not None else None
-        return {"indices": batch["indices"], "text": text, "image": image, "image_ids": batch["image_ids"]}
+        image = (
+            self.model.encode_image(batch["pixel_values"])
+            if batch["pixel_values"] is not None
+            else None
+        )
+        return {
+            "indices": batch["indices"],
+            "text": text,
+            "image": image,
+            "image_ids": batch["image_ids"],
+        }
 
     def _retrieval(self, prefix: str) -> dict[str, float]:
         chunks = self._eval.pop(prefix, [])

@@ -19,7 +19,9 @@ ColumnOrder = Literal["auto", "caption_url", "url_caption"]
 
 def _looks_like_location(field: str) -> bool:
     lowered = field.strip().lower()
-    return lowered.startswith(("http://", "https://", "/", "./")) or lowered.endswith(IMAGE_EXTENSIONS)
+    return lowered.startswith(("http://", "https://", "/", "./")) or lowered.endswith(
+        IMAGE_EXTENSIONS
+    )
 
 
 class ConceptualCaptionsTsvReader(PairReader):

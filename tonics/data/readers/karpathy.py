@@ -28,9 +28,7 @@ class KarpathyReader(PairReader):
         records = []
         for n, image in enumerate(data["images"]):
             if "filename" not in image or "split" not in image:
-                raise DataFormatError(
-                    f"{self.split_file}: images[{n}] lacks 'filename' or 'split'"
-                )
+                raise DataFormatError(f"{self.split_file}: images[{n}] lacks 'filename' or 'split'")
             split = image["split"]
             if split == "restval" and self.merge_restval:
                 split = "train"

