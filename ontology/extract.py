@@ -163,6 +163,7 @@ class NounExtractor:
         )
         self._noun_cache: dict[str, str | None] = {}
         self._pos_cache: dict[str, str] = {}
+        self._multiword_cache: dict[tuple[str, ...], tuple[str, int] | None] = {}
         self._physical_cache: dict[str, bool] = {}
         self._multiword_firsts = self._first_words_of_multiword_lemmas()
 
@@ -225,14 +226,19 @@ class NounExtractor:
     def _multiword_at(self, tokens: list[str], i: int) -> tuple[str, int] | None:
         if tokens[i] not in self._multiword_firsts:
             return None
-        for size in range(min(self.settings.max_multiword, len(tokens) - i), 1, -1):
-            if any(t in _BOUNDARY for t in tokens[i : i + size]):
+        window = tuple(tokens[i : i + self.settings.max_multiword])
+        if window in self._multiword_cache:
+            return self._multiword_cache[window]
+        found = None
+        for size in range(len(window), 1, -1):
+            if any(t in _BOUNDARY for t in window[:size]):
                 continue
-            phrase = " ".join(tokens[i : i + size])
-            synset = self.object_synset(phrase)
-            if synset is not None and "_" in synset_lemma_key(phrase):
-                return synset, size
-        return None
+            synset = self.object_synset(" ".join(window[:size]))
+            if synset is not None:
+                found = (synset, size)
+                break
+        self._multiword_cache[window] = found
+        return found
 
     def _overlapped_by_later_match(self, tokens: list[str], start: int, end: int) -> bool:
         for k in range(start + 1, end):
@@ -290,8 +296,3 @@ class NounExtractor:
         for _, _, synset in mentions:
             seen.setdefault(synset, None)
         return list(seen)
-
-
-def synset_lemma_key(phrase: str) -> str:
-    """'fire hydrant' -> 'fire_hydrant': the WordNet spelling of a multi-word lemma."""
-    return "_".join(phrase.replace("-", " ").split())

@@ -65,6 +65,7 @@ class TonicsCLI(LightningCLI):
         """Link encoder names to the data (tokenizer, image processor); force our callbacks."""
         parser.link_arguments("model.text_encoder", "data.text_encoder")
         parser.link_arguments("model.vision_encoder", "data.vision_encoder")
+        parser.link_arguments("model.unfreeze_at_step", "data.unfreeze_at_step")
         parser.add_lightning_class_args(CurriculumCallback, "curriculum")
         parser.add_lightning_class_args(SkippedImagesCallback, "skipped_images")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -85,7 +86,8 @@ class TonicsCLI(LightningCLI):
         """Evaluate the test split with the best checkpoint and print/save retrieval figures."""
         if self.config["fit"].get("no_test") or self.trainer.fast_dev_run:
             return
-        if not self.datamodule.split("test"):
+        if not self.datamodule.has_split("test"):
+            print("No test split in this dataset: skipping the test pass.")
             return
         best = (
             self.trainer.checkpoint_callback.best_model_path

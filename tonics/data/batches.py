@@ -1,5 +1,6 @@
 """Dataset items and collation: decode + preprocess images, tokenise captions, count failures.
 
+Items the sampler marks as "features cached" skip image decoding entirely (frozen-stage fast path).
 A failed image (corrupt, truncated, zero bytes, missing, not an image) drops its pair from the
 batch and travels in `batch["skipped"]` to the main process, where a callback counts it: worker
 processes cannot share counters, the batches can.
@@ -33,11 +34,14 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, bool]) -> dict:
+        """`key` is an index, or (index, need_image) from a sampler serving cached features."""
+        index, need_image = key if isinstance(key, tuple) else (key, True)
         record = self.records[index]
         item = {"index": index, "caption": record.caption, "image_id": record.image_id,
-                "pixel_values": None, "failure": None, "location": record.image.describe()}  # fmt: skip
-        if self.images_for is not None and index not in self.images_for:
+                "pixel_values": None, "failure": None, "location": record.image.describe(),
+                "cached": not need_image}  # fmt: skip
+        if not need_image or (self.images_for is not None and index not in self.images_for):
             return item
         image, failure = load_image(record.image)
         if image is None:
@@ -82,4 +86,5 @@ class Collator:
                 [it["pixel_values"] is not None for it in kept], dtype=torch.bool
             ),
             "skipped": skipped,
+            "cached": bool(items) and all(it.get("cached", False) for it in items),
         }

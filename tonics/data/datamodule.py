@@ -43,8 +43,14 @@ class TonicsDataModule(pl.LightningDataModule):
         vision_encoder: str = "packaged:mobilenet_v2",
         eval_split: str = "val",
         max_eval_pairs: int | None = None,
+        feature_cache: bool = False,
+        unfreeze_at_step: int | None = None,
     ) -> None:
-        """`text_encoder`/`vision_encoder` are linked from the model in the CLI config."""
+        """`text_encoder`/`vision_encoder`/`unfreeze_at_step` are linked from the model in the CLI.
+
+        feature_cache: while both encoders are frozen, train the heads from pooled features
+            computed once (and kept on disk) instead of decoding images and running the encoders.
+        """
         super().__init__()
         self.reader = reader
         self.curriculum = Curriculum(stages)
@@ -60,6 +66,8 @@ class TonicsDataModule(pl.LightningDataModule):
         self.vision_encoder = vision_encoder
         self.eval_split = eval_split
         self.max_eval_pairs = max_eval_pairs
+        self.feature_cache = feature_cache
+        self.unfreeze_at_step = unfreeze_at_step
         self.records: list[PairRecord] | None = None
         self.ontology: Ontology | None = None
         self.batch_sampler = None
@@ -72,6 +80,13 @@ class TonicsDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         """Read the dataset and build the ontology cache (once, on rank 0)."""
         self._build_ontology(select_split(self.reader.read(), "train"))
+
+    def has_split(self, name: str) -> bool:
+        """Whether the dataset holds any pair of this split."""
+        try:
+            return bool(self.split(name))
+        except ValueError:
+            return False
 
     def split(self, name: str) -> list[PairRecord]:
         """The records of one split (the dataset is read once)."""
@@ -116,6 +131,7 @@ class TonicsDataModule(pl.LightningDataModule):
             self.batch_sampler = CurriculumBatchSampler(
                 self.ontology, self.curriculum, batch_size=self.batch_size,
                 seed=self.seed, rank=rank, world_size=world,
+                feature_cache=self.feature_cache, unfreeze_at_step=self.unfreeze_at_step,
             )  # fmt: skip
 
     def _collator(self) -> Collator:

@@ -31,7 +31,11 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        feature_cache: bool = False,
+        unfreeze_at_step: int | None = None,
     ) -> None:
+        """With `feature_cache`, batches of steps where both encoders are still frozen are
+        yielded as (index, False) pairs: "no image needed, the features are cached"."""
         num_pairs = len(ontology)
         if batch_size > num_pairs // world_size:
             raise ValueError(
@@ -44,6 +48,8 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.feature_cache = feature_cache
+        self.unfreeze_at_step = unfreeze_at_step
         self.epoch = 0
         self.skip = 0
         self.draws: dict[int, Draw] = {}  # step -> how this rank's batch was made (diagnostics)
@@ -96,4 +102,16 @@ class CurriculumBatchSampler(Sampler[list[int]]):
             if k < skip:
                 continue
             self.draws[step] = draw
-            yield draw.indices.tolist()
+            if self.feature_cache and self.encoders_frozen_at(step, draw.stage):
+                yield [(i, False) for i in draw.indices.tolist()]
+            else:
+                yield draw.indices.tolist()
+
+    def encoders_frozen_at(self, step: int, stage_index: int) -> bool:
+        """Whether both encoders are still frozen at `step` (no stage so far opened one)."""
+        if self.unfreeze_at_step is not None and step >= self.unfreeze_at_step:
+            return False
+        return not any(
+            s.unfreeze_text is not None or s.unfreeze_vision is not None
+            for s in self.curriculum.stages[: stage_index + 1]
+        )

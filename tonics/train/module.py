@@ -71,6 +71,7 @@ class AlignmentModule(pl.LightningModule):
         self.loss = ClipLoss(local_loss=local_loss)
         self.unfrozen: dict[str, UnfreezeSpec] = {"text": None, "vision": None}
         self.last_stats: dict[str, float] = {}
+        self.feature_cache = None  # set while both encoders are frozen and the data asks for it
         self._eval: dict[str, list] = {}
 
     # -- freezing -------------------------------------------------------------------------------
@@ -81,6 +82,7 @@ class AlignmentModule(pl.LightningModule):
         encoder = self.model.text if tower == "text" else self.model.vision
         encoder.unfreeze(None if spec == "all" else int(spec))
         self.unfrozen[tower] = spec
+        self.feature_cache = None  # features of a changing encoder are stale
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         """Step-triggered unfreezing."""
@@ -131,11 +133,44 @@ class AlignmentModule(pl.LightningModule):
         text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
         return image, text
 
+    def on_train_start(self) -> None:
+        """Build (or load) the frozen-stage feature cache when the data module asks for it."""
+        dm = self.trainer.datamodule
+        frozen = self.model.text.is_frozen and self.model.vision.is_frozen
+        if getattr(dm, "feature_cache", False) and frozen:
+            from tonics.train.feature_cache import load_or_compute
+
+            self.feature_cache = load_or_compute(self.model, dm, self.device)
+
+    def _cached_features(self, batch):
+        if self.feature_cache is None:  # encoders opened after the sampler decided: load images
+            dataset = self.trainer.datamodule.train_dataloader().dataset
+            items = [dataset[i] for i in batch["indices"].tolist()]
+            ok = [k for k, it in enumerate(items) if it["pixel_values"] is not None]
+            batch["skipped"] += [(it["location"], it["failure"]) for it in items if it["failure"]]
+            pixels = torch.stack([items[k]["pixel_values"] for k in ok]).to(self.device)
+            keep = torch.tensor(ok, dtype=torch.long, device=self.device)
+            return self.model.encode_image(pixels), self.model.encode_text(
+                batch["input_ids"][keep], batch["attention_mask"][keep]
+            )
+        image, text, usable = self.feature_cache.lookup(batch["indices"].cpu())
+        for index in batch["indices"][~usable].tolist():
+            batch["skipped"].append(self.feature_cache.failures[index])
+        batch["has_image"] = usable
+        image = torch.nn.functional.normalize(self.model.vision_head(image.to(self.device)), dim=-1)
+        text = torch.nn.functional.normalize(self.model.text_head(text.to(self.device)), dim=-1)
+        return image, text
+
     def training_step(self, batch, batch_idx: int):
         """InfoNCE over the batch; skipped if every image in it failed to load."""
-        if batch["pixel_values"] is None or len(batch["indices"]) < 2:
+        if batch.get("cached"):
+            image, text = self._cached_features(batch)
+            if image.shape[0] < 2:
+                return None
+        elif batch["pixel_values"] is None or len(batch["indices"]) < 2:
             return None
-        image, text = self._features(batch)
+        else:
+            image, text = self._features(batch)
         scale = self.model.scale()
         loss = self.loss(image, text, scale)
         stats = batch_statistics(image.detach(), text.detach(), scale.detach())

@@ -1,0 +1,76 @@
+"""Frozen-stage feature cache: same loss as the live path; invalidated when a stage unfreezes."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from helpers import tiny_config
+
+from tonics.cli import cli_main
+from tonics.data.datamodule import TonicsDataModule
+from tonics.data.readers import KarpathyReader
+from tonics.sampling import Stage
+from tonics.train.feature_cache import load_or_compute
+from tonics.train.module import AlignmentModule
+
+STAGES = [
+    Stage("frozen", {"ontology": 1.0}, "fine", steps=3),
+    Stage("open", {"random": 1.0}, unfreeze_vision=1),
+]
+
+
+def _setup(tiny_dataset, tmp_path):
+    split_file, root = tiny_dataset
+    torch.manual_seed(0)
+    dm = TonicsDataModule(KarpathyReader(split_file, root), stages=STAGES, batch_size=8, feature_cache=True,
+                          text_encoder="tiny:bert", vision_encoder="tiny:vit", ontology_cache=str(tmp_path))  # fmt: skip
+    dm.setup("fit")
+    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    return dm, module
+
+
+def test_cached_and_live_losses_match_on_the_same_batch(tiny_dataset, tmp_path):
+    dm, module = _setup(tiny_dataset, tmp_path)
+    module.feature_cache = load_or_compute(module.model, dm)
+    loader = dm.train_dataloader()
+    cached_batch = next(iter(loader))
+    assert cached_batch["cached"] and cached_batch["pixel_values"] is None
+    indices = cached_batch["indices"].tolist()
+    live_batch = loader.collate_fn([loader.dataset[i] for i in indices])
+    assert not live_batch["cached"] and live_batch["pixel_values"] is not None
+    module.train()
+    cached_loss = module.training_step(cached_batch, 0)
+    live_loss = module.training_step(live_batch, 0)
+    assert torch.allclose(cached_loss, live_loss, atol=1e-5)
+
+
+def test_second_run_loads_the_cache_from_disk(tiny_dataset, tmp_path):
+    dm, module = _setup(tiny_dataset, tmp_path)
+    first = load_or_compute(module.model, dm)
+    again = load_or_compute(module.model, dm)
+    assert torch.equal(first.image, again.image) and torch.equal(first.text, again.text)
+    module.model.vision_head.weight.data.add_(1.0)  # heads are not part of the key
+    assert torch.equal(load_or_compute(module.model, dm).text, first.text)
+
+
+def test_a_stage_that_unfreezes_invalidates_the_cache(tiny_dataset, tmp_path):
+    dm, module = _setup(tiny_dataset, tmp_path)
+    module.feature_cache = load_or_compute(module.model, dm)
+    batches = list(dm.batch_sampler)
+    assert all(isinstance(i, tuple) for b in batches[:3] for i in b)  # frozen stage: no images
+    assert all(isinstance(i, int) for b in batches[3:] for i in b)  # from the unfreezing stage on
+    module.unfreeze("vision", 1)
+    assert module.feature_cache is None
+
+
+def test_fit_with_the_feature_cache_through_the_cli(tiny_dataset, tmp_path):
+    split_file, root = tiny_dataset
+    config = tiny_config(
+        tmp_path / "c.yaml", split_file, root, tmp_path, **{"data.feature_cache": True}
+    )
+    cli_main(["fit", "--config", config, "--no_test", "true"])
+    run = sorted((tmp_path / "tonics").glob("version_*"))[-1]
+    summary = json.loads((run / "stage_summary.json").read_text())
+    assert [s["steps"] for s in summary] == [2, 2, 2]
+    assert all(s["mean_loss"] is not None for s in summary)

@@ -1,0 +1,125 @@
+"""Frozen-stage feature cache: while both encoders are frozen their pooled outputs never change,
+so each training pair's features are computed once and the heads train from them.
+
+Features are pooled encoder outputs (before the projection heads): images once per image, captions
+once per pair. They are kept in memory and saved under the cache directory, keyed by the encoders'
+names, a fingerprint of their weights, the tokenisation length and the training pairs, so a second
+run (another seed, the random baseline) loads them at once. Preprocessing is deterministic (no
+augmentation), so cached and live features are the same up to float rounding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from ontology.wordnet import cache_dir
+from tonics.data.batches import Collator, PairDataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FeatureCache:
+    """Pooled features: `image[pair_image[i]]` and `text[i]` for training pair i."""
+
+    image: torch.Tensor
+    text: torch.Tensor
+    pair_image: torch.Tensor  # -1 where the pair's image failed to load
+    failures: dict[int, tuple[str, str]]  # pair -> (location, reason) for failed images
+
+    def lookup(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(image features, text features, usable mask) for these pairs."""
+        rows = self.pair_image[indices]
+        usable = rows >= 0
+        return self.image[rows[usable]], self.text[indices[usable]], usable
+
+
+def _fingerprint(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().flatten()[:64].float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(model, records, max_text_length: int) -> str:
+    """Encoders' weights, tokenisation length and the pairs (ids and captions) in one hash."""
+    digest = hashlib.sha256()
+    digest.update(
+        f"{_fingerprint(model.text)}|{_fingerprint(model.vision)}|{max_text_length}".encode()
+    )
+    for r in records:
+        digest.update(f"{r.pair_id}\x1f{r.image_id}\x1f{r.caption}\x1e".encode("utf-8", "replace"))
+    return digest.hexdigest()[:20]
+
+
+@torch.no_grad()
+def compute_features(model, records, tokenizer, image_processor, *, batch_size=64, num_workers=0,
+                     max_text_length=64, device="cpu") -> FeatureCache:  # fmt: skip
+    """Encode every image once and every caption, with the encoders as they are now."""
+    first: dict[str, int] = {}
+    for i, r in enumerate(records):
+        first.setdefault(r.image_id, i)
+    dataset = PairDataset(records, image_processor, images_for=set(first.values()))
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=Collator(tokenizer, max_text_length),
+                        num_workers=num_workers)  # fmt: skip
+    images, texts, row_of_image, failures = [], [None] * len(records), {}, {}
+    for batch in loader:
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        text = model.text(ids, mask).float().cpu()
+        for k, index in enumerate(batch["indices"].tolist()):
+            texts[index] = text[k]
+        if batch["pixel_values"] is not None:
+            images.append(model.vision(batch["pixel_values"].to(device)).float().cpu())
+            with_image = [
+                i for i, h in zip(batch["indices"].tolist(), batch["has_image"].tolist()) if h
+            ]
+            for index in with_image:
+                row_of_image[records[index].image_id] = len(row_of_image)
+        for location, reason in batch["skipped"]:
+            failures[location] = reason
+    pair_image = torch.tensor([row_of_image.get(r.image_id, -1) for r in records], dtype=torch.long)
+    failed = {i: (r.image.describe(), failures.get(r.image.describe(), "image failed"))
+              for i, r in enumerate(records) if pair_image[i] < 0}  # fmt: skip
+    missing_text = [i for i, t in enumerate(texts) if t is None]
+    for i in missing_text:  # pairs whose image failed were dropped from their batch: encode alone
+        tokens = tokenizer(
+            [records[i].caption], truncation=True, max_length=max_text_length, return_tensors="pt"
+        )
+        texts[i] = (
+            model.text(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))[0]
+            .float()
+            .cpu()
+        )
+    image = torch.cat(images) if images else torch.zeros(0, model.vision.output_dim)
+    return FeatureCache(image, torch.stack(texts), pair_image, failed)
+
+
+def load_or_compute(model, datamodule, device="cpu") -> FeatureCache:
+    """The cache for the datamodule's training pairs: from disk when present, else computed."""
+    records = datamodule.split("train")
+    key = cache_key(model, records, datamodule.max_text_length)
+    path = cache_dir() / "features" / f"features-{key}.pt"
+    if path.is_file():
+        state = torch.load(path, weights_only=False)
+        log.info("feature cache: loaded %s", path)
+        return FeatureCache(**state)
+    cache = compute_features(model, records, datamodule.tokenizer, datamodule.image_processor,
+                             batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers,
+                             max_text_length=datamodule.max_text_length, device=device)  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(vars(cache), tmp)
+    tmp.replace(path)
+    log.info(
+        "feature cache: %d images, %d captions computed, saved to %s",
+        len(cache.image),
+        len(cache.text),
+        path,
+    )
+    return cache
