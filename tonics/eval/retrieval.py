@@ -41,11 +41,13 @@ def _tie_rank(
 ) -> torch.Tensor:
     """Per row: #scores > target + #scores == target at an index below the target's."""
     above = (scores > target_scores[:, None]).sum(1)
-    columns = torch.arange(scores.shape[1], device=scores.device)
-    tied_before = (
-        (scores == target_scores[:, None]) & (columns[None, :] < target_index[:, None])
-    ).sum(1)
-    return above + tied_before
+    equal = (scores == target_scores[:, None]).sum(1)
+    tied_rows = (equal > 1).nonzero().flatten()  # rows where something besides the target ties
+    if len(tied_rows):
+        tied = scores[tied_rows] == target_scores[tied_rows, None]
+        columns = torch.arange(scores.shape[1], device=scores.device)
+        above[tied_rows] += (tied & (columns[None, :] < target_index[tied_rows, None])).sum(1)
+    return above
 
 
 def retrieval_metrics(

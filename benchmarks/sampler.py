@@ -1,0 +1,96 @@
+"""Sampler cost: seconds to produce one batch for each kind at 100k and 1M pairs, as a share of a
+training step (packaged encoders, batch 32, frozen and unfrozen) measured in the same run.
+
+    python benchmarks/sampler.py
+
+Prints one JSON line (and a Markdown table on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+
+from ontology.graph import Ontology, _hypernym_closure
+
+
+def synthetic_ontology(num_pairs: int, nouns: list[str], seed: int = 0) -> Ontology:
+    """Pairs with 1-3 Zipf-distributed objects over WordNet nouns, on their real hypernym graph."""
+    from ontology.extract import NounExtractor
+
+    extractor = NounExtractor()
+    synsets = sorted({extractor.object_synset(n) for n in nouns} - {None})
+    graph = _hypernym_closure(extractor.wn, synsets)
+    rng = np.random.default_rng(seed)
+    weights = 1 / np.arange(1, len(synsets) + 1)
+    picks = rng.choice(len(synsets), size=(num_pairs, 3), p=weights / weights.sum())
+    counts = rng.integers(1, 4, size=num_pairs)
+    objects = [
+        tuple(dict.fromkeys(synsets[j] for j in picks[i, : counts[i]])) for i in range(num_pairs)
+    ]
+    ontology = Ontology(graph, objects, [str(i) for i in range(num_pairs)])
+    ontology.precompute_subtrees()
+    for node in graph:
+        graph.nodes[node]["subtree"] = len(ontology.subtree_pairs(node))
+        graph.nodes[node]["own"] = 0
+    for objs in objects:
+        for o in objs:
+            graph.nodes[o]["own"] += 1
+    return ontology
+
+
+def time_kind(ontology: Ontology, mix: dict, batches: int = 200, **stage) -> float:
+    """Mean seconds per batch of a one-stage curriculum with this mix."""
+    from tonics.sampling import Curriculum, CurriculumBatchSampler, Stage
+
+    sampler = CurriculumBatchSampler(
+        ontology, Curriculum([Stage("s", mix, **stage)]), batch_size=32
+    )
+    iterator = iter(sampler)
+    next(iterator)  # builds the kind's node tables
+    started = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return (time.perf_counter() - started) / batches
+
+
+def main() -> None:
+    """Run every kind at both sizes."""
+    sys.path.insert(0, "benchmarks")
+    from common import packaged_step_seconds
+    from ontology_build import vocabulary
+
+    nouns = vocabulary()
+    frozen_step = packaged_step_seconds(unfrozen=False)
+    unfrozen_step = packaged_step_seconds(unfrozen=True)
+    kinds = {"random": ({"random": 1.0}, {}), "diverse": ({"diverse": 1.0}, {}),
+             "ontology_fine": ({"ontology": 1.0}, {"granularity": "fine"}),
+             "ontology_coarse": ({"ontology": 1.0}, {"granularity": "depth", "min_depth": 4, "max_depth": 7})}  # fmt: skip
+    result = {"benchmark": "sampler", "batch_size": 32, "frozen_step_s": round(frozen_step, 4),
+              "unfrozen_step_s": round(unfrozen_step, 4), "goal": "< 1% of step time"}  # fmt: skip
+    rows = []
+    for size in (100_000, 1_000_000):
+        started = time.perf_counter()
+        ontology = synthetic_ontology(size, nouns)
+        result[f"build_{size}_s"] = round(time.perf_counter() - started, 1)
+        for name, (mix, stage) in kinds.items():
+            seconds = time_kind(ontology, mix, batches=100 if size > 100_000 else 200, **stage)
+            share = seconds / frozen_step * 100
+            result[f"{name}_{size}_ms"] = round(seconds * 1000, 3)
+            result[f"{name}_{size}_share_of_frozen_step_pct"] = round(share, 3)
+            rows.append(
+                f"| {name} | {size:,} | {seconds * 1000:.2f} | {share:.2f}% | {seconds / unfrozen_step * 100:.2f}% |"
+            )
+    print(json.dumps(result))
+    print(
+        "| kind | pairs | ms/batch | share of frozen step | share of unfrozen step |\n|---|---|---|---|---|",
+        file=sys.stderr,
+    )
+    print("\n".join(rows), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

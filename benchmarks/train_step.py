@@ -1,0 +1,142 @@
+"""Training step throughput: `tonics` (Lightning, AlignmentModule) against a minimal hand-written
+PyTorch loop with the same encoders, heads, InfoNCE, optimizer, batch size and in-memory data, in
+the same process; frozen and unfrozen; plus the frozen-stage feature cache against live frozen.
+
+    python benchmarks/train_step.py [--steps 6] [--batch-size 32]
+
+Prints one JSON line (pairs/s and ratios) and a Markdown table on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+
+import lightning.pytorch as pl
+import torch
+
+from tonics.model.loss import ClipLoss
+from tonics.train.module import AlignmentModule
+
+
+def _batch(batch_size: int) -> dict:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 8000, (batch_size, 16), generator=g)
+    return {"pixel_values": torch.randn(batch_size, 3, 224, 224, generator=g), "input_ids": ids,
+            "attention_mask": torch.ones_like(ids), "indices": torch.arange(batch_size),
+            "has_image": torch.ones(batch_size, dtype=torch.bool), "skipped": [], "cached": False,
+            "image_ids": [str(i) for i in range(batch_size)]}  # fmt: skip
+
+
+def _module(unfrozen: bool) -> AlignmentModule:
+    torch.manual_seed(0)
+    module = AlignmentModule("packaged:minilm", "packaged:mobilenet_v2")
+    if unfrozen:
+        module.unfreeze("text", "all")
+        module.unfreeze("vision", "all")
+    return module
+
+
+class _StepTimer(pl.Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.times.append(time.perf_counter() - self._start)
+
+
+def lightning_step(unfrozen: bool, steps: int, batch_size: int) -> float:
+    """Median step seconds inside `Trainer.fit` (the first step is warm-up)."""
+    module = _module(unfrozen)
+    batch = _batch(batch_size)
+    loader = torch.utils.data.DataLoader([batch] * (steps + 1), batch_size=None)
+    timer = _StepTimer()
+    trainer = pl.Trainer(max_steps=steps + 1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[timer], accelerator="cpu", devices=1)  # fmt: skip
+    trainer.fit(module, train_dataloaders=loader)
+    return sorted(timer.times[1:])[len(timer.times[1:]) // 2]
+
+
+def plain_step(unfrozen: bool, steps: int, batch_size: int) -> float:
+    """Median step seconds of the minimal loop: forward, InfoNCE, backward, AdamW, zero_grad."""
+    module = _module(unfrozen)
+    model, loss_fn = module.model.train(), ClipLoss()
+    heads = [*model.text_head.parameters(), *model.vision_head.parameters(), model.logit_scale]
+    optimizer = torch.optim.AdamW(
+        [{"params": heads, "lr": 1e-3}, {"params": model.encoder_parameters(), "lr": 1e-5}]
+    )
+    batch = _batch(batch_size)
+    times = []
+    for _ in range(steps + 1):
+        started = time.perf_counter()
+        image, text, scale = model(
+            batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
+        )
+        loss = loss_fn(image, text, scale)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - started)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def cached_step(steps: int, batch_size: int) -> float:
+    """Median step seconds of the frozen-stage path: heads on cached pooled features."""
+    module = _module(False)
+    model, loss_fn = module.model.train(), ClipLoss()
+    optimizer = torch.optim.AdamW(
+        [*model.text_head.parameters(), *model.vision_head.parameters(), model.logit_scale]
+    )
+    image_features, text_features = torch.randn(batch_size, 1280), torch.randn(batch_size, 384)
+    times = []
+    for _ in range(steps * 20 + 1):
+        started = time.perf_counter()
+        image = torch.nn.functional.normalize(model.vision_head(image_features), dim=-1)
+        text = torch.nn.functional.normalize(model.text_head(text_features), dim=-1)
+        loss = loss_fn(image, text, model.scale())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - started)
+    return sorted(times[1:])[len(times[1:]) // 2]
+
+
+def main() -> None:
+    """Measure all paths and print the figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    n, steps = args.batch_size, args.steps
+    result = {"benchmark": "train_step", "batch_size": n, "threads": torch.get_num_threads()}
+    rows = []
+    for phase, unfrozen in (("frozen", False), ("unfrozen", True)):
+        plain, light = plain_step(unfrozen, steps, n), lightning_step(unfrozen, steps, n)
+        result[f"{phase}_plain_pairs_per_s"] = round(n / plain, 2)
+        result[f"{phase}_tonics_pairs_per_s"] = round(n / light, 2)
+        result[f"{phase}_tonics_over_plain"] = round(plain / light, 3)
+        result[f"{phase}_tonics_step_s"] = round(light, 3)
+        rows.append(f"| {phase} | {n / plain:.1f} | {n / light:.1f} | {plain / light:.3f} |")
+    cached = cached_step(steps, n)
+    result["cached_frozen_pairs_per_s"] = round(n / cached, 1)
+    result["cached_over_live_frozen"] = round(result["frozen_tonics_step_s"] / cached, 1)
+    result["goal"] = "tonics/plain >= 0.95 unfrozen; cache >= 5x frozen"
+    print(json.dumps(result))
+    print(
+        "| phase | plain loop pairs/s | tonics pairs/s | ratio |\n|---|---|---|---|\n"
+        + "\n".join(rows),
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
