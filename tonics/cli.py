@@ -106,7 +106,33 @@ class TonicsCLI(LightningCLI):
             print(f"\nRetrieval on the test split ({int(metrics.get('test/images', 0))} images, "
                   f"{int(metrics.get('test/captions', 0))} captions), checkpoint {best or 'last weights'}:")  # fmt: skip
             print(format_retrieval(metrics))
-            print(f"Run directory: {directory}")
+            self._report(directory, metrics, checkpoint=best or "last weights")
+            print(f"Run directory: {directory} (retrieval_report.md beside the references)")
+
+    def _report(self, directory, metrics: dict, **extra) -> None:
+        from tonics.eval.report import write_report
+
+        config = self.parser.dump(self.config, skip_none=False)
+        name = f"{self.model.hparams.text_encoder} + {self.model.hparams.vision_encoder}"
+        write_report(
+            directory,
+            {k: float(v) for k, v in metrics.items()},
+            config,
+            name,
+            split="test",
+            **extra,
+        )
+
+    def after_test(self) -> None:
+        """`tonics test`: print and save the retrieval figures of the test split."""
+        metrics = {
+            k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")
+        }
+        if self.trainer.global_rank == 0 and metrics:
+            print(format_retrieval(metrics))
+            self._report(
+                run_dir(self.trainer), metrics, checkpoint=str(self.config["test"].get("ckpt_path"))
+            )
 
 
 def lightning_main(args: list[str] | None = None) -> TonicsCLI:

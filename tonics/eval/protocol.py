@@ -37,6 +37,23 @@ def _baseline(text_encoder: str, vision_encoder: str):
     return text, model.encode_image, processor
 
 
+def _zero_shot(encode_text, image_embeddings, records, rows) -> dict:
+    """Top-1/5 accuracy over the images' own object labels (COCO categories, demo categories)."""
+    from tonics.eval.zeroshot import class_embeddings, zero_shot_accuracy
+
+    label_of = {}
+    for r in records:
+        if r.objects and r.image_id in rows:
+            label_of.setdefault(r.image_id, r.objects[0])
+    if len(set(label_of.values())) < 2:
+        return {}
+    names = sorted(set(label_of.values()))
+    order = sorted(label_of, key=rows.get)
+    classifier = class_embeddings(encode_text, [n.replace("_", " ").lower() for n in names])
+    accuracy = zero_shot_accuracy(image_embeddings[[rows[i] for i in order]], [names.index(label_of[i]) for i in order], classifier)
+    return {f"zeroshot_{k}": v for k, v in accuracy.items()} | {"zeroshot_classes": len(names)}
+
+
 def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packaged:minilm",
                     vision_encoder="packaged:mobilenet_v2", batch_size=64) -> dict:  # fmt: skip
     """Retrieval figures for one split of a reader's dataset."""
@@ -79,6 +96,7 @@ def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packa
             ]
         )
     result = retrieval_metrics(torch.cat(images), texts, [rows[r.image_id] for r in keep])
-    return {"split": split, "model": model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)",
+    zero_shot = _zero_shot(encode_text, torch.cat(images), records, rows)
+    return {**zero_shot, "split": split, "model": model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)",
             "images": len(rows), "captions": len(keep), "images_failed": failed,
             "seconds": round(time.perf_counter() - started, 1), **result.metrics}  # fmt: skip
