@@ -97,6 +97,16 @@ def test_skip_resumes_mid_epoch_exactly(ontology):
     assert _epoch(resumed) == full[7:]
 
 
+def test_a_stage_starting_mid_epoch_gets_a_fresh_pass(ontology):
+    stages = [Stage("a", {"random": 1.0}, steps=10), Stage("b", {"ontology": 1.0}, "fine")]
+    sampler = _sampler(ontology, stages)
+    batches = _epoch(sampler)
+    first, second = [i for b in batches[:10] for i in b], [i for b in batches[10:] for i in b]
+    assert len(set(first)) == len(first) and len(set(second)) == len(second)
+    assert set(first) & set(second)  # the second stage may reuse pairs the first one drew
+    assert all(sampler.draws[s].kind == "ontology" for s in range(10, len(batches)))
+
+
 def test_stages_advance_by_steps_and_epochs(ontology):
     stages = [
         Stage("a", {"random": 1.0}, steps=3),

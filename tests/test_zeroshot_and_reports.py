@@ -18,7 +18,9 @@ def test_prompt_ensemble_and_accuracy_on_a_hand_case():
 
     def encode_text(prompts):
         name = "dog" if "dog" in prompts[0] else "cat"
-        return torch.stack([vectors[name] + 0.1 * k * torch.tensor([1.0, 1.0]) for k in range(len(prompts))])
+        return torch.stack(
+            [vectors[name] + 0.1 * k * torch.tensor([1.0, 1.0]) for k in range(len(prompts))]
+        )
 
     classifier = class_embeddings(encode_text, ["dog", "cat"])
     assert classifier.shape == (2, 2) and torch.allclose(classifier.norm(dim=1), torch.ones(2))
@@ -29,7 +31,12 @@ def test_prompt_ensemble_and_accuracy_on_a_hand_case():
 
 def test_report_table_has_run_and_reference_rows():
     table = markdown_table("run", {"test/image_to_text_R@1": 12.5})
-    assert "| run | 12.50 |" in table and "CLIP ViT-B/32" in table and "50.1" in table and "30.4" in table
+    assert (
+        "| run | 12.50 |" in table
+        and "CLIP ViT-B/32" in table
+        and "50.1" in table
+        and "30.4" in table
+    )
     assert config_hash("a") != config_hash("b") and len(config_hash("a")) == 12
 
 
@@ -48,4 +55,8 @@ def test_fit_test_export_retrieval_commands(tiny_dataset, tmp_path, capsys):
     cli_main(["retrieval", "--model", str(tmp_path / "exported"), "--karpathy", split_file, "--image-root", root,
               "--out", str(tmp_path / "r.json")])  # fmt: skip
     figures = json.loads((tmp_path / "r.json").read_text())
-    assert figures["images"] == 6 and figures["captions"] == 12 and 0 <= figures["image_to_text_R@10"] <= 100
+    assert (
+        figures["images"] == 6
+        and figures["captions"] == 12
+        and 0 <= figures["image_to_text_R@10"] <= 100
+    )

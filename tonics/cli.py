@@ -6,6 +6,7 @@
   tonics export CKPT OUT                          a model that loads without the training code
   tonics retrieval --model OUT --demo             retrieval figures of an exported model
   tonics demo                                     build the offline demo dataset
+  tonics report RUN_DIR                           curriculum-stage figures (PNG) of a finished run
 
 After `fit`, the test split is evaluated and its retrieval figures printed (unless --no_test).
 """
@@ -23,7 +24,7 @@ from tonics.data.datamodule import TonicsDataModule
 from tonics.train.callbacks import CurriculumCallback, SkippedImagesCallback, run_dir
 from tonics.train.module import AlignmentModule
 
-TOOL_COMMANDS = ("ontology", "export", "retrieval", "demo")
+TOOL_COMMANDS = ("ontology", "export", "retrieval", "demo", "report")
 
 
 def _loggers() -> list[dict]:

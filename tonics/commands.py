@@ -153,9 +153,29 @@ def _demo(argv: list[str]) -> int:
     return 0
 
 
+def _report(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tonics report", description="Curriculum-stage figures of a finished run."
+    )
+    parser.add_argument("run_dir")
+    parser.add_argument("--out", help="write the PNGs here (default: the run directory)")
+    args = parser.parse_args(argv)
+    from tonics.analysis import load_run, make_all_figures
+
+    for path in make_all_figures(load_run(args.run_dir), args.out):
+        print(path)
+    return 0
+
+
 def run_tool(argv: list[str]) -> int:
-    """Dispatch `tonics ontology|export|retrieval|demo ...`."""
-    commands = {"ontology": _ontology, "export": _export, "retrieval": _retrieval, "demo": _demo}
+    """Dispatch `tonics ontology|export|retrieval|demo|report ...`."""
+    commands = {
+        "ontology": _ontology,
+        "export": _export,
+        "retrieval": _retrieval,
+        "demo": _demo,
+        "report": _report,
+    }
     code = commands[argv[0]](argv[1:])
     sys.stdout.flush()
     return code

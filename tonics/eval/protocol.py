@@ -50,7 +50,11 @@ def _zero_shot(encode_text, image_embeddings, records, rows) -> dict:
     names = sorted(set(label_of.values()))
     order = sorted(label_of, key=rows.get)
     classifier = class_embeddings(encode_text, [n.replace("_", " ").lower() for n in names])
-    accuracy = zero_shot_accuracy(image_embeddings[[rows[i] for i in order]], [names.index(label_of[i]) for i in order], classifier)
+    accuracy = zero_shot_accuracy(
+        image_embeddings[[rows[i] for i in order]],
+        [names.index(label_of[i]) for i in order],
+        classifier,
+    )
     return {f"zeroshot_{k}": v for k, v in accuracy.items()} | {"zeroshot_classes": len(names)}
 
 

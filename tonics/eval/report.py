@@ -22,15 +22,31 @@ def config_hash(config_text: str) -> str:
 
 def markdown_table(name: str, metrics: dict[str, float], prefix: str = "test/") -> str:
     """The run's R@1/5/10 both ways beside the reference rows ('-' where a figure is unknown)."""
-    header = "| model | " + " | ".join(c.replace("image_to_text", "i->t").replace("text_to_image", "t->i") for c in COLUMNS) + " |"
+    header = (
+        "| model | "
+        + " | ".join(
+            c.replace("image_to_text", "i->t").replace("text_to_image", "t->i") for c in COLUMNS
+        )
+        + " |"
+    )
     lines = [header, "|" + "---|" * (len(COLUMNS) + 1)]
-    lines.append(f"| {name} | " + " | ".join(f"{metrics.get(prefix + c, float('nan')):.2f}" for c in COLUMNS) + " |")
+    lines.append(
+        f"| {name} | "
+        + " | ".join(f"{metrics.get(prefix + c, float('nan')):.2f}" for c in COLUMNS)
+        + " |"
+    )
     for reference, values in REFERENCES.items():
-        lines.append(f"| {reference} | " + " | ".join(f"{values[c]:.1f}" if c in values else "-" for c in COLUMNS) + " |")
+        lines.append(
+            f"| {reference} | "
+            + " | ".join(f"{values[c]:.1f}" if c in values else "-" for c in COLUMNS)
+            + " |"
+        )
     return "\n".join(lines)
 
 
-def write_report(directory: str | Path, metrics: dict[str, float], config_text: str, name: str, **extra) -> Path:
+def write_report(
+    directory: str | Path, metrics: dict[str, float], config_text: str, name: str, **extra
+) -> Path:
     """Write `retrieval_report.json` and `retrieval_report.md` into `directory`."""
     directory = Path(directory)
     digest = config_hash(config_text)

@@ -17,8 +17,9 @@ class Stage:
     """One curriculum stage.
 
     mix: batch kinds and their shares, e.g. {"ontology": 0.7, "random": 0.3}.
-    granularity: ontology nodes to draw from, "fine" (nodes that pairs name: leaf objects) or
-        "depth" (nodes with min_depth <= depth <= max_depth: coarse categories).
+    granularity: ontology nodes to draw from, "fine" (the deepest nodes that can fill a batch:
+        the objects themselves on a large corpus) or "depth" (nodes with min_depth <= depth <=
+        max_depth: coarse categories).
     steps / epochs / plateau_patience: when to move on (exactly one, except on the last stage).
     unfreeze_text / unfreeze_vision: encoders to open when this stage starts.
     """

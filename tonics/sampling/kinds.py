@@ -3,8 +3,9 @@ this epoch (a boolean mask it updates), so no pair repeats within an epoch whate
 
 - `random`: ordinary shuffled batches (the baseline);
 - `ontology`: one node of the ontology is chosen with probability proportional to its subtree pair
-  count ** alpha, among the nodes of the stage's granularity; the batch is drawn from the node's
-  subtree; when fewer than `size` of its pairs remain, its parent is used instead;
+  count ** alpha (counting the pairs still available this epoch), among the nodes of the stage's
+  granularity that can still fill a batch; the batch is drawn from the node's subtree; once no
+  such node is left, a node's parent (and so on up) is used instead;
 - `diverse`: pairs whose main objects all differ (object-level negatives: a dog among pizzas).
 """
 
@@ -39,6 +40,19 @@ def _take(
     return chosen
 
 
+def finest_fillable_nodes(ontology: Ontology, batch_size: int) -> list[str]:
+    """The deepest nodes that can still fill a batch: subtree >= batch_size, no child that can.
+
+    On a large corpus these are the named objects themselves (dog, pizza); on a small one, the
+    smallest categories that hold a batch's worth of pairs (bird, fruit). Falls back to the named
+    objects when no node can fill a batch.
+    """
+    graph = ontology.graph
+    fillable = {n for n, d in graph.nodes(data=True) if d["subtree"] >= batch_size}
+    nodes = [n for n in fillable if not any(c in fillable for c in graph.successors(n))]
+    return nodes or [n for n, d in graph.nodes(data=True) if d["own"] > 0]
+
+
 class BatchKind:
     """Interface: draw one batch from the available pairs."""
 
@@ -47,6 +61,9 @@ class BatchKind:
     def draw(self, available: np.ndarray, size: int, rng: np.random.Generator) -> Draw:
         """`size` distinct available indices (marked unavailable), or fewer if too few remain."""
         raise NotImplementedError
+
+    def reset(self) -> None:
+        """Start of an epoch: drop any per-epoch bookkeeping."""
 
 
 class RandomKind(BatchKind):
@@ -81,7 +98,7 @@ class OntologyKind(BatchKind):
         self.random = RandomKind(len(ontology))
         graph = ontology.graph
         if granularity == "fine":
-            nodes = [n for n, d in graph.nodes(data=True) if d["own"] > 0]
+            nodes = finest_fillable_nodes(ontology, batch_size)
         elif granularity == "depth":
             nodes = [n for n, d in graph.nodes(data=True) if min_depth <= d["depth"] <= max_depth]
         else:
@@ -91,22 +108,51 @@ class OntologyKind(BatchKind):
                 f"no ontology node matches granularity '{granularity}' (depth {min_depth}..{max_depth})"
             )
         self.nodes = sorted(nodes)
-        counts = np.array([graph.nodes[n]["subtree"] for n in self.nodes], dtype=float)
-        weights = counts**alpha
-        self.probabilities = weights / weights.sum()
+        self.counts = np.array([graph.nodes[n]["subtree"] for n in self.nodes], dtype=float)
+        self.alpha = alpha
         self.granularity = granularity
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what this epoch consumed (the sampler calls it at each epoch start)."""
+        self.remaining = self.counts.copy()  # upper bounds of each node's available pairs
+
+    def _choose(self, available, size, rng) -> tuple[str | None, np.ndarray | None]:
+        """A node with probability ~ remaining pairs ** alpha among those that can fill a batch.
+
+        `remaining` only ever overestimates (other kinds in a mix also consume pairs), so a chosen
+        node's true count is checked and its estimate corrected; a few retries, then give up.
+        """
+        for _ in range(8):
+            weights = np.where(self.remaining >= size, self.remaining, 0.0) ** self.alpha
+            weights[self.remaining < size] = 0.0
+            if weights.sum() <= 0:
+                return None, None
+            j = int(rng.choice(len(self.nodes), p=weights / weights.sum()))
+            pool = self.ontology.subtree_pairs(self.nodes[j])
+            free = int(available[pool].sum())
+            self.remaining[j] = free
+            if free >= size:
+                self.remaining[j] = free - size
+                return self.nodes[j], pool
+        return None, None
 
     def draw(self, available, size, rng) -> Draw:
-        """Choose a node, climb to its parent while too few of its pairs remain, draw from it."""
-        node = self.nodes[rng.choice(len(self.nodes), p=self.probabilities)]
-        while node is not None:
-            pool = self.ontology.subtree_pairs(node)
-            if int(available[pool].sum()) >= size:
-                depth = self.ontology.graph.nodes[node]["depth"]
-                return Draw(_take(pool, available, size, rng), self.name, node, depth)
-            node = self.ontology.parent(node)
-        fallback = self.random.draw(available, size, rng)  # the whole tree is nearly used up
-        return Draw(fallback.indices, "ontology-fallback")
+        """A batch from one node's subtree; when no node of the stage can fill one any more, the
+        parent of a node of the stage (and so on up) is used instead."""
+        node, pool = self._choose(available, size, rng)
+        if node is None:
+            node = self.nodes[int(rng.choice(len(self.nodes), p=self.counts / self.counts.sum()))]
+            while node is not None:
+                pool = self.ontology.subtree_pairs(node)
+                if int(available[pool].sum()) >= size:
+                    break
+                node = self.ontology.parent(node)
+        if node is None:
+            fallback = self.random.draw(available, size, rng)  # the whole tree is nearly used up
+            return Draw(fallback.indices, "ontology-fallback")
+        depth = self.ontology.graph.nodes[node]["depth"]
+        return Draw(_take(pool, available, size, rng), self.name, node, depth)
 
 
 class DiverseKind(BatchKind):

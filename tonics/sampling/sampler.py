@@ -2,7 +2,8 @@
 
 Every rank generates the same global sequence of batches from (seed, epoch) and the curriculum's
 stage starts, and keeps batches rank, rank + world, ...: distinct batches, the same count on every
-rank, no pair repeated within an epoch. `skip` drops the batches a resumed run already trained on.
+rank, no pair repeated within an epoch (a stage that begins mid-epoch starts a fresh pass, so that
+its batches are drawn from the whole dataset rather than from the epoch's leftovers). `skip` drops the batches a resumed run already trained on.
 Set `use_distributed_sampler=False` in the Trainer and call `set_epoch` (the training callback
 does): Lightning only does that for plain samplers.
 """
@@ -95,9 +96,18 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         steps = len(self)
         rng = np.random.default_rng([self.seed, self.epoch])
         available = np.ones(len(self.ontology), dtype=bool)
+        for kind in self._kinds.values():
+            kind.reset()
         skip, self.skip = self.skip, 0
+        stage = None
         for k in range(steps):
             step = self.epoch * steps + k
+            now = self.curriculum.stage_index(step, steps)
+            if stage is not None and now != stage:  # a new stage starts a fresh pass over the pairs
+                available[:] = True
+                for kind in self._kinds.values():
+                    kind.reset()
+            stage = now
             draw = self._round(step, available, rng)
             if k < skip:
                 continue

@@ -90,6 +90,8 @@ class CurriculumCallback(pl.Callback):
                 self._curriculum.load_state_dict(self._pending["curriculum"])
             self._pending = None
         sampler.start_at(self.steps_done)
+        if trainer.global_rank == 0:  # the run directory keeps its ontology for the analysis
+            self._datamodule(trainer).ontology.save(run_dir(trainer) / "ontology.npz")
 
     def on_train_start(self, trainer, pl_module) -> None:
         """Open the encoders that the stages reached so far ask for."""
