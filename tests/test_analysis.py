@@ -1,0 +1,48 @@
+"""Curriculum analysis: figures from a tiny run, `tonics report`, and the notebook run headless."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from helpers import tiny_config
+from nbclient import NotebookClient
+
+from tonics.analysis.figures import FIGURES
+from tonics.cli import cli_main
+
+NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "curriculum_stages.ipynb"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_dataset, tmp_path_factory):
+    split_file, root = tiny_dataset
+    directory = tmp_path_factory.mktemp("run")
+    config = tiny_config(directory / "c.yaml", split_file, root, directory)
+    cli_main(["fit", "--config", config, "--no_test", "true"])
+    return sorted((directory / "tonics").glob("version_*"))[-1]
+
+
+def test_tonics_report_writes_every_figure(tiny_run, tmp_path):
+    cli_main(["report", str(tiny_run), "--out", str(tmp_path)])
+    for name in FIGURES:
+        assert (tmp_path / name).stat().st_size > 5000, name
+
+
+def test_notebook_is_committed_without_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+
+
+def test_notebook_executes_headless_on_a_tiny_run(tiny_run, monkeypatch):
+    for name in FIGURES:
+        (tiny_run / name).unlink(missing_ok=True)
+    monkeypatch.setenv("TONICS_RUN_DIR", str(tiny_run))
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    assert any(o.get("output_type") == "display_data" for c in notebook.cells for o in c.get("outputs", []))
+    for name in FIGURES:
+        assert (tiny_run / name).stat().st_size > 5000, name
+    assert os.environ["TONICS_RUN_DIR"] == str(tiny_run)
