@@ -17,6 +17,8 @@ objects (their precision is measured in the README):
 - *verbs after a subject*: a word used more often as a verb than as a noun (WordNet's SemCor
   sense counts), directly after a noun, a pronoun or an auxiliary ("a man stands", "he walks",
   "is sitting"), is read as a verb unless a determiner precedes it;
+- *participles*: an "-ing" word used more often as a verb is not an object unless a determiner
+  precedes it ("a cat sleeping", "bear, sleeping" -> no "sleeping"; "a sleeping bag" stays);
 - *adjectives*: a word used more often as an adjective than as a noun ("red", "wooden") is never
   an object on its own.
 Punctuation is a boundary: multi-word lemmas and compounds never cross a comma.
@@ -271,9 +273,13 @@ class NounExtractor:
         usual = self._usual_pos(tokens[i])
         if usual == "a":
             return True
-        if not self.settings.verb_after_subject or i == 0 or usual != "v":
+        if usual != "v" or not self.settings.verb_after_subject:
             return False
-        previous = tokens[i - 1]
+        previous = tokens[i - 1] if i else ""
+        if tokens[i].endswith("ing") and previous not in DETERMINERS:
+            return True  # "sleeping", "running": a participle, not an object, unless "a sleeping"
+        if i == 0:
+            return False
         if previous in DETERMINERS:
             return False
         after_noun = bool(found) and found[-1][1] == i

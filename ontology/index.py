@@ -19,6 +19,7 @@ from ontology.graph import ObjectSource, Ontology, build_ontology
 from ontology.wordnet import cache_dir
 
 log = logging.getLogger(__name__)
+EXTRACTOR_VERSION = 2  # bump when extraction rules change, so cached ontologies are rebuilt
 
 
 def ontology_cache_key(
@@ -26,7 +27,9 @@ def ontology_cache_key(
 ) -> str:
     """A hash of the pairs (ids, captions, labels) and the settings."""
     digest = hashlib.sha256()
-    digest.update(json.dumps([asdict(settings), source], sort_keys=True).encode())
+    digest.update(
+        json.dumps([asdict(settings), source, EXTRACTOR_VERSION], sort_keys=True).encode()
+    )
     for r in records:
         digest.update(
             f"{r.pair_id}\x1f{r.caption}\x1f{'|'.join(r.objects)}\x1e".encode("utf-8", "replace")

@@ -41,8 +41,15 @@ def test_notebook_executes_headless_on_a_tiny_run(tiny_run, monkeypatch):
         (tiny_run / name).unlink(missing_ok=True)
     monkeypatch.setenv("TONICS_RUN_DIR", str(tiny_run))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
-    assert any(o.get("output_type") == "display_data" for c in notebook.cells for o in c.get("outputs", []))
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    ).execute()
+    assert any(
+        o.get("output_type") == "display_data" for c in notebook.cells for o in c.get("outputs", [])
+    )
     for name in FIGURES:
         assert (tiny_run / name).stat().st_size > 5000, name
     assert os.environ["TONICS_RUN_DIR"] == str(tiny_run)
