@@ -15,8 +15,11 @@ class RecordBatches(pl.Callback):
         self.path = path
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        record = batch["indices"].tolist()
+        if trainer.world_size > 1:
+            record = {"rank": trainer.global_rank, "step": batch_idx, "indices": record}
         with open(self.path, "a") as handle:
-            handle.write(json.dumps(batch["indices"].tolist()) + "\n")
+            handle.write(json.dumps(record) + "\n")
 
 
 def tiny_config(path, split_file, image_root, run_dir, **overrides) -> str:

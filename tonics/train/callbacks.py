@@ -25,9 +25,15 @@ STEP_FIELDS = ("step", "epoch", "stage", "stage_name", "kind", "node", "depth", 
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
-    """The run's log directory (the logger's, else the trainer's default root)."""
-    directory = trainer.log_dir or trainer.default_root_dir
-    path = Path(directory)
+    """The run's log directory (the first logger's, else the trainer's default root).
+
+    Read from the logger, not `trainer.log_dir`: that property is a collective under DDP and
+    would deadlock when, as here, only rank 0 asks.
+    """
+    directory = None
+    if trainer.loggers:
+        directory = getattr(trainer.loggers[0], "log_dir", None) or trainer.loggers[0].save_dir
+    path = Path(directory or trainer.default_root_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -245,7 +251,7 @@ class SkippedImagesCallback(pl.Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         """Log the epoch's skips; stop when no image at all could be loaded."""
         skipped = sum(self.epoch.values())
-        pl_module.log("data/skipped_images", float(skipped))
+        pl_module.log("data/skipped_images", float(skipped), sync_dist=True)
         if skipped:
             log.warning(
                 "epoch %d: skipped %d pairs with unusable images %s",

@@ -1,0 +1,105 @@
+"""DDP with two CPU processes through the CLI; the plateau rule; the ontology command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+from helpers import tiny_config
+
+from tonics.cli import cli_main
+from tonics.sampling import Curriculum, Stage
+from tonics.train.callbacks import CurriculumCallback
+
+
+def test_ddp_two_processes_get_distinct_batches(tiny_dataset, tmp_path):
+    split_file, root = tiny_dataset
+    record = {
+        "class_path": "helpers.RecordBatches",
+        "init_args": {"path": str(tmp_path / "batches.jsonl")},
+    }
+    config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path,
+                         **{"trainer.max_steps": 4, "trainer.limit_val_batches": 0, "trainer.callbacks": [record],
+                            "trainer.strategy": "ddp", "trainer.devices": 2, "data.batch_size": 4})  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "tonics.cli",
+        "fit",
+        "--config",
+        config,
+        "--no_test",
+        "true",
+        "--checkpoint.monitor",
+        "null",
+    ]
+    subprocess.run(command, check=True, env=env, cwd=tmp_path, timeout=300, capture_output=True)
+    rows = [json.loads(line) for line in (tmp_path / "batches.jsonl").read_text().splitlines()]
+    by_rank = {r: [row for row in rows if row["rank"] == r] for r in (0, 1)}
+    assert len(by_rank[0]) == len(by_rank[1]) == 4
+    for stage_steps in (
+        (0, 1),
+        (2, 3),
+    ):  # each stage is one pass: the ranks never share a pair in it
+        seen = [
+            {i for row in by_rank[r] if row["step"] in stage_steps for i in row["indices"]}
+            for r in (0, 1)
+        ]
+        assert len(seen[0]) == len(seen[1]) == 8 and not seen[0] & seen[1]
+
+
+def _fake_trainer(curriculum, loss):
+    dm = SimpleNamespace(curriculum=curriculum, batch_sampler=object())
+    return SimpleNamespace(
+        datamodule=dm, sanity_checking=False, training=True, callback_metrics={"val/loss": loss}
+    )
+
+
+def test_plateau_advances_after_patience_checks_without_improvement():
+    curriculum = Curriculum(
+        [Stage("a", {"random": 1.0}, plateau_patience=2), Stage("b", {"diverse": 1.0})]
+    )
+    callback = CurriculumCallback(lookahead=5)
+    for step, loss in ((10, 2.0), (20, 1.5), (30, 1.6), (40, 1.55)):
+        callback.steps_done = step
+        callback.on_validation_end(_fake_trainer(curriculum, loss), None)
+    assert curriculum.starts == [
+        0,
+        45,
+    ]  # two checks without beating 1.5: next stage after lookahead
+    assert curriculum.stage_index(44, 100) == 0 and curriculum.stage_index(45, 100) == 1
+
+
+def test_ontology_stats_command(tiny_dataset, capsys, tmp_path):
+    split_file, root = tiny_dataset
+    cli_main(
+        [
+            "ontology",
+            "stats",
+            "--karpathy",
+            split_file,
+            "--image-root",
+            root,
+            "--out",
+            str(tmp_path / "o.npz"),
+        ]
+    )
+    stats = json.loads(capsys.readouterr().out)
+    assert (
+        stats["coverage"] == 1.0
+        and stats["pairs"] == 72
+        and "horse.n.01" in json.dumps(stats["top_nodes_per_depth"])
+    )
+    assert stats["depth_histogram"]["0"] == 1 and "unmatched_nouns" in stats
+    cli_main(["ontology", "stats", "--load", str(tmp_path / "o.npz")])
+    assert json.loads(capsys.readouterr().out)["pairs"] == 72
