@@ -17,8 +17,9 @@ objects (their precision is measured in the README):
 - *verbs after a subject*: a word used more often as a verb than as a noun (WordNet's SemCor
   sense counts), directly after a noun, a pronoun or an auxiliary ("a man stands", "he walks",
   "is sitting"), is read as a verb unless a determiner precedes it;
-- *participles*: an "-ing" word used more often as a verb is not an object unless a determiner
-  precedes it ("a cat sleeping", "bear, sleeping" -> no "sleeping"; "a sleeping bag" stays);
+- *participles*: an "-ing" word whose noun use is rare (under a fifth of its verb's) is not an
+  object unless a determiner precedes it ("a cat sleeping", "bear, sleeping" -> no "sleeping";
+  "a tall building", "oil painting" keep theirs);
 - *adjectives*: a word used more often as an adjective than as a noun ("red", "wooden") is never
   an object on its own.
 Punctuation is a boundary: multi-word lemmas and compounds never cross a comma.
@@ -214,6 +215,10 @@ class NounExtractor:
             if le.name().lower() == lemma
         )
 
+    def _mostly_participle(self, word: str) -> bool:
+        """An -ing word whose noun use is rare next to its verb's ("sleeping"; not "building")."""
+        return 5 * self._sense_count(word, "n") < self._sense_count(word, "v")
+
     def _usual_pos(self, word: str) -> str:
         """'v' or 'a' when WordNet's sense counts say the word is mostly a verb/adjective, else 'n'."""
         known = self._pos_cache.get(word)
@@ -276,7 +281,11 @@ class NounExtractor:
         if usual != "v" or not self.settings.verb_after_subject:
             return False
         previous = tokens[i - 1] if i else ""
-        if tokens[i].endswith("ing") and previous not in DETERMINERS:
+        if (
+            tokens[i].endswith("ing")
+            and previous not in DETERMINERS
+            and self._mostly_participle(tokens[i])
+        ):
             return True  # "sleeping", "running": a participle, not an object, unless "a sleeping"
         if i == 0:
             return False

@@ -19,7 +19,7 @@ from ontology.graph import ObjectSource, Ontology, build_ontology
 from ontology.wordnet import cache_dir
 
 log = logging.getLogger(__name__)
-EXTRACTOR_VERSION = 2  # bump when extraction rules change, so cached ontologies are rebuilt
+EXTRACTOR_VERSION = 3  # bump when extraction rules change, so cached ontologies are rebuilt
 
 
 def ontology_cache_key(

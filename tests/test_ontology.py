@@ -47,6 +47,8 @@ def test_missing_wordnet_says_how_to_get_one(tmp_path):
         ("three dogs playing", "dog.n.01"),
         ("mice in a box", "mouse.n.01"),
         ("people crossing the road", "person.n.01"),
+        ("a tall building by the river", "building.n.01"),
+        ("a bear sleeping in the snow", "bear.n.01"),
     ],
 )
 def test_multiword_and_plural_mentions(extractor, caption, expected):
@@ -67,6 +69,8 @@ def test_cell_phone_is_one_object(extractor):
         ("a view of the front of a red bus", "view.n.02"),
         ("a picture of a dog", "picture.n.01"),
         ("a bus parked on the side of the road", "side.n.01"),
+        ("a bear sleeping in the snow", "sleeping.n.01"),
+        ("mammal, bear, sleeping", "sleeping.n.03"),
     ],
 )
 def test_verbs_adjectives_and_layout_words_are_not_objects(extractor, caption, spurious):
