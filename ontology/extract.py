@@ -166,6 +166,7 @@ class NounExtractor:
         )
         self._noun_cache: dict[str, str | None] = {}
         self._pos_cache: dict[str, str] = {}
+        self._participle_cache: dict[str, bool] = {}
         self._multiword_cache: dict[tuple[str, ...], tuple[str, int] | None] = {}
         self._physical_cache: dict[str, bool] = {}
         self._multiword_firsts = self._first_words_of_multiword_lemmas()
@@ -217,7 +218,11 @@ class NounExtractor:
 
     def _mostly_participle(self, word: str) -> bool:
         """An -ing word whose noun use is rare next to its verb's ("sleeping"; not "building")."""
-        return 5 * self._sense_count(word, "n") < self._sense_count(word, "v")
+        known = self._participle_cache.get(word)
+        if known is None:
+            known = 5 * self._sense_count(word, "n") < self._sense_count(word, "v")
+            self._participle_cache[word] = known
+        return known
 
     def _usual_pos(self, word: str) -> str:
         """'v' or 'a' when WordNet's sense counts say the word is mostly a verb/adjective, else 'n'."""
