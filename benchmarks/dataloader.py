@@ -7,6 +7,7 @@ second, with 0, 1 and 2 workers, through the real PairDataset + Collator.
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 from torch.utils.data import DataLoader
@@ -30,6 +31,11 @@ def main() -> None:
         result[f"images_per_s_{workers}_workers"] = round(count / seconds, 1)
     result["images_per_s_per_worker"] = result["images_per_s_1_workers"]
     print(json.dumps(result))
+    print(
+        f"| dataloader | {len(records)} demo images | {result['images_per_s_0_workers']} img/s in-process | "
+        f"{result['images_per_s_1_workers']} img/s per worker |",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import json
 import os
 import random
 import resource
+import sys
 import time
 
 TEMPLATES = [
@@ -93,6 +94,10 @@ def main() -> None:
     ontology = build_ontology(texts, [str(i) for i in range(len(texts))])
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"| ontology_build | {len(texts):,} captions | {seconds:.1f} s | {len(texts) / seconds:,.0f} captions/s |",
+        file=sys.stderr,
+    )
     print(json.dumps({"benchmark": "ontology_build", "captions": len(texts), "seconds": round(seconds, 1),
                       "captions_per_s": round(len(texts) / seconds), "coverage": round(ontology.coverage(), 4),
                       "nodes": ontology.graph.number_of_nodes(), "peak_rss_mib": round(peak),

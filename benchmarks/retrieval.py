@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import resource
+import sys
 import time
 
 import torch
@@ -30,6 +31,7 @@ def main() -> None:
     result = retrieval_metrics(images, texts, owner, chunk_size=1024)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"| retrieval | 5k x 25k | {seconds:.2f} s | peak RSS {peak:.0f} MiB |", file=sys.stderr)
     print(json.dumps({"benchmark": "retrieval", "images": 5000, "captions": 25000, "dim": 256,
                       "seconds": round(seconds, 2), "peak_rss_mib": round(peak),
                       "rss_growth_mib": round(peak - before), "threads": torch.get_num_threads(),

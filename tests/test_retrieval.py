@@ -61,3 +61,13 @@ def test_bad_input_is_a_clear_error():
         retrieval_metrics(torch.zeros(0, 2), texts, [0, 1])
     with pytest.raises(ValueError, match="image 1 has no caption"):
         retrieval_metrics(images, texts, [0, 0])
+
+
+def test_empty_split_is_a_clear_error():
+    from tonics.data.records import ImageRef, PairRecord, select_split
+
+    records = [PairRecord("1", ImageRef(path="a.jpg"), "a dog", "1", "train")]
+    with pytest.raises(
+        ValueError, match="split 'test' is empty; the data has splits \\['train'\\]"
+    ):
+        select_split(records, "test")
