@@ -94,41 +94,28 @@ def imagenet_image_processor(size: int = 224) -> MobileNetV2ImageProcessor:
     )
 
 
+# hidden 32, 2 layers: the size open_clip's and transformers' own tests use for random towers
+TINY_TRANSFORMER = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+}
+TINY_IMAGE = {"image_size": 32, "patch_size": 8}
+
+
 def tiny_text_model() -> PreTrainedModel:
     """A 2-layer, 32-wide BERT with MiniLM's vocabulary size, randomly initialised."""
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
+    config = BertConfig(vocab_size=30522, max_position_embeddings=128, **TINY_TRANSFORMER)
     return BertModel(config, add_pooling_layer=False)
 
 
 def tiny_vision_model(name: str) -> PreTrainedModel:
     """A small random vision tower of the named family (input 32x32)."""
     if name == "tiny:vit":
-        config = ViTConfig(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            image_size=32,
-            patch_size=8,
-        )
-        return ViTModel(config, add_pooling_layer=False)
+        return ViTModel(ViTConfig(**TINY_TRANSFORMER, **TINY_IMAGE), add_pooling_layer=False)
     if name == "tiny:clip_vision":
-        config = CLIPVisionConfig(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            image_size=32,
-            patch_size=8,
-        )
-        return CLIPVisionModel(config)
+        return CLIPVisionModel(CLIPVisionConfig(**TINY_TRANSFORMER, **TINY_IMAGE))
     if name == "tiny:mobilenet_v2":
         return MobileNetV2Model(MobileNetV2Config(depth_multiplier=0.35, image_size=32))
     raise ValueError(f"unknown tiny vision model '{name}'; choose one of {VISION_NAMES[1:]}")
