@@ -228,8 +228,10 @@ def _save_image(item: DemoImage, target: Path, font) -> bool:
         if image is None:
             return False
     else:
-        with warnings.catch_warnings(), Image.open(item.source_path) as source:
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked just below
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # size checked below
+            source = Image.open(item.source_path)
+        with source:
             if source.width * source.height > MAX_SOURCE_PIXELS:
                 return False  # a few posters are 600M pixels: minutes to decode, no use at 160 px
             image = to_rgb(source)
@@ -239,11 +241,23 @@ def _save_image(item: DemoImage, target: Path, font) -> bool:
     return True
 
 
+def _extractor_version() -> int:
+    from ontology.index import EXTRACTOR_VERSION
+
+    return EXTRACTOR_VERSION
+
+
 def demo_dir(root: str | Path | None = None) -> Path:
     """Directory of the demo dataset (cache directory unless `root` is given)."""
+    from ontology.index import EXTRACTOR_VERSION
     from ontology.wordnet import cache_dir
 
-    return Path(root) if root is not None else cache_dir() / f"demo-v{DEMO_VERSION}"
+    # the English/object filter uses the caption extractor: its version is part of the dataset's
+    return (
+        Path(root)
+        if root is not None
+        else cache_dir() / f"demo-v{DEMO_VERSION}-x{EXTRACTOR_VERSION}"
+    )
 
 
 def _check_sources() -> None:
@@ -271,7 +285,11 @@ def build_demo(
     split_file = out / "dataset_demo.json"
     if split_file.is_file():
         meta = json.loads(split_file.read_text()).get("tonics_demo", {})
-        if meta.get("version") == DEMO_VERSION and meta.get("seed") == seed:
+        if (
+            meta.get("version") == DEMO_VERSION
+            and meta.get("seed") == seed
+            and meta.get("extractor") == _extractor_version()
+        ):
             return split_file
     _check_sources()
     started = time.perf_counter()
@@ -298,7 +316,7 @@ def build_demo(
         }
         for n, it in enumerate(written)
     ]
-    meta = {"version": DEMO_VERSION, "seed": seed, "build_seconds": round(time.perf_counter() - started, 1),
+    meta = {"version": DEMO_VERSION, "seed": seed, "extractor": _extractor_version(), "build_seconds": round(time.perf_counter() - started, 1),
             "images": len(images), "pairs": sum(len(i["sentences"]) for i in images)}  # fmt: skip
     tmp = split_file.with_suffix(".tmp")
     tmp.write_text(json.dumps({"dataset": "tonics-demo", "tonics_demo": meta, "images": images}))
