@@ -109,9 +109,12 @@ class ExportedModel(nn.Module):
         """L2-normalised caption embeddings."""
         tokens = self.tokenizer(captions, padding="longest", truncation=True, max_length=max_length,
                                 return_tensors="pt")  # fmt: skip
-        return F.normalize(
-            self.text_head(self.text(tokens["input_ids"], tokens["attention_mask"])), dim=-1
-        )
+        return self.encode_tokens(tokens["input_ids"], tokens["attention_mask"])
+
+    @torch.no_grad()
+    def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings of already tokenised captions."""
+        return F.normalize(self.text_head(self.text(input_ids, attention_mask)), dim=-1)
 
     @torch.no_grad()
     def encode_image(self, images) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from tonics.data.images import load_image
 from tonics.data.records import PairRecord
@@ -88,3 +88,19 @@ class Collator:
             "skipped": skipped,
             "cached": bool(items) and all(it.get("cached", False) for it in items),
         }
+
+
+def first_pair_of_each_image(records: Sequence[PairRecord]) -> set[int]:
+    """Indices of each image's first pair: the ones that load the image in evaluation."""
+    first: dict[str, int] = {}
+    for i, record in enumerate(records):
+        first.setdefault(record.image_id, i)
+    return set(first.values())
+
+
+def image_once_loader(records: Sequence[PairRecord], image_processor, tokenizer, *, batch_size: int,
+                      num_workers: int = 0, max_length: int = 64, persistent_workers: bool = False) -> DataLoader:  # fmt: skip
+    """Sequential batches of every caption, each image decoded once (through its first pair)."""
+    dataset = PairDataset(records, image_processor, images_for=first_pair_of_each_image(records))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=Collator(tokenizer, max_length),
+                      num_workers=num_workers, persistent_workers=persistent_workers and num_workers > 0)  # fmt: skip

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from ontology.graph import ObjectSource, Ontology
 from ontology.index import ontology_for_records
-from tonics.data.batches import Collator, PairDataset
+from tonics.data.batches import Collator, PairDataset, image_once_loader
 from tonics.data.readers.base import PairReader
 from tonics.data.records import PairRecord, select_split
 from tonics.sampling.curriculum import Curriculum, Stage
@@ -79,7 +79,7 @@ class TonicsDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Read the dataset and build the ontology cache (once, on rank 0)."""
-        self._build_ontology(select_split(self.reader.read(), "train"))
+        self._build_ontology(self.split("train"))
 
     def has_split(self, name: str) -> bool:
         """Whether the dataset holds any pair of this split."""
@@ -134,16 +134,13 @@ class TonicsDataModule(pl.LightningDataModule):
                 feature_cache=self.feature_cache, unfreeze_at_step=self.unfreeze_at_step,
             )  # fmt: skip
 
-    def _collator(self) -> Collator:
-        return Collator(self.tokenizer, self.max_text_length)
-
     def train_dataloader(self) -> DataLoader:
         """Curriculum batches over the training split."""
         dataset = PairDataset(self.split("train"), self.image_processor)
         return DataLoader(
             dataset,
             batch_sampler=self.batch_sampler,
-            collate_fn=self._collator(),
+            collate_fn=Collator(self.tokenizer, self.max_text_length),
             num_workers=self.num_workers,
             persistent_workers=self.persistent_workers,
         )
@@ -154,19 +151,9 @@ class TonicsDataModule(pl.LightningDataModule):
         return records[: self.max_eval_pairs] if self.max_eval_pairs else records
 
     def _eval_loader(self, split: str) -> DataLoader:
-        records = self.eval_records(split)
-        first = {}
-        for i, r in enumerate(records):
-            first.setdefault(r.image_id, i)
-        dataset = PairDataset(records, self.image_processor, images_for=set(first.values()))
-        return DataLoader(
-            dataset,
-            batch_size=self.eval_batch_size,
-            shuffle=False,
-            collate_fn=self._collator(),
-            num_workers=self.num_workers,
-            persistent_workers=self.persistent_workers,
-        )
+        return image_once_loader(self.eval_records(split), self.image_processor, self.tokenizer,
+                                 batch_size=self.eval_batch_size, num_workers=self.num_workers,
+                                 max_length=self.max_text_length, persistent_workers=self.persistent_workers)  # fmt: skip
 
     def val_dataloader(self) -> DataLoader:
         """Sequential batches of the evaluation split (each image loaded once)."""

@@ -67,19 +67,19 @@ class EnglishObjectFilter:
 
     def __init__(self, min_english_share: float = 0.7) -> None:
         from ontology import NounExtractor
+        from ontology.extract import STOP_WORDS
 
         self.extractor = NounExtractor()
+        self.stop_words = STOP_WORDS
         self.min_english_share = min_english_share
         self._english: dict[str, bool] = {}
 
     def is_english_word(self, word: str) -> bool:
         """A word WordNet knows under any part of speech (or a stop word)."""
-        from ontology.extract import STOP_WORDS
-
         known = self._english.get(word)
         if known is None:
             wn = self.extractor.wn
-            known = word in STOP_WORDS or any(wn.morphy(word, pos) for pos in "nvar")
+            known = word in self.stop_words or any(wn.morphy(word, pos) for pos in "nvar")
             self._english[word] = known
         return known
 

@@ -1,18 +1,45 @@
 """Retrieval protocols over a dataset split: encode every image once and every caption, then
-compute recall both ways. Works on an exported model or on untrained encoders (a baseline)."""
+compute recall both ways (and zero-shot accuracy when the data has object labels). Works on an
+exported model or on untrained encoders (a baseline)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 
-from tonics.data.batches import PairDataset
+from tonics.data.batches import image_once_loader
 from tonics.data.records import select_split
-from tonics.eval.retrieval import retrieval_metrics
+from tonics.eval.retrieval import EmbeddedSplit, collect_embeddings, retrieval_metrics
 
 
-def _baseline(text_encoder: str, vision_encoder: str):
+@dataclass
+class Towers:
+    """What a protocol needs of a model: its preprocessing and its two embedding functions."""
+
+    tokenizer: object
+    image_processor: object
+    encode_tokens: object  # (input_ids, attention_mask) -> normalised embeddings
+    encode_pixels: object  # pixel_values -> normalised embeddings
+
+    def encode_captions(self, captions: list[str]) -> torch.Tensor:
+        """Embeddings of raw captions (for zero-shot prompts)."""
+        tokens = self.tokenizer(
+            captions, padding="longest", truncation=True, max_length=64, return_tensors="pt"
+        )
+        return self.encode_tokens(tokens["input_ids"], tokens["attention_mask"])
+
+
+def exported_towers(model_dir: str) -> Towers:
+    """The towers of a model written by `tonics export`."""
+    from tonics.export import load
+
+    model = load(model_dir)
+    return Towers(model.tokenizer, model.image_processor, model.encode_tokens, model.encode_image)
+
+
+def baseline_towers(text_encoder: str, vision_encoder: str) -> Towers:
     """Untrained encoders with seeded random heads: the chance-level reference."""
     from tonics.model import (
         AlignmentModel,
@@ -26,81 +53,60 @@ def _baseline(text_encoder: str, vision_encoder: str):
     model = AlignmentModel(
         TextEncoder.from_name(text_encoder), VisionEncoder.from_name(vision_encoder)
     ).eval()
-    tokenizer, processor = load_tokenizer(text_encoder), load_image_processor(vision_encoder)
-
-    def text(captions):
-        tokens = tokenizer(
-            captions, padding="longest", truncation=True, max_length=64, return_tensors="pt"
-        )
-        return model.encode_text(tokens["input_ids"], tokens["attention_mask"])
-
-    return text, model.encode_image, processor
+    return Towers(
+        load_tokenizer(text_encoder),
+        load_image_processor(vision_encoder),
+        model.encode_text,
+        model.encode_image,
+    )
 
 
-def _zero_shot(encode_text, image_embeddings, records, rows) -> dict:
+def _zero_shot(towers: Towers, split: EmbeddedSplit, records) -> dict:
     """Top-1/5 accuracy over the images' own object labels (COCO categories, demo categories)."""
     from tonics.eval.zeroshot import class_embeddings, zero_shot_accuracy
 
     label_of = {}
     for r in records:
-        if r.objects and r.image_id in rows:
+        if r.objects:
             label_of.setdefault(r.image_id, r.objects[0])
-    if len(set(label_of.values())) < 2:
+    rows = [k for k, image_id in enumerate(split.image_ids) if image_id in label_of]
+    names = sorted({label_of[split.image_ids[k]] for k in rows})
+    if len(names) < 2:
         return {}
-    names = sorted(set(label_of.values()))
-    order = sorted(label_of, key=rows.get)
-    classifier = class_embeddings(encode_text, [n.replace("_", " ").lower() for n in names])
-    accuracy = zero_shot_accuracy(
-        image_embeddings[[rows[i] for i in order]],
-        [names.index(label_of[i]) for i in order],
-        classifier,
+    classifier = class_embeddings(
+        towers.encode_captions, [n.replace("_", " ").lower() for n in names]
     )
+    labels = [names.index(label_of[split.image_ids[k]]) for k in rows]
+    accuracy = zero_shot_accuracy(split.images[rows], labels, classifier)
     return {f"zeroshot_{k}": v for k, v in accuracy.items()} | {"zeroshot_classes": len(names)}
 
 
+@torch.no_grad()
 def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packaged:minilm",
                     vision_encoder="packaged:mobilenet_v2", batch_size=64) -> dict:  # fmt: skip
     """Retrieval figures for one split of a reader's dataset."""
     records = sorted(select_split(reader.read(), split), key=lambda r: r.image_id)
-    if model_dir:
-        from tonics.export import load
-
-        model = load(model_dir)
-        encode_text, encode_image, processor = (
-            model.encode_text,
-            model.encode_image,
-            model.image_processor,
-        )
-    else:
-        encode_text, encode_image, processor = _baseline(text_encoder, vision_encoder)
+    towers = (
+        exported_towers(model_dir) if model_dir else baseline_towers(text_encoder, vision_encoder)
+    )
     started = time.perf_counter()
-    first = {}
-    for i, r in enumerate(records):
-        first.setdefault(r.image_id, i)
-    dataset = PairDataset(records, processor, images_for=set(first.values()))
-    images, rows, failed = [], {}, 0
-    with torch.no_grad():
-        for start in range(0, len(records), batch_size):
-            items = [
-                dataset[i]
-                for i in range(start, min(start + batch_size, len(records)))
-                if i in dataset.images_for
-            ]
-            ok = [it for it in items if it["pixel_values"] is not None]
-            failed += len(items) - len(ok)
-            if ok:
-                images.append(encode_image(torch.stack([it["pixel_values"] for it in ok])))
-                for it in ok:
-                    rows[it["image_id"]] = len(rows)
-        keep = [r for r in records if r.image_id in rows]
-        texts = torch.cat(
-            [
-                encode_text([r.caption for r in keep[s : s + batch_size]])
-                for s in range(0, len(keep), batch_size)
-            ]
+    chunks, failed = [], 0
+    for batch in image_once_loader(
+        records, towers.image_processor, towers.tokenizer, batch_size=batch_size
+    ):
+        failed += len(batch["skipped"])
+        images = (
+            towers.encode_pixels(batch["pixel_values"])
+            if batch["pixel_values"] is not None
+            else None
         )
-    result = retrieval_metrics(torch.cat(images), texts, [rows[r.image_id] for r in keep])
-    zero_shot = _zero_shot(encode_text, torch.cat(images), records, rows)
-    return {**zero_shot, "split": split, "model": model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)",
-            "images": len(rows), "captions": len(keep), "images_failed": failed,
+        chunks.append((towers.encode_tokens(batch["input_ids"], batch["attention_mask"]), images,
+                       batch["image_ids"], batch["has_image"]))  # fmt: skip
+    embedded = collect_embeddings(chunks)
+    if embedded is None:
+        raise ValueError(f"split '{split}': no image could be loaded ({failed} failed)")
+    result = retrieval_metrics(embedded.images, embedded.texts, embedded.text_to_image)
+    model = model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)"
+    return {**_zero_shot(towers, embedded, records), "split": split, "model": model,
+            "images": len(embedded.image_ids), "captions": len(embedded.texts), "images_failed": failed,
             "seconds": round(time.perf_counter() - started, 1), **result.metrics}  # fmt: skip

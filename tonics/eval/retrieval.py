@@ -26,6 +26,39 @@ class RetrievalResult:
     image_to_text_ranks: torch.Tensor
 
 
+@dataclass
+class EmbeddedSplit:
+    """A split's embeddings ready for retrieval: images once each, captions that have an image."""
+
+    images: torch.Tensor
+    texts: torch.Tensor
+    text_to_image: list[int]  # caption row -> image row
+    image_ids: list[str]  # image row -> image id
+
+
+def collect_embeddings(chunks) -> EmbeddedSplit | None:
+    """Join per-batch (text embeddings, image embeddings or None, image ids, has_image) chunks.
+
+    Batches come from `image_once_loader`: every caption has a text row, only each image's first
+    pair has an image row. Captions whose image failed to load are left out. None when nothing
+    can be evaluated.
+    """
+    texts, images, rows, owners = [], [], {}, []
+    for text, image, image_ids, has_image in chunks:
+        texts.append(text)
+        if image is not None:
+            images.append(image)
+            for image_id in (i for i, h in zip(image_ids, has_image.tolist()) if h):
+                rows[image_id] = len(rows)
+        owners.extend(image_ids)
+    keep = [k for k, image_id in enumerate(owners) if image_id in rows]
+    if not images or not keep:
+        return None
+    return EmbeddedSplit(
+        torch.cat(images), torch.cat(texts)[keep], [rows[owners[k]] for k in keep], list(rows)
+    )
+
+
 def _check(name: str, emb: torch.Tensor) -> None:
     if emb.ndim != 2 or emb.shape[0] == 0:
         raise ValueError(

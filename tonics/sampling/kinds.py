@@ -110,7 +110,6 @@ class OntologyKind(BatchKind):
         self.nodes = sorted(nodes)
         self.counts = np.array([graph.nodes[n]["subtree"] for n in self.nodes], dtype=float)
         self.alpha = alpha
-        self.granularity = granularity
         self.reset()
 
     def reset(self) -> None:
@@ -124,9 +123,12 @@ class OntologyKind(BatchKind):
         node's true count is checked and its estimate corrected; a few retries, then give up.
         """
         for _ in range(8):
-            weights = np.where(self.remaining >= size, self.remaining, 0.0) ** self.alpha
-            weights[self.remaining < size] = 0.0
-            if weights.sum() <= 0:
+            fillable = self.remaining >= size
+            weights = np.zeros_like(self.remaining)
+            weights[fillable] = (
+                self.remaining[fillable] ** self.alpha
+            )  # alpha 0: uniform over fillable
+            if not fillable.any():
                 return None, None
             j = int(rng.choice(len(self.nodes), p=weights / weights.sum()))
             pool = self.ontology.subtree_pairs(self.nodes[j])

@@ -74,7 +74,7 @@ class CurriculumCallback(pl.Callback):
                 "curriculum": curriculum}  # fmt: skip
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Keep the saved state until the datamodule is ready (applied in on_train_start)."""
+        """Keep the saved state until the datamodule is ready (applied in on_fit_start)."""
         self._pending = state_dict
 
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -116,7 +116,7 @@ class CurriculumCallback(pl.Callback):
         self._t_end = time.perf_counter()
 
     def _apply_stage_unfreezing(self, trainer, pl_module, stage_index: int) -> None:
-        stages = self._datamodule(trainer).curriculum.stages
+        stages = self._curriculum.stages
         for index in range(self.applied_stage + 1, stage_index + 1):
             stage = stages[index]
             if hasattr(pl_module, "unfreeze"):

@@ -15,10 +15,9 @@ import logging
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader
 
 from ontology.wordnet import cache_dir
-from tonics.data.batches import Collator, PairDataset
+from tonics.data.batches import image_once_loader
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +61,8 @@ def cache_key(model, records, max_text_length: int) -> str:
 def compute_features(model, records, tokenizer, image_processor, *, batch_size=64, num_workers=0,
                      max_text_length=64, device="cpu") -> FeatureCache:  # fmt: skip
     """Encode every image once and every caption, with the encoders as they are now."""
-    first: dict[str, int] = {}
-    for i, r in enumerate(records):
-        first.setdefault(r.image_id, i)
-    dataset = PairDataset(records, image_processor, images_for=set(first.values()))
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=Collator(tokenizer, max_text_length),
-                        num_workers=num_workers)  # fmt: skip
+    loader = image_once_loader(records, image_processor, tokenizer, batch_size=batch_size,
+                               num_workers=num_workers, max_length=max_text_length)  # fmt: skip
     images, texts, row_of_image, failures = [], [None] * len(records), {}, {}
     for batch in loader:
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)

@@ -13,7 +13,7 @@ import math
 import lightning.pytorch as pl
 import torch
 
-from tonics.eval.retrieval import retrieval_metrics
+from tonics.eval.retrieval import collect_embeddings, retrieval_metrics
 from tonics.model.alignment import AlignmentModel, HeadKind
 from tonics.model.encoders import TextEncoder, TextPooling, VisionEncoder, VisionPooling
 from tonics.model.loss import ClipLoss
@@ -87,7 +87,8 @@ class AlignmentModule(pl.LightningModule):
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         """Step-triggered unfreezing."""
         step = self.hparams.unfreeze_at_step
-        if step is not None and self.global_step >= step and self.unfrozen["text"] is None:
+        opened = self.unfrozen["text"] is not None and self.unfrozen["vision"] is not None
+        if step is not None and self.global_step >= step and not opened:
             spec = self.hparams.unfreeze_top_k or "all"
             self.unfreeze("text", spec)
             self.unfreeze("vision", spec)
@@ -143,15 +144,11 @@ class AlignmentModule(pl.LightningModule):
             self.feature_cache = load_or_compute(self.model, dm, self.device)
 
     def _cached_features(self, batch):
-        if self.feature_cache is None:  # encoders opened after the sampler decided: load images
-            dataset = self.trainer.datamodule.train_dataloader().dataset
-            items = [dataset[i] for i in batch["indices"].tolist()]
-            ok = [k for k, it in enumerate(items) if it["pixel_values"] is not None]
-            batch["skipped"] += [(it["location"], it["failure"]) for it in items if it["failure"]]
-            pixels = torch.stack([items[k]["pixel_values"] for k in ok]).to(self.device)
-            keep = torch.tensor(ok, dtype=torch.long, device=self.device)
-            return self.model.encode_image(pixels), self.model.encode_text(
-                batch["input_ids"][keep], batch["attention_mask"][keep]
+        if self.feature_cache is None:
+            raise RuntimeError(
+                "a batch marked 'features cached' arrived but the feature cache is gone (an encoder was "
+                "opened outside the curriculum/unfreeze_at_step the sampler knows of); turn "
+                "data.feature_cache off for this run"
             )
         image, text, usable = self.feature_cache.lookup(batch["indices"].cpu())
         for index in batch["indices"][~usable].tolist():
@@ -223,26 +220,15 @@ class AlignmentModule(pl.LightningModule):
         }
 
     def _retrieval(self, prefix: str) -> dict[str, float]:
-        chunks = self._eval.pop(prefix, [])
-        if not chunks:
+        split = collect_embeddings(self._eval.pop(prefix, []))
+        if split is None:
             return {}
-        texts, images, image_rows, owners = [], [], {}, []
-        for text, image, image_ids, has_image in chunks:
-            texts.append(text)
-            if image is not None:
-                images.append(image)
-                for image_id in (i for i, h in zip(image_ids, has_image.tolist()) if h):
-                    image_rows[image_id] = len(image_rows)
-            owners.extend(image_ids)
-        keep = [k for k, image_id in enumerate(owners) if image_id in image_rows]
-        if not images or not keep:
-            return {}
-        text = torch.cat(texts)[keep]
-        result = retrieval_metrics(torch.cat(images), text, [image_rows[owners[k]] for k in keep],
-                                   ks=self.hparams.retrieval_ks)  # fmt: skip
+        result = retrieval_metrics(
+            split.images, split.texts, split.text_to_image, ks=self.hparams.retrieval_ks
+        )
         metrics = {f"{prefix}/{k}": v for k, v in result.metrics.items()}
-        metrics[f"{prefix}/images"] = float(len(image_rows))
-        metrics[f"{prefix}/captions"] = float(len(keep))
+        metrics[f"{prefix}/images"] = float(len(split.image_ids))
+        metrics[f"{prefix}/captions"] = float(len(split.text_to_image))
         return metrics
 
     def on_validation_epoch_end(self) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -56,22 +54,6 @@ class PairReader:
     def read(self) -> list[PairRecord]:
         """All pairs of the dataset (every split it holds)."""
         raise NotImplementedError
-
-    def sources(self) -> list[Path]:
-        """Files whose size and modification time identify this dataset's version."""
-        return []
-
-    def cache_key(self) -> str:
-        """A short hash of the reader's settings and its files' sizes and mtimes."""
-        parts = [type(self).__name__, json.dumps(self.settings(), sort_keys=True, default=str)]
-        for path in self.sources():
-            stat = os.stat(path)
-            parts.append(f"{path}:{stat.st_size}:{int(stat.st_mtime)}")
-        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-    def settings(self) -> dict:
-        """The reader's constructor settings, for the cache key."""
-        return {k: v for k, v in vars(self).items() if k != "skipped" and not k.startswith("_")}
 
     def skip(self, reason: str) -> None:
         """Count one dropped record."""

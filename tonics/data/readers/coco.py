@@ -52,10 +52,6 @@ class CocoCaptionsReader(PairReader):
         self.instances_file = instances_file
         self.split = split
 
-    def sources(self) -> list[Path]:
-        """The captions (and instances) files."""
-        return [Path(p) for p in (self.captions_file, self.instances_file) if p]
-
     def read(self) -> list[PairRecord]:
         """One record per caption annotation; unknown image ids and empty captions are skipped."""
         data = load_json(self.captions_file, ("images", "annotations"))

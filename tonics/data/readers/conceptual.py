@@ -50,10 +50,6 @@ class ConceptualCaptionsTsvReader(PairReader):
         self.per_shard = per_shard
         self.has_header = has_header
 
-    def sources(self) -> list[Path]:
-        """The TSV file."""
-        return [Path(self.tsv_file)]
-
     def _detect_order(self, rows: list[list[str]]) -> str:
         votes = defaultdict(int)
         for row in rows[:100]:
@@ -111,13 +107,13 @@ class WebDatasetReader(PairReader):
         self.split = split
         self.caption_extension = caption_extension
 
-    def sources(self) -> list[Path]:
-        """The shard files."""
+    def shard_paths(self) -> list[Path]:
+        """The shard files the glob matches, sorted."""
         return [Path(p) for p in sorted(glob.glob(self.shards))]
 
     def read(self) -> list[PairRecord]:
         """One record per key holding both an image and a caption; orphans are counted."""
-        shards = self.sources()
+        shards = self.shard_paths()
         if not shards:
             raise DataFormatError(f"no webdataset shards match '{self.shards}'")
         records = []

@@ -3,8 +3,6 @@ KarpathyReader that COCO users use."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tonics.data.readers.karpathy import KarpathyReader
 from tonics.data.records import PairRecord
 
@@ -25,11 +23,6 @@ class DemoReader(KarpathyReader):
         from tonics.data.demo import build_demo
 
         build_demo(self.root, seed=self.seed)
-
-    def sources(self) -> list[Path]:
-        """The split file (built first if needed)."""
-        self.prepare()
-        return super().sources()
 
     def read(self) -> list[PairRecord]:
         """All demo pairs, building the dataset first if needed."""

@@ -30,8 +30,8 @@ class HFDatasetReader(PairReader):
         self.text_column = text_column
         self.image_id_column = image_id_column
 
-    def sources(self) -> list[Path]:
-        """Every file under the dataset directory (or the parquet files)."""
+    def parquet_files(self) -> list[Path]:
+        """The parquet files `path` names (a glob, a file, or every file under a directory)."""
         root = Path(self.path)
         files = sorted(root.rglob("*")) if root.is_dir() else sorted(root.parent.glob(root.name))
         return [f for f in files if f.is_file()]
@@ -42,7 +42,7 @@ class HFDatasetReader(PairReader):
         if self.format == "imagefolder":
             return datasets.load_dataset("imagefolder", data_dir=self.path)
         if self.format == "parquet":
-            files = [str(p) for p in self.sources()]
+            files = [str(p) for p in self.parquet_files()]
             if not files:
                 raise DataFormatError(f"no parquet files match '{self.path}'")
             return datasets.load_dataset("parquet", data_files={"train": files})

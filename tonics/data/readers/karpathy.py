@@ -18,10 +18,6 @@ class KarpathyReader(PairReader):
         self.image_root = image_root
         self.merge_restval = merge_restval
 
-    def sources(self) -> list[Path]:
-        """The split file."""
-        return [Path(self.split_file)]
-
     def read(self) -> list[PairRecord]:
         """One record per sentence; images without sentences and empty sentences are skipped."""
         data = load_json(self.split_file, ("images",))
