@@ -69,7 +69,7 @@ def test_plateau_advances_after_patience_checks_without_improvement():
     curriculum = Curriculum(
         [Stage("a", {"random": 1.0}, plateau_patience=2), Stage("b", {"diverse": 1.0})]
     )
-    callback = CurriculumCallback(lookahead=5)
+    callback = CurriculumCallback(monitor="val/loss", mode="min", lookahead=5)
     for step, loss in ((10, 2.0), (20, 1.5), (30, 1.6), (40, 1.55)):
         callback.steps_done = step
         callback.on_validation_end(_fake_trainer(curriculum, loss), None)
@@ -78,6 +78,23 @@ def test_plateau_advances_after_patience_checks_without_improvement():
         45,
     ]  # two checks without beating 1.5: next stage after lookahead
     assert curriculum.stage_index(44, 100) == 0 and curriculum.stage_index(45, 100) == 1
+
+
+def test_plateau_on_a_higher_is_better_metric():
+    curriculum = Curriculum(
+        [Stage("a", {"random": 1.0}, plateau_patience=1), Stage("b", {"diverse": 1.0})]
+    )
+    callback = CurriculumCallback(lookahead=0)  # default: val/recall_mean, higher is better
+    for step, recall in ((10, 20.0), (20, 25.0)):
+        callback.steps_done = step
+        trainer = _fake_trainer(curriculum, 0.0)
+        trainer.callback_metrics = {"val/recall_mean": recall}
+        callback.on_validation_end(trainer, None)
+    assert curriculum.starts == [0]  # improving: no change
+    callback.steps_done = 30
+    trainer.callback_metrics = {"val/recall_mean": 24.0}
+    callback.on_validation_end(trainer, None)
+    assert curriculum.starts == [0, 30]
 
 
 def test_ontology_stats_command(tiny_dataset, capsys, tmp_path):

@@ -17,11 +17,12 @@ import json
 import logging
 import sys
 
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
 
 from tonics.data.datamodule import TonicsDataModule
 from tonics.train.callbacks import CurriculumCallback, SkippedImagesCallback, run_dir
+from tonics.train.checkpointing import LastCheckpoint
 from tonics.train.module import AlignmentModule
 
 TOOL_COMMANDS = ("ontology", "export", "retrieval", "demo", "report")
@@ -48,6 +49,8 @@ def _loggers() -> list[dict]:
 def format_retrieval(metrics: dict[str, float], prefix: str = "test") -> str:
     """A small Markdown table of R@1/5/10 both directions."""
     lines = ["| direction | R@1 | R@5 | R@10 | mean rank |", "|---|---|---|---|---|"]
+    if f"{prefix}/recall_mean" in metrics:
+        lines.insert(0, f"mean recall (R@1/5/10 both ways): {metrics[f'{prefix}/recall_mean']:.2f}")
     for direction in ("image_to_text", "text_to_image"):
         cells = [metrics.get(f"{prefix}/{direction}_R@{k}", float("nan")) for k in (1, 5, 10)]
         rank = metrics.get(f"{prefix}/{direction}_mean_rank", float("nan"))
@@ -69,10 +72,10 @@ class TonicsCLI(LightningCLI):
         parser.link_arguments("model.unfreeze_at_step", "data.unfreeze_at_step")
         parser.add_lightning_class_args(CurriculumCallback, "curriculum")
         parser.add_lightning_class_args(SkippedImagesCallback, "skipped_images")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.monitor": "val/loss",
-                             "checkpoint.mode": "min", "checkpoint.save_top_k": 1})  # fmt: skip
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.monitor": "val/recall_mean",
+                             "checkpoint.mode": "max", "checkpoint.save_top_k": 1})  # fmt: skip
         parser.set_defaults({"trainer.logger": _loggers(), "trainer.default_root_dir": "runs"})
         parser.add_argument(
             "--no_test", type=bool, default=False, help="skip the test pass after fit"
@@ -84,31 +87,42 @@ class TonicsCLI(LightningCLI):
         config.trainer.use_distributed_sampler = False
 
     def after_fit(self) -> None:
-        """Evaluate the test split with the best checkpoint and print/save retrieval figures."""
+        """Evaluate the test split with the last weights and the best checkpoint; print both and
+        save them (`retrieval_test.json`: the best checkpoint's figures, the last's under "last")."""
         if self.config["fit"].get("no_test") or self.trainer.fast_dev_run:
             return
         if not self.datamodule.has_split("test"):
             print("No test split in this dataset: skipping the test pass.")
             return
-        best = (
-            self.trainer.checkpoint_callback.best_model_path
-            if self.trainer.checkpoint_callback
-            else ""
-        )
-        results = self.trainer.test(
-            self.model, datamodule=self.datamodule, ckpt_path=best or None, verbose=False
-        )
-        metrics = results[0] if results else {}
+        callback = self.trainer.checkpoint_callback
+        best = callback.best_model_path if callback else ""
+        last = self._test(None)  # the weights in memory: the last step's
+        metrics = self._test(best) if best else last
         if self.trainer.global_rank == 0 and metrics:
             directory = run_dir(self.trainer)
             (directory / "retrieval_test.json").write_text(
-                json.dumps({"checkpoint": best, **metrics}, indent=2)
+                json.dumps(
+                    {"checkpoint": best or "last weights", **metrics, "last": last}, indent=2
+                )
             )
-            print(f"\nRetrieval on the test split ({int(metrics.get('test/images', 0))} images, "
-                  f"{int(metrics.get('test/captions', 0))} captions), checkpoint {best or 'last weights'}:")  # fmt: skip
-            print(format_retrieval(metrics))
+            images, captions = (
+                int(metrics.get("test/images", 0)),
+                int(metrics.get("test/captions", 0)),
+            )
+            print(f"\nRetrieval on the test split ({images} images, {captions} captions)")
+            print(f"last weights (step {self.trainer.global_step}):")
+            print(format_retrieval(last))
+            if best:
+                print(f"best checkpoint by {callback.monitor} ({best}):")
+                print(format_retrieval(metrics))
             self._report(directory, metrics, checkpoint=best or "last weights")
             print(f"Run directory: {directory} (retrieval_report.md beside the references)")
+
+    def _test(self, checkpoint: str | None) -> dict[str, float]:
+        results = self.trainer.test(
+            self.model, datamodule=self.datamodule, ckpt_path=checkpoint, verbose=False
+        )
+        return {k: float(v) for k, v in results[0].items()} if results else {}
 
     def _report(self, directory, metrics: dict, **extra) -> None:
         from tonics.eval.report import write_report

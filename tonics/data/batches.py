@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tonics.data.images import load_image
-from tonics.data.records import PairRecord
+from tonics.data.records import PairRecord, pair_key
 
 
 class PairDataset(Dataset):
@@ -57,7 +57,8 @@ class PairDataset(Dataset):
 
 
 class Collator:
-    """Stacks images, tokenises captions (padded to the longest in the batch), lists failures."""
+    """Stacks images, tokenises captions (padded to the longest in the batch), lists failures, and
+    gives each pair its (image, caption) key so the loss can tell true matches from negatives."""
 
     def __init__(self, tokenizer, max_length: int = 64) -> None:
         self.tokenizer = tokenizer
@@ -85,6 +86,9 @@ class Collator:
             "has_image": torch.tensor(
                 [it["pixel_values"] is not None for it in kept], dtype=torch.bool
             ),
+            "pair_keys": torch.tensor(
+                [pair_key(it["image_id"], it["caption"]) for it in kept], dtype=torch.long
+            ).reshape(len(kept), 2),
             "skipped": skipped,
             "cached": bool(items) and all(it.get("cached", False) for it in items),
         }

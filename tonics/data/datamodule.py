@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 import lightning.pytorch as pl
+import numpy as np
 from torch.utils.data import DataLoader
 
 from ontology.graph import ObjectSource, Ontology
@@ -44,12 +45,14 @@ class TonicsDataModule(pl.LightningDataModule):
         eval_split: str = "val",
         max_eval_pairs: int | None = None,
         feature_cache: bool = False,
+        one_pair_per_image: bool = False,
         unfreeze_at_step: int | None = None,
     ) -> None:
         """`text_encoder`/`vision_encoder`/`unfreeze_at_step` are linked from the model in the CLI.
 
         feature_cache: while both encoders are frozen, train the heads from pooled features
             computed once (and kept on disk) instead of decoding images and running the encoders.
+        one_pair_per_image: no training batch holds two captions of the same image.
         """
         super().__init__()
         self.reader = reader
@@ -67,6 +70,7 @@ class TonicsDataModule(pl.LightningDataModule):
         self.eval_split = eval_split
         self.max_eval_pairs = max_eval_pairs
         self.feature_cache = feature_cache
+        self.one_pair_per_image = one_pair_per_image
         self.unfreeze_at_step = unfreeze_at_step
         self.records: list[PairRecord] | None = None
         self.ontology: Ontology | None = None
@@ -126,12 +130,17 @@ class TonicsDataModule(pl.LightningDataModule):
                 )
             from tonics.sampling.sampler import CurriculumBatchSampler
 
+            image_of = None
+            if self.one_pair_per_image:
+                codes: dict[str, int] = {}
+                image_of = np.array([codes.setdefault(r.image_id, len(codes)) for r in train])
             rank = self.trainer.global_rank if self.trainer else 0
             world = self.trainer.world_size if self.trainer else 1
             self.batch_sampler = CurriculumBatchSampler(
                 self.ontology, self.curriculum, batch_size=self.batch_size,
                 seed=self.seed, rank=rank, world_size=world,
                 feature_cache=self.feature_cache, unfreeze_at_step=self.unfreeze_at_step,
+                image_of=image_of,
             )  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:

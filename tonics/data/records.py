@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 
@@ -52,3 +53,19 @@ def select_split(records: list[PairRecord], split: str) -> list[PairRecord]:
         present = sorted({r.split for r in records})
         raise ValueError(f"split '{split}' is empty; the data has splits {present}")
     return chosen
+
+
+def normalise_caption(caption: str) -> str:
+    """A caption as compared for duplicates: lower case, single spaces, no surrounding punctuation."""
+    return " ".join(caption.lower().split()).strip(" .,;:!?\"'")
+
+
+def _key(text: str) -> int:
+    digest = hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def pair_key(image_id: str, caption: str) -> tuple[int, int]:
+    """(image key, caption key): two pairs with an equal key are true matches of each other, so the
+    loss must not treat them as negatives. Stable 64-bit hashes, identical on every rank."""
+    return _key("image\x1f" + image_id), _key("caption\x1f" + normalise_caption(caption))

@@ -2,7 +2,12 @@
 
 Encoders start frozen (no gradients, BatchNorm/Dropout held in eval mode) so only the heads and
 the temperature learn; `unfreeze_text` / `unfreeze_vision` later open the whole encoder or its
-top-k blocks. The model knows nothing of training loops: Lightning lives in `tonics.train`.
+top-k blocks. Pretrained BatchNorm statistics stay fixed even in opened blocks (their affine
+parameters still train), as open_clip's `lock_image_tower(freeze_bn_stats=True)` and timm's
+`freeze_batch_norm_2d` do: a small batch's statistics are a poor estimate of the pretraining
+data's, and transformers' MobileNetV2 builds its BatchNorm with momentum 0.997 (TensorFlow's decay
+read with PyTorch's meaning), so one train-mode forward would overwrite them. `train_bn_stats`
+trains them instead, with a PyTorch momentum of `bn_momentum`. The model knows nothing of training loops: Lightning lives in `tonics.train`.
 """
 
 from __future__ import annotations
@@ -41,12 +46,26 @@ def _is_tail_parameter(name: str) -> bool:
     )
 
 
-class FreezableEncoder(nn.Module):
-    """Wraps an encoder so that frozen parts stay without gradients and in eval mode."""
+def batch_norms(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Every BatchNorm layer (1d/2d/3d, sync) inside `module`."""
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
-    def __init__(self, encoder: nn.Module) -> None:
+
+class FreezableEncoder(nn.Module):
+    """Wraps an encoder so that frozen parts stay without gradients and in eval mode, and
+    BatchNorm statistics stay fixed unless `train_bn_stats`."""
+
+    def __init__(
+        self, encoder: nn.Module, *, train_bn_stats: bool = False, bn_momentum: float = 0.1
+    ) -> None:
         super().__init__()
+        if not 0.0 < bn_momentum <= 1.0:
+            raise ValueError(
+                f"bn_momentum must be in (0, 1] (PyTorch's meaning), got {bn_momentum}"
+            )
         self.encoder = encoder
+        self.train_bn_stats = train_bn_stats
+        self.bn_momentum = bn_momentum
         self.frozen_modules: list[nn.Module] = []
         self.freeze()
 
@@ -68,7 +87,8 @@ class FreezableEncoder(nn.Module):
             for p in self.encoder.parameters():
                 p.requires_grad_(True)
             self.frozen_modules = []
-            self.encoder.train(self.training)
+            self._set_bn_momentum()
+            self.train(self.training)
             return
         blocks = self.encoder.blocks
         if not 0 < top_k <= len(blocks):
@@ -86,7 +106,13 @@ class FreezableEncoder(nn.Module):
             if any(True for _ in m.parameters())
             and not any(p.requires_grad for p in m.parameters())
         ]
+        self._set_bn_momentum()
         self.train(self.training)
+
+    def _set_bn_momentum(self) -> None:
+        if self.train_bn_stats:
+            for norm in batch_norms(self.encoder):
+                norm.momentum = self.bn_momentum
 
     @property
     def is_frozen(self) -> bool:
@@ -94,10 +120,14 @@ class FreezableEncoder(nn.Module):
         return not any(p.requires_grad for p in self.encoder.parameters())
 
     def train(self, mode: bool = True) -> FreezableEncoder:
-        """Set train/eval mode, keeping frozen parts in eval mode (BatchNorm stats, no Dropout)."""
+        """Set train/eval mode, keeping frozen parts in eval mode (no Dropout, BatchNorm statistics
+        fixed) and, unless `train_bn_stats`, every BatchNorm layer in eval mode."""
         super().train(mode)
         for module in self.frozen_modules:
             module.eval()
+        if not self.train_bn_stats:
+            for norm in batch_norms(self.encoder):
+                norm.eval()
         return self
 
     def forward(self, *args, **kwargs) -> torch.Tensor:
@@ -118,10 +148,13 @@ class AlignmentModel(nn.Module):
         *,
         embed_dim: int = 256,
         head: HeadKind = "linear",
+        train_bn_stats: bool = False,
+        bn_momentum: float = 0.1,
     ) -> None:
         super().__init__()
-        self.text = FreezableEncoder(text_encoder)
-        self.vision = FreezableEncoder(vision_encoder)
+        bn = dict(train_bn_stats=train_bn_stats, bn_momentum=bn_momentum)
+        self.text = FreezableEncoder(text_encoder, **bn)
+        self.vision = FreezableEncoder(vision_encoder, **bn)
         self.text_head = projection_head(text_encoder.output_dim, embed_dim, head)
         self.vision_head = projection_head(vision_encoder.output_dim, embed_dim, head)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(LOGIT_SCALE_INIT)))

@@ -95,16 +95,32 @@ class Curriculum:
     def stage_index(self, step: int, steps_per_epoch: int) -> int:
         """The stage in force at `step`, advancing by the steps/epochs rules when due."""
         while self.current < len(self.stages) - 1:
-            stage = self.stages[self.current]
-            length = (
-                stage.steps
-                if stage.steps is not None
-                else (stage.epochs * steps_per_epoch if stage.epochs is not None else None)
-            )
+            length = self._length(self.current, steps_per_epoch)
             if length is None or step < self.starts[-1] + length:
                 break
             self.starts.append(self.starts[-1] + length)
         return max(i for i, start in enumerate(self.starts) if start <= step)
+
+    def _length(self, index: int, steps_per_epoch: int) -> int | None:
+        stage = self.stages[index]
+        if stage.steps is not None:
+            return stage.steps
+        return stage.epochs * steps_per_epoch if stage.epochs is not None else None
+
+    def stage_bounds(
+        self, step: int, steps_per_epoch: int, total_steps: int | None = None
+    ) -> tuple[int, int, int | None]:
+        """(stage index, its first step, its end step or None) at `step`: the end is known for
+        steps/epochs stages, a plateau stage that has already been told to advance, and the last
+        stage (`total_steps`); a plateau stage still running has no known end."""
+        index = self.stage_index(step, steps_per_epoch)
+        start = self.starts[index]
+        if index + 1 < len(self.starts):
+            return index, start, self.starts[index + 1]
+        if index == len(self.stages) - 1:
+            return index, start, total_steps
+        length = self._length(index, steps_per_epoch)
+        return index, start, None if length is None else start + length
 
     def request_advance(self, at_step: int) -> bool:
         """Plateau rule: begin the next stage at `at_step`; False on the last stage."""

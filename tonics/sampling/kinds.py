@@ -7,6 +7,9 @@ this epoch (a boolean mask it updates), so no pair repeats within an epoch whate
   granularity that can still fill a batch; the batch is drawn from the node's subtree; once no
   such node is left, a node's parent (and so on up) is used instead;
 - `diverse`: pairs whose main objects all differ (object-level negatives: a dog among pizzas).
+
+Every kind can be capped at one pair per image (`image_of`: the image number of each pair), so a
+batch never holds two captions of one image (true matches the loss would otherwise have to know).
 """
 
 from __future__ import annotations
@@ -30,12 +33,30 @@ class Draw:
 
 
 def _take(
-    pool: np.ndarray, available: np.ndarray, size: int, rng: np.random.Generator
+    pool: np.ndarray,
+    available: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    image_of: np.ndarray | None = None,
 ) -> np.ndarray:
     free = pool[available[pool]]
+    if image_of is not None:
+        return _take_distinct_images(free, available, size, rng, image_of)
     chosen = (
         rng.choice(free, size=size, replace=False) if len(free) > size else rng.permutation(free)
     )
+    available[chosen] = False
+    return chosen
+
+
+def _take_distinct_images(free, available, size, rng, image_of) -> np.ndarray:
+    """Up to `size` free pairs with pairwise different images (fewer if the images run out)."""
+    candidates = rng.choice(free, size=min(len(free), 2 * size), replace=False)
+    _, first = np.unique(image_of[candidates], return_index=True)
+    if len(first) < size and len(candidates) < len(free):  # many captions per image: look wider
+        candidates = rng.permutation(free)
+        _, first = np.unique(image_of[candidates], return_index=True)
+    chosen = candidates[np.sort(first)][:size]
     available[chosen] = False
     return chosen
 
@@ -71,12 +92,13 @@ class RandomKind(BatchKind):
 
     name = "random"
 
-    def __init__(self, num_pairs: int) -> None:
+    def __init__(self, num_pairs: int, image_of: np.ndarray | None = None) -> None:
         self.all = np.arange(num_pairs)
+        self.image_of = image_of
 
     def draw(self, available, size, rng) -> Draw:
         """A uniform draw among the available pairs."""
-        return Draw(_take(self.all, available, size, rng), self.name)
+        return Draw(_take(self.all, available, size, rng, self.image_of), self.name)
 
 
 class OntologyKind(BatchKind):
@@ -93,9 +115,11 @@ class OntologyKind(BatchKind):
         max_depth: int = 100,
         alpha: float = 1.0,
         batch_size: int = 32,
+        image_of: np.ndarray | None = None,
     ) -> None:
         self.ontology = ontology
-        self.random = RandomKind(len(ontology))
+        self.image_of = image_of
+        self.random = RandomKind(len(ontology), image_of)
         graph = ontology.graph
         if granularity == "fine":
             nodes = finest_fillable_nodes(ontology, batch_size)
@@ -154,7 +178,7 @@ class OntologyKind(BatchKind):
             fallback = self.random.draw(available, size, rng)  # the whole tree is nearly used up
             return Draw(fallback.indices, "ontology-fallback")
         depth = self.ontology.graph.nodes[node]["depth"]
-        return Draw(_take(pool, available, size, rng), self.name, node, depth)
+        return Draw(_take(pool, available, size, rng, self.image_of), self.name, node, depth)
 
 
 class DiverseKind(BatchKind):
@@ -162,8 +186,9 @@ class DiverseKind(BatchKind):
 
     name = "diverse"
 
-    def __init__(self, ontology: Ontology) -> None:
-        self.random = RandomKind(len(ontology))
+    def __init__(self, ontology: Ontology, image_of: np.ndarray | None = None) -> None:
+        self.random = RandomKind(len(ontology), image_of)
+        self.image_of = image_of
         groups: dict[str, list[int]] = {}
         for i, objects in enumerate(ontology.pair_objects):
             groups.setdefault(objects[0] if objects else f"<none-{i % 997}>", []).append(i)
@@ -172,11 +197,16 @@ class DiverseKind(BatchKind):
     def draw(self, available, size, rng) -> Draw:
         """One pair from each of `size` different object groups; topped up at random if needed."""
         chosen: list[int] = []
+        images: set[int] = set()
         for g in rng.permutation(len(self.groups)):
             pool = self.groups[g]
             free = pool[available[pool]]
             if len(free):
                 pick = int(free[rng.integers(len(free))])
+                if self.image_of is not None:
+                    if int(self.image_of[pick]) in images:
+                        continue
+                    images.add(int(self.image_of[pick]))
                 available[pick] = False
                 chosen.append(pick)
                 if len(chosen) == size:
@@ -189,12 +219,14 @@ class DiverseKind(BatchKind):
 KINDS = ("random", "ontology", "diverse")
 
 
-def make_kind(name: str, ontology: Ontology, batch_size: int, **options) -> BatchKind:
+def make_kind(
+    name: str, ontology: Ontology, batch_size: int, image_of: np.ndarray | None = None, **options
+) -> BatchKind:
     """Build a kind by name; an unknown name is an error listing the known ones."""
     if name == "random":
-        return RandomKind(len(ontology))
+        return RandomKind(len(ontology), image_of)
     if name == "ontology":
-        return OntologyKind(ontology, batch_size=batch_size, **options)
+        return OntologyKind(ontology, batch_size=batch_size, image_of=image_of, **options)
     if name == "diverse":
-        return DiverseKind(ontology)
+        return DiverseKind(ontology, image_of)
     raise ValueError(f"unknown sampler '{name}'; choose from {', '.join(KINDS)}")

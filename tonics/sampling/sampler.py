@@ -34,9 +34,11 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         world_size: int = 1,
         feature_cache: bool = False,
         unfreeze_at_step: int | None = None,
+        image_of: np.ndarray | None = None,
     ) -> None:
         """With `feature_cache`, batches of steps where both encoders are still frozen are
-        yielded as (index, False) pairs: "no image needed, the features are cached"."""
+        yielded as (index, False) pairs: "no image needed, the features are cached".
+        `image_of` (each pair's image number) caps every batch at one pair per image."""
         num_pairs = len(ontology)
         if batch_size > num_pairs // world_size:
             raise ValueError(
@@ -51,6 +53,7 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         self.world_size = world_size
         self.feature_cache = feature_cache
         self.unfreeze_at_step = unfreeze_at_step
+        self.image_of = image_of
         self.epoch = 0
         self.skip = 0
         self.draws: dict[int, Draw] = {}  # step -> how this rank's batch was made (diagnostics)
@@ -75,7 +78,9 @@ class CurriculumBatchSampler(Sampler[list[int]]):
             if name == "ontology":
                 options = dict(granularity=stage.granularity, min_depth=stage.min_depth,
                                max_depth=stage.max_depth, alpha=stage.alpha)  # fmt: skip
-            self._kinds[key] = make_kind(name, self.ontology, self.batch_size, **options)
+            self._kinds[key] = make_kind(
+                name, self.ontology, self.batch_size, self.image_of, **options
+            )
         return self._kinds[key]
 
     def _round(self, step: int, available: np.ndarray, rng: np.random.Generator) -> Draw:

@@ -2,8 +2,9 @@
 
 CurriculumCallback: sets the sampler's epoch (Lightning does so only for plain samplers), saves and
 restores the curriculum and sampler position in checkpoints (exact mid-epoch resume), advances a
-plateau stage when the monitored loss stops improving, opens encoders when a stage asks, and
-writes per-step diagnostics (`curriculum_steps.csv`) and a per-stage summary (`stage_summary.json`).
+plateau stage when the monitored metric stops improving, opens encoders when a stage asks, saves
+the model as it is at the end of each stage (`checkpoints/stage{i}-{name}-end.ckpt`, to compare
+what each stage added), and writes per-step diagnostics (`curriculum_steps.csv`) and a per-stage summary (`stage_summary.json`).
 SkippedImagesCallback: counts images that failed to load, per epoch and in total.
 """
 
@@ -21,7 +22,8 @@ import lightning.pytorch as pl
 log = logging.getLogger(__name__)
 
 STEP_FIELDS = ("step", "epoch", "stage", "stage_name", "kind", "node", "depth", "loss", "acc_i2t",
-               "acc_t2i", "hardness_mean", "hardness_max", "temperature", "data_s", "step_s")  # fmt: skip
+               "acc_t2i", "hardness_mean", "hardness_max", "false_negative_rows", "temperature",
+               "data_s", "step_s")  # fmt: skip
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
@@ -42,11 +44,22 @@ class CurriculumCallback(pl.Callback):
     """Drives the curriculum sampler from the training loop; see the module docstring."""
 
     def __init__(
-        self, monitor: str = "val/loss", min_delta: float = 0.0, lookahead: int = 8
+        self,
+        monitor: str = "val/recall_mean",
+        mode: str = "max",
+        min_delta: float = 0.0,
+        lookahead: int = 8,
+        save_stage_checkpoints: bool = True,
     ) -> None:
-        """`lookahead`: steps between a plateau decision and the stage change it causes, more than
-        the loader prefetches, so that every rank switches at the same step."""
+        """`monitor`/`mode`: the validation metric of the plateau rule and whether higher ('max')
+        or lower ('min') is better. `lookahead`: steps between a plateau decision and the stage
+        change it causes, more than the loader prefetches, so that every rank switches at the same
+        step. `save_stage_checkpoints`: keep the model as it is when each stage ends."""
+        if mode not in ("min", "max"):
+            raise ValueError(f"curriculum.mode must be 'min' or 'max', got '{mode}'")
         self.monitor = monitor
+        self.mode = mode
+        self.save_stage_checkpoints = save_stage_checkpoints
         self.min_delta = min_delta
         self.lookahead = lookahead
         self.best = float("inf")
@@ -158,7 +171,19 @@ class CurriculumCallback(pl.Callback):
             pl_module.log("time/samples_per_s", len(batch["indices"]) / max(1e-9, now - self._t_start),
                           batch_size=len(batch["indices"]))  # fmt: skip
         self.steps_done += 1
+        self._save_if_stage_ends(trainer, dm, draw)
         self._t_end = time.perf_counter()
+
+    def _save_if_stage_ends(self, trainer, dm, draw) -> None:
+        """After the last step of a stage, save the model as that stage leaves it."""
+        if not self.save_stage_checkpoints or draw is None:
+            return
+        following = dm.curriculum.stage_index(self.steps_done, len(dm.batch_sampler))
+        if following == draw.stage or trainer.max_steps == self.steps_done:
+            return
+        directory = getattr(trainer.checkpoint_callback, "dirpath", None) or run_dir(trainer)
+        name = dm.curriculum.stages[draw.stage].name
+        trainer.save_checkpoint(str(Path(directory) / f"stage{draw.stage}-{name}-end.ckpt"))
 
     def on_validation_end(self, trainer, pl_module) -> None:
         """Plateau rule: after `plateau_patience` checks without improvement, move on."""
@@ -169,8 +194,9 @@ class CurriculumCallback(pl.Callback):
         stage = dm.curriculum.stages[dm.curriculum.current]
         if value is None or stage.plateau_patience is None:
             return
-        if float(value) < self.best - self.min_delta:
-            self.best, self.bad_checks = float(value), 0
+        score = float(value) if self.mode == "min" else -float(value)
+        if score < self.best - self.min_delta:
+            self.best, self.bad_checks = score, 0
             return
         self.bad_checks += 1
         if self.bad_checks >= stage.plateau_patience:

@@ -1,14 +1,17 @@
 """AlignmentModule: the LightningModule around AlignmentModel.
 
 Trains projection heads and temperature from the first step, encoders only once unfrozen (at a
-step set here, or at a curriculum stage), with their own learning rate in a second optimizer
-group. Logs loss, temperature, in-batch accuracy both ways and batch hardness; evaluates
-image<->text retrieval on the validation and test splits.
+step set here, or at a curriculum stage), with their own learning rate and an opening warm-up in
+their own optimizer groups; no weight decay on biases, norms or the temperature. The learning rate
+restarts at each curriculum stage by default (`tonics.train.schedule`). The loss knows which pairs
+of a batch are true matches (shared image or identical caption). Logs loss, temperature, in-batch
+accuracy both ways and batch hardness; evaluates image<->text retrieval on the validation and test
+splits (`val/recall_mean`, the mean of R@1/5/10 both ways, is the default checkpoint monitor).
 """
 
 from __future__ import annotations
 
-import math
+from typing import Literal
 
 import lightning.pytorch as pl
 import torch
@@ -16,26 +19,49 @@ import torch
 from tonics.eval.retrieval import collect_embeddings, retrieval_metrics
 from tonics.model.alignment import AlignmentModel, HeadKind
 from tonics.model.encoders import TextEncoder, TextPooling, VisionEncoder, VisionPooling
-from tonics.model.loss import ClipLoss
+from tonics.model.loss import FalseNegatives, make_loss, positive_mask
 from tonics.sampling.curriculum import UnfreezeSpec
+from tonics.train.schedule import LrSchedule, group_lambdas, schedule_factor
+
+TOWERS = ("text", "vision")
 
 
 def batch_statistics(
-    image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor
+    image: torch.Tensor,
+    text: torch.Tensor,
+    scale: torch.Tensor,
+    pair_keys: torch.Tensor | None = None,
 ) -> dict[str, float]:
-    """In-batch accuracy both ways and hardness: mean / max off-diagonal cosine similarity."""
+    """In-batch accuracy both ways (a hit on any true match counts), hardness (mean / max cosine
+    similarity of the true negatives) and the share of rows with a false negative in the batch."""
     with torch.no_grad():
         sims = image @ text.T
         n = sims.shape[0]
-        target = torch.arange(n, device=sims.device)
-        off = sims[~torch.eye(n, dtype=torch.bool, device=sims.device)]
+        eye = torch.eye(n, dtype=torch.bool, device=sims.device)
+        positives = positive_mask(pair_keys, pair_keys) | eye if pair_keys is not None else eye
+        rows = torch.arange(n, device=sims.device)
+        negatives = sims[~positives]
         return {
-            "acc_i2t": float((sims.argmax(1) == target).float().mean()),
-            "acc_t2i": float((sims.argmax(0) == target).float().mean()),
-            "hardness_mean": float(off.mean()) if n > 1 else 0.0,
-            "hardness_max": float(off.max()) if n > 1 else 0.0,
+            "acc_i2t": float(positives[rows, sims.argmax(1)].float().mean()),
+            "acc_t2i": float(positives[sims.argmax(0), rows].float().mean()),
+            "hardness_mean": float(negatives.mean()) if negatives.numel() else 0.0,
+            "hardness_max": float(negatives.max()) if negatives.numel() else 0.0,
+            "false_negative_rows": float((positives & ~eye).any(1).float().mean()),
             "temperature": float(1 / scale),
         }
+
+
+def _no_decay(name: str, parameter: torch.nn.Parameter) -> bool:
+    """Biases, norm weights and scalars take no weight decay."""
+    return parameter.ndim < 2 or name.endswith(".bias") or "norm" in name.lower()
+
+
+def _split_decay(named, **group) -> list[dict]:
+    named = list(named)
+    decay = [p for n, p in named if not _no_decay(n, p)]
+    plain = [p for n, p in named if _no_decay(n, p)]
+    no_decay = {**group, "weight_decay": 0.0, "name": f"{group['name']}_no_decay"}
+    return [g for g in ({**group, "params": decay}, {**no_decay, "params": plain}) if g["params"]]
 
 
 class AlignmentModule(pl.LightningModule):
@@ -54,12 +80,28 @@ class AlignmentModule(pl.LightningModule):
         encoder_lr: float = 1e-5,
         weight_decay: float = 0.05,
         warmup_steps: int = 0,
+        lr_schedule: LrSchedule = "per_stage",
+        min_lr_ratio: float = 0.0,
+        encoder_warmup_steps: int = 10,
         unfreeze_at_step: int | None = None,
         unfreeze_top_k: int | None = None,
+        train_bn_stats: bool = False,
+        bn_momentum: float = 0.1,
+        loss: Literal["infonce", "siglip"] = "infonce",
+        false_negatives: FalseNegatives = "positive",
         local_loss: bool = False,
         retrieval_ks: tuple[int, ...] = (1, 5, 10),
     ) -> None:
-        """`unfreeze_at_step` opens both encoders (top-k blocks, or wholly if unset) at that step."""
+        """`unfreeze_at_step` opens both encoders (top-k blocks, or wholly if unset) at that step.
+
+        lr_schedule: 'per_stage' (warm-up + cosine within each curriculum stage) or 'run' (one
+            warm-up + cosine over the whole run); `warmup_steps` is the warm-up of each segment.
+        encoder_warmup_steps: linear warm-up of an encoder's learning rate from the step it opens.
+        train_bn_stats: update pretrained BatchNorm statistics in opened blocks (default: fixed).
+        loss: 'infonce' (CLIP's) or 'siglip' (pairwise sigmoid).
+        false_negatives: pairs sharing an image or an identical caption are 'positive' (multi-
+            positive InfoNCE), 'mask'ed out of the negatives, or 'ignore'd (plain InfoNCE).
+        """
         super().__init__()
         self.save_hyperparameters()
         self.model = AlignmentModel(
@@ -67,9 +109,12 @@ class AlignmentModule(pl.LightningModule):
             VisionEncoder.from_name(vision_encoder, vision_pooling),
             embed_dim=embed_dim,
             head=head,
+            train_bn_stats=train_bn_stats,
+            bn_momentum=bn_momentum,
         )
-        self.loss = ClipLoss(local_loss=local_loss)
+        self.loss = make_loss(loss, local_loss=local_loss, false_negatives=false_negatives)
         self.unfrozen: dict[str, UnfreezeSpec] = {"text": None, "vision": None}
+        self.opened_at: dict[str, int | None] = {"text": None, "vision": None}
         self.last_stats: dict[str, float] = {}
         self.feature_cache = None  # set while both encoders are frozen and the data asks for it
         self._eval: dict[str, list] = {}
@@ -81,6 +126,8 @@ class AlignmentModule(pl.LightningModule):
             return
         encoder = self.model.text if tower == "text" else self.model.vision
         encoder.unfreeze(None if spec == "all" else int(spec))
+        if self.unfrozen[tower] is None:
+            self.opened_at[tower] = self.global_step
         self.unfrozen[tower] = spec
         self.feature_cache = None  # features of a changing encoder are stale
 
@@ -94,35 +141,49 @@ class AlignmentModule(pl.LightningModule):
             self.unfreeze("vision", spec)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Remember which encoders are open."""
+        """Remember which encoders are open, and since when (their learning-rate warm-up)."""
         checkpoint["tonics_unfrozen"] = dict(self.unfrozen)
+        checkpoint["tonics_opened_at"] = dict(self.opened_at)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Re-open the encoders that were open when the checkpoint was written."""
         for tower, spec in checkpoint.get("tonics_unfrozen", {}).items():
             self.unfreeze(tower, spec)
+        self.opened_at.update(checkpoint.get("tonics_opened_at", {}))
 
     # -- optimisation ---------------------------------------------------------------------------
+    def parameter_groups(self) -> list[dict]:
+        """AdamW groups: heads, temperature (and the loss's own bias), each encoder; no decay on
+        biases, norms and scalars. Encoder groups carry their tower for the opening warm-up."""
+        hp, model = self.hparams, self.model
+        heads = [*model.text_head.named_parameters(), *model.vision_head.named_parameters()]
+        groups = _split_decay(heads, lr=hp.lr, weight_decay=hp.weight_decay, name="heads")
+        groups.append({"params": [model.logit_scale, *self.loss.parameters()], "lr": hp.lr,
+                       "weight_decay": 0.0, "name": "temperature"})  # fmt: skip
+        for tower in TOWERS:
+            encoder = model.text if tower == "text" else model.vision
+            groups += _split_decay(encoder.named_parameters(), lr=hp.encoder_lr,
+                                   weight_decay=hp.weight_decay, name=f"{tower}_encoder", tower=tower)  # fmt: skip
+        return groups
+
+    def lr_factor(self, step: int) -> float:
+        """The schedule's base factor at `step` (the curriculum's stages when there is one)."""
+        hp, trainer = self.hparams, self._trainer
+        total = max(1, int(trainer.estimated_stepping_batches)) if trainer else 1
+        datamodule = getattr(trainer, "datamodule", None) if trainer else None
+        curriculum = getattr(datamodule, "curriculum", None)
+        sampler = getattr(datamodule, "batch_sampler", None)
+        return schedule_factor(step, kind=hp.lr_schedule, total_steps=total, warmup_steps=hp.warmup_steps,
+                               min_lr_ratio=hp.min_lr_ratio, curriculum=curriculum,
+                               steps_per_epoch=len(sampler) if sampler is not None else total)  # fmt: skip
+
     def configure_optimizers(self):
-        """AdamW: heads + temperature at `lr`, encoders at `encoder_lr`; warmup then cosine."""
-        hp = self.hparams
-        heads = [*self.model.text_head.parameters(), *self.model.vision_head.parameters()]
-        groups = [
-            {"params": heads, "lr": hp.lr, "weight_decay": hp.weight_decay, "name": "heads"},
-            {"params": [self.model.logit_scale], "lr": hp.lr, "weight_decay": 0.0, "name": "temperature"},
-            {"params": self.model.encoder_parameters(), "lr": hp.encoder_lr, "weight_decay": hp.weight_decay,
-             "name": "encoders"},
-        ]  # fmt: skip
+        """AdamW over `parameter_groups`, stepped by the per-stage (or run-long) schedule."""
+        groups = self.parameter_groups()
         optimizer = torch.optim.AdamW(groups)
-        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer else 1
-
-        def schedule(step: int) -> float:
-            if step < hp.warmup_steps:
-                return (step + 1) / hp.warmup_steps
-            progress = (step - hp.warmup_steps) / max(1, total - hp.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        lambdas = group_lambdas(groups, self.lr_factor, self.opened_at.get,
+                                self.hparams.encoder_warmup_steps)  # fmt: skip
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
@@ -168,9 +229,12 @@ class AlignmentModule(pl.LightningModule):
             return None
         else:
             image, text = self._features(batch)
+        keys = batch["pair_keys"].to(self.device)
+        if batch.get("has_image") is not None and len(keys) != image.shape[0]:
+            keys = keys[batch["has_image"].to(self.device)]
         scale = self.model.scale()
-        loss = self.loss(image, text, scale)
-        stats = batch_statistics(image.detach(), text.detach(), scale.detach())
+        loss = self.loss(image, text, scale, keys)
+        stats = batch_statistics(image.detach(), text.detach(), scale.detach(), keys)
         self.last_stats = {"loss": float(loss.detach()), **stats}
         n = len(batch["indices"])
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
@@ -193,7 +257,8 @@ class AlignmentModule(pl.LightningModule):
             (text.cpu(), image.cpu() if image is not None else None, batch["image_ids"], has_image)
         )
         if image is not None and image.shape[0] >= 2:
-            loss = self.loss(image, text[has_image], self.model.scale())
+            keys = batch["pair_keys"].to(self.device)[has_image.to(self.device)]
+            loss = self.loss(image, text[has_image], self.model.scale(), keys)
             self.log(f"{prefix}/loss", loss, batch_size=image.shape[0], sync_dist=True)
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -227,17 +292,20 @@ class AlignmentModule(pl.LightningModule):
             split.images, split.texts, split.text_to_image, ks=self.hparams.retrieval_ks
         )
         metrics = {f"{prefix}/{k}": v for k, v in result.metrics.items()}
+        recalls = [result.metrics[f"{d}_R@{k}"] for d in ("image_to_text", "text_to_image")
+                   for k in self.hparams.retrieval_ks]  # fmt: skip
+        metrics[f"{prefix}/recall_mean"] = sum(recalls) / len(recalls)
         metrics[f"{prefix}/images"] = float(len(split.image_ids))
         metrics[f"{prefix}/captions"] = float(len(split.text_to_image))
         return metrics
 
     def on_validation_epoch_end(self) -> None:
-        """Retrieval recall on the validation split."""
+        """Retrieval recall on the validation split (all captions); `val/recall_mean` on the bar."""
         metrics = self._retrieval("val")
         if metrics:
+            bar = metrics.pop("val/recall_mean")
             self.log_dict(metrics, sync_dist=True)
-            self.log("val/R@1_mean", (metrics["val/text_to_image_R@1"] + metrics["val/image_to_text_R@1"]) / 2,
-                     prog_bar=True, sync_dist=True)  # fmt: skip
+            self.log("val/recall_mean", bar, prog_bar=True, sync_dist=True)
 
     def on_test_epoch_end(self) -> None:
         """Retrieval recall on the test split."""
