@@ -36,6 +36,27 @@ def test_fit_passes_all_stages_and_reports_retrieval(tiny_dataset, tmp_path, cap
     assert 0 <= retrieval["test/image_to_text_R@1"] <= 100 and retrieval["test/images"] == 6
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["tonics_unfrozen"]["vision"] == 1  # the fine stage opened the top block
+    assert checkpoint["global_step"] == 6  # last.ckpt is the last step, improved or not
+    assert checkpoint["tonics_opened_at"] == {"text": None, "vision": 4}
+    assert "last weights (step 6)" in out and "best checkpoint by val/recall_mean" in out
+    assert 0 <= retrieval["last"]["test/recall_mean"] <= 100
+    for name, step in (("stage0-diverse-end", 2), ("stage1-coarse-end", 4)):
+        stage_end = torch.load(run / "checkpoints" / f"{name}.ckpt", weights_only=False)
+        assert stage_end["global_step"] == step
+        assert stage_end["tonics_unfrozen"]["vision"] is None  # saved before the stage opened it
+    assert "val/recall_mean" in (run / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_fit_with_siglip_masking_and_one_pair_per_image(tiny_dataset, tmp_path, capsys):
+    split_file, root = tiny_dataset
+    overrides = {"model.loss": "siglip", "data.one_pair_per_image": True, "model.lr_schedule": "run",
+                 "model.train_bn_stats": True, "trainer.max_steps": 4}  # fmt: skip
+    config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path, **overrides)
+    cli_main(["fit", "--config", config, "--no_test", "true"])
+    run = _version_dir(tmp_path)
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert "loss.logit_bias" in checkpoint["state_dict"]
+    assert checkpoint["hyper_parameters"]["loss"] == "siglip"
 
 
 def test_exact_resume_mid_stage(tiny_dataset, tmp_path):

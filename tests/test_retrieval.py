@@ -71,3 +71,24 @@ def test_empty_split_is_a_clear_error():
         ValueError, match="split 'test' is empty; the data has splits \\['train'\\]"
     ):
         select_split(records, "test")
+
+
+def test_paired_difference_reference_values():
+    from tonics.eval.intervals import paired_difference
+
+    a = [10.0, 12.0, 11.0, 13.0, 9.0]
+    b = [11.0, 14.0, 11.5, 15.0, 10.5]  # differences 1, 2, 0.5, 2, 1.5: mean 1.4, sd 0.652
+    result = paired_difference(a, b)
+    assert result.mean_a == pytest.approx(11.0) and result.mean_b == pytest.approx(12.4)
+    assert result.difference == pytest.approx(1.4)
+    half = 2.776445 * 0.6519202 / 5**0.5  # t(0.975, 4) * sd / sqrt(n), by hand
+    assert result.t_low == pytest.approx(1.4 - half, abs=1e-4)
+    assert result.t_high == pytest.approx(1.4 + half, abs=1e-4)
+    assert (
+        0.5 <= result.bootstrap_low < 1.4 < result.bootstrap_high <= 2.0
+    )  # within the data's range
+    assert result.cell().startswith("+1.40 [")
+    same = paired_difference(a, [v + 1 for v in a])
+    assert same.t_low == same.t_high == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="paired"):
+        paired_difference([1.0], [2.0])

@@ -148,3 +148,23 @@ def test_curriculum_state_round_trip():
     again = Curriculum()
     again.load_state_dict(state)
     assert again.starts == curriculum.starts == [0, 100, 200]
+
+
+@pytest.mark.parametrize(
+    "stage",
+    [
+        Stage("r", {"random": 1.0}),
+        Stage("d", {"diverse": 1.0}),
+        Stage("o", {"ontology": 1.0}, "fine"),
+    ],
+    ids=["random", "diverse", "ontology"],
+)
+def test_one_pair_per_image_caps_every_kind(ontology, stage):
+    image_of = np.arange(400) % 80  # five captions per image (of one object), as in COCO
+    capped = _sampler(ontology, [stage], image_of=image_of)
+    batches = _epoch(capped)
+    assert all(len(set(image_of[b])) == len(b) for b in batches)
+    assert np.mean([len(b) for b in batches]) > 7  # the cap rarely shortens a batch
+    if stage.name != "d":  # (diverse batches differ in object, so in image, anyway)
+        plain = _epoch(_sampler(ontology, [stage]))
+        assert any(len(set(image_of[b])) < len(b) for b in plain)  # without the cap: duplicates

@@ -98,18 +98,23 @@ def sampled_nodes(run: RunData, top: int = 8):
 
 
 def retrieval_by_stage(run: RunData):
-    """Validation R@1 both ways at each validation (the checkpoint at each stage's end), stages shaded."""
-    fig, ax = plt.subplots(figsize=(8, 4))
-    _shade_stages(ax, run)
+    """Validation retrieval (mean recall, R@1 both ways) and validation loss at each validation,
+    stages shaded: whether a stage, or opening the encoders, helped or hurt."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for ax in (top, bottom):
+        _shade_stages(ax, run)
     for key, label in (
+        ("val/recall_mean", "mean of R@1/5/10 both ways"),
         ("val/image_to_text_R@1", "image->text R@1"),
         ("val/text_to_image_R@1", "text->image R@1"),
     ):
         xs, ys = run.metric_series(key)
-        ax.plot(xs, ys, marker="o", label=label)
-    ax.set_xlabel("step")
-    ax.set_ylabel("validation R@1 (%)")
-    ax.legend(fontsize=8)
+        top.plot(xs, ys, marker="o", label=label)
+    top.set_ylabel("validation recall (%)")
+    top.legend(fontsize=8)
+    bottom.plot(*run.metric_series("val/loss"), marker="o", color="black")
+    bottom.set_ylabel("validation loss")
+    bottom.set_xlabel("step")
     return fig
 
 
