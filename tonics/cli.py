@@ -22,7 +22,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from tonics.data.datamodule import TonicsDataModule
 from tonics.train.callbacks import CurriculumCallback, SkippedImagesCallback, run_dir
-from tonics.train.checkpointing import LastCheckpoint
+from tonics.train.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from tonics.train.module import AlignmentModule
 
 TOOL_COMMANDS = ("ontology", "export", "retrieval", "demo", "report")
@@ -80,6 +80,16 @@ class TonicsCLI(LightningCLI):
         parser.add_argument(
             "--no_test", type=bool, default=False, help="skip the test pass after fit"
         )
+
+    def instantiate_trainer(self, **kwargs):
+        """The Trainer, with atomic checkpoint writes unless the config names its own CheckpointIO."""
+        from lightning.pytorch.plugins.io import CheckpointIO
+
+        plugins = self._get(self.config_init, "trainer", default={}).get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            plugins.append(AtomicCheckpointIO())
+        return super().instantiate_trainer(**{**kwargs, "plugins": plugins})
 
     def before_instantiate_classes(self) -> None:
         """Our batch sampler is rank-aware: Lightning must not replace it."""

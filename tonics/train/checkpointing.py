@@ -1,4 +1,5 @@
-"""Checkpoint callback whose `last.ckpt` is always the latest state of the run.
+"""Checkpoints: a callback whose `last.ckpt` is always the latest state of the run, and a
+CheckpointIO that writes atomically and names a damaged file when asked to read it.
 
 Lightning's ModelCheckpoint (2.6) updates `last.ckpt` only at validations where a top-k checkpoint
 was also written, so when the monitored metric stops improving `last.ckpt` silently stays at an
@@ -8,7 +9,15 @@ model. This subclass also writes `last.ckpt` at every other validation and when 
 
 from __future__ import annotations
 
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from tonics.atomic import atomic_torch_save
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -29,3 +38,58 @@ class LastCheckpoint(ModelCheckpoint):
         """The final step's state, when no validation saved it."""
         super().on_train_end(trainer, pl_module)
         self._save_last_if_stale(trainer)
+
+
+class DamagedCheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read; the message names it and the newest loadable one."""
+
+
+def _loadable(path: Path) -> bool:
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not loadable"
+        return False
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written so that a kill at any moment leaves the previous file intact.
+
+    The new checkpoint goes to a temporary file in the destination directory (never `TMPDIR`,
+    which on clusters is often another filesystem), is fsynced and renamed over the old one
+    (`tonics.atomic`). Remote (fsspec URL) paths use Lightning's own writer.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        """Write `checkpoint` to `path` atomically (`tonics.atomic`)."""
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        """Read a checkpoint; a damaged file is an error naming it and the newest loadable one."""
+        try:
+            if map_location is None:
+                return super().load_checkpoint(path, weights_only=weights_only)
+            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)  # fmt: skip
+        except FileNotFoundError:
+            raise
+        except (EOFError, RuntimeError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+            raise DamagedCheckpointError(damaged_message(Path(path), err)) from err
+
+
+def damaged_message(path: Path, err: BaseException) -> str:
+    """One line: the damaged file, why, and the newest loadable checkpoint beside it."""
+    others = sorted(
+        (p for p in path.parent.glob("*.ckpt") if p != path),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    newest = next((p for p in others if _loadable(p)), None)
+    hint = (
+        f"resume from the newest loadable one instead: --ckpt_path {newest}"
+        if newest
+        else "no other loadable checkpoint is in that directory"
+    )
+    reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+    return f"checkpoint {path} is damaged ({type(err).__name__}: {reason}); {hint}"
