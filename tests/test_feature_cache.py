@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import torch
 from helpers import tiny_config
 
+from ontology.wordnet import cache_dir
 from tonics.cli import cli_main
 from tonics.data.datamodule import TonicsDataModule
 from tonics.data.readers import KarpathyReader
@@ -74,3 +76,22 @@ def test_fit_with_the_feature_cache_through_the_cli(tiny_dataset, tmp_path):
     summary = json.loads((run / "stage_summary.json").read_text())
     assert [s["steps"] for s in summary] == [2, 2, 2]
     assert all(s["mean_loss"] is not None for s in summary)
+
+
+def test_cache_is_safetensors_and_a_planted_pickle_never_runs(tiny_dataset, tmp_path, caplog):
+    dm, module = _setup(tiny_dataset, tmp_path)
+    first = load_or_compute(module.model, dm)
+    (path,) = list((cache_dir() / "features").glob("features-*.safetensors"))
+    assert path.read_bytes()[8:9] == b"{"  # safetensors: 8-byte header length, then JSON
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path.write_bytes(pickle.dumps(Payload()))  # a planted pickle in the cache's place
+    again = load_or_compute(module.model, dm)
+    assert not marker.exists()  # never unpickled
+    assert str(path) in caplog.text and "not a valid" in caplog.text
+    assert torch.equal(first.text, again.text)  # recomputed, and rewritten as safetensors
+    assert path.read_bytes()[8:9] == b"{"

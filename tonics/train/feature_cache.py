@@ -6,17 +6,25 @@ once per pair. They are kept in memory and saved under the cache directory, keye
 names, a fingerprint of their weights, the tokenisation length and the training pairs, so a second
 run (another seed, the random baseline) loads them at once. Preprocessing is deterministic (no
 augmentation), so cached and live features are the same up to float rounding.
+
+The file is safetensors (tensors plus a JSON metadata field for the failures), written atomically:
+reading it back never runs code. A file that is not valid safetensors (damaged, or planted) is
+refused with a warning that names it, and the features are computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from safetensors.torch import load, save
 
 from ontology.wordnet import cache_dir
+from tonics.atomic import atomic_write
 from tonics.data.batches import image_once_loader
 
 log = logging.getLogger(__name__)
@@ -95,22 +103,44 @@ def compute_features(model, records, tokenizer, image_processor, *, batch_size=6
     return FeatureCache(image, torch.stack(texts), pair_image, failed)
 
 
+def save_cache(cache: FeatureCache, path: Path) -> None:
+    """Write the cache as safetensors (failures as JSON metadata), atomically."""
+    tensors = {"image": cache.image.contiguous(), "text": cache.text.contiguous(),
+               "pair_image": cache.pair_image.contiguous()}  # fmt: skip
+    failures = {str(k): list(v) for k, v in cache.failures.items()}
+    payload = save(tensors, metadata={"failures": json.dumps(failures)})
+    atomic_write(path, lambda out: out.write(payload))
+
+
+def read_cache(path: Path) -> FeatureCache:
+    """Read a cache written by `save_cache`; any invalid file raises ValueError naming it."""
+    try:  # read into memory, not mmap: a file replaced in place later cannot fault a reader
+        data = path.read_bytes()
+        tensors = load(data)
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        failures = json.loads(header["__metadata__"]["failures"])
+        tensors = {name: tensors[name] for name in ("image", "text", "pair_image")}
+    except Exception as err:  # noqa: BLE001 - whatever is wrong, the file is not ours
+        raise ValueError(f"feature cache {path} is not a valid tonics safetensors file ({type(err).__name__})") from err  # fmt: skip
+    return FeatureCache(**tensors, failures={int(k): tuple(v) for k, v in failures.items()})
+
+
 def load_or_compute(model, datamodule, device="cpu") -> FeatureCache:
     """The cache for the datamodule's training pairs: from disk when present, else computed."""
     records = datamodule.split("train")
     key = cache_key(model, records, datamodule.max_text_length)
-    path = cache_dir() / "features" / f"features-{key}.pt"
+    path = cache_dir() / "features" / f"features-{key}.safetensors"
     if path.is_file():
-        state = torch.load(path, weights_only=False)
-        log.info("feature cache: loaded %s", path)
-        return FeatureCache(**state)
+        try:
+            cache = read_cache(path)
+            log.info("feature cache: loaded %s", path)
+            return cache
+        except ValueError as err:
+            log.warning("%s; refusing it and computing the features again", err)
     cache = compute_features(model, records, datamodule.tokenizer, datamodule.image_processor,
                              batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers,
                              max_text_length=datamodule.max_text_length, device=device)  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(vars(cache), tmp)
-    tmp.replace(path)
+    save_cache(cache, path)
     log.info(
         "feature cache: %d images, %d captions computed, saved to %s",
         len(cache.image),
