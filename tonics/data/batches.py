@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from tonics.data.images import load_image
+from tonics.data.images import ImageLimits, load_image, processor_draft_size
 from tonics.data.records import PairRecord, pair_key
 
 
@@ -25,11 +25,16 @@ class PairDataset(Dataset):
     """
 
     def __init__(
-        self, records: Sequence[PairRecord], image_processor, images_for: set[int] | None = None
+        self,
+        records: Sequence[PairRecord],
+        image_processor,
+        images_for: set[int] | None = None,
+        limits: ImageLimits | None = None,
     ) -> None:
         self.records = records
         self.image_processor = image_processor
         self.images_for = images_for
+        self.limits = limits or ImageLimits(draft_size=processor_draft_size(image_processor))
 
     def __len__(self) -> int:
         return len(self.records)
@@ -43,13 +48,13 @@ class PairDataset(Dataset):
                 "cached": not need_image}  # fmt: skip
         if not need_image or (self.images_for is not None and index not in self.images_for):
             return item
-        image, failure = load_image(record.image)
+        image, failure = load_image(record.image, self.limits)
         if image is None:
             item["failure"] = failure
             return item
         try:
             pixels = self.image_processor(images=image, return_tensors="pt")["pixel_values"][0]
-        except (ValueError, OSError) as err:  # e.g. a 1x1 image the processor cannot crop
+        except Exception as err:  # noqa: BLE001 - e.g. a 1x1 image the processor cannot crop
             item["failure"] = f"preprocessing failed ({type(err).__name__})"
             return item
         item["pixel_values"] = pixels
@@ -103,8 +108,9 @@ def first_pair_of_each_image(records: Sequence[PairRecord]) -> set[int]:
 
 
 def image_once_loader(records: Sequence[PairRecord], image_processor, tokenizer, *, batch_size: int,
-                      num_workers: int = 0, max_length: int = 64, persistent_workers: bool = False) -> DataLoader:  # fmt: skip
+                      num_workers: int = 0, max_length: int = 64, persistent_workers: bool = False,
+                      limits: ImageLimits | None = None) -> DataLoader:  # fmt: skip
     """Sequential batches of every caption, each image decoded once (through its first pair)."""
-    dataset = PairDataset(records, image_processor, images_for=first_pair_of_each_image(records))
+    dataset = PairDataset(records, image_processor, images_for=first_pair_of_each_image(records), limits=limits)  # fmt: skip
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=Collator(tokenizer, max_length),
                       num_workers=num_workers, persistent_workers=persistent_workers and num_workers > 0)  # fmt: skip

@@ -17,6 +17,12 @@ from torch.utils.data import DataLoader
 from ontology.graph import ObjectSource, Ontology
 from ontology.index import ontology_for_records
 from tonics.data.batches import Collator, PairDataset, image_once_loader
+from tonics.data.images import (
+    DEFAULT_MAX_ASPECT,
+    DEFAULT_MAX_PIXELS,
+    ImageLimits,
+    processor_draft_size,
+)
 from tonics.data.readers.base import PairReader
 from tonics.data.records import PairRecord, select_split
 from tonics.sampling.curriculum import Curriculum, Stage
@@ -46,6 +52,8 @@ class TonicsDataModule(pl.LightningDataModule):
         max_eval_pairs: int | None = None,
         feature_cache: bool = False,
         one_pair_per_image: bool = False,
+        max_image_pixels: int = DEFAULT_MAX_PIXELS,
+        max_image_aspect: float = DEFAULT_MAX_ASPECT,
         unfreeze_at_step: int | None = None,
     ) -> None:
         """`text_encoder`/`vision_encoder`/`unfreeze_at_step` are linked from the model in the CLI.
@@ -53,6 +61,8 @@ class TonicsDataModule(pl.LightningDataModule):
         feature_cache: while both encoders are frozen, train the heads from pooled features
             computed once (and kept on disk) instead of decoding images and running the encoders.
         one_pair_per_image: no training batch holds two captions of the same image.
+        max_image_pixels / max_image_aspect: images beyond these (read from the header, before
+            decoding) are skipped and counted, never decoded.
         """
         super().__init__()
         self.reader = reader
@@ -71,6 +81,8 @@ class TonicsDataModule(pl.LightningDataModule):
         self.max_eval_pairs = max_eval_pairs
         self.feature_cache = feature_cache
         self.one_pair_per_image = one_pair_per_image
+        self.max_image_pixels = max_image_pixels
+        self.max_image_aspect = max_image_aspect
         self.unfreeze_at_step = unfreeze_at_step
         self.records: list[PairRecord] | None = None
         self.ontology: Ontology | None = None
@@ -118,6 +130,12 @@ class TonicsDataModule(pl.LightningDataModule):
             self._image_processor = load_image_processor(self.vision_encoder)
         return self._image_processor
 
+    @property
+    def image_limits(self) -> ImageLimits:
+        """Header checks and JPEG draft size shared by every loader of this data module."""
+        return ImageLimits(self.max_image_pixels, self.max_image_aspect,
+                           processor_draft_size(self.image_processor))  # fmt: skip
+
     def setup(self, stage: str | None = None) -> None:
         """Load records and the ontology; check that the ontology matches the training pairs."""
         if stage in ("fit", None) and self.ontology is None:
@@ -145,7 +163,7 @@ class TonicsDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Curriculum batches over the training split."""
-        dataset = PairDataset(self.split("train"), self.image_processor)
+        dataset = PairDataset(self.split("train"), self.image_processor, limits=self.image_limits)
         return DataLoader(
             dataset,
             batch_sampler=self.batch_sampler,
@@ -162,7 +180,8 @@ class TonicsDataModule(pl.LightningDataModule):
     def _eval_loader(self, split: str) -> DataLoader:
         return image_once_loader(self.eval_records(split), self.image_processor, self.tokenizer,
                                  batch_size=self.eval_batch_size, num_workers=self.num_workers,
-                                 max_length=self.max_text_length, persistent_workers=self.persistent_workers)  # fmt: skip
+                                 max_length=self.max_text_length, persistent_workers=self.persistent_workers,
+                                 limits=self.image_limits)  # fmt: skip
 
     def val_dataloader(self) -> DataLoader:
         """Sequential batches of the evaluation split (each image loaded once)."""

@@ -1,6 +1,7 @@
 """Decode images robustly: every PIL mode to RGB, EXIF orientation applied, failures reported.
 
-A corrupt, truncated, zero-byte, missing or non-image file is never an exception in a worker:
+A corrupt, truncated, zero-byte, missing or non-image file, or one too large to decode safely
+(pixel count or aspect ratio read from its header), is never an exception in a worker:
 `load_image` returns None and the reason, and the collate function counts it.
 """
 
@@ -8,13 +9,18 @@ from __future__ import annotations
 
 import io
 import tarfile
+import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tonics.data.records import ImageRef
 
-Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # large COCO-style photos are fine; bombs still refused
+DEFAULT_MAX_PIXELS = 90_000_000
+DEFAULT_MAX_ASPECT = 50.0
+# our own header check (ImageLimits) decides; PIL's bomb guard stays as a backstop above it
+Image.MAX_IMAGE_PIXELS = 20_000 * 20_000
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -51,18 +57,67 @@ def read_bytes(ref: ImageRef) -> bytes:
         return handle.read()
 
 
-def load_image(ref: ImageRef) -> tuple[Image.Image | None, str | None]:
-    """(RGB image, None) on success, (None, reason) when the image cannot be used."""
+def processor_draft_size(image_processor) -> int | None:
+    """The short side an image processor resizes to: JPEGs can be decoded at about that size."""
+    size = getattr(image_processor, "size", None) or {}
+    if isinstance(size, dict):
+        side = size.get("shortest_edge") or min(size.get("height", 0), size.get("width", 0)) or None
+        return int(side) if side else None
+    return int(size) if isinstance(size, int) else None
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What an image may be before it is decoded, checked from its header.
+
+    max_pixels: larger images are skipped (a decompression bomb, or a poster no training needs:
+        90M pixels is about 11k x 8k). max_aspect: longer side / shorter side (default 50); a 20000 x 1 strip
+        would make the processor's short-side resize allocate gigabytes. draft_size: JPEGs are
+        decoded directly at a reduced scale that keeps the short side >= this (None: full size).
+    """
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_aspect: float = DEFAULT_MAX_ASPECT
+    draft_size: int | None = None
+
+
+def _refusal(image: Image.Image, limits: ImageLimits) -> str | None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        return "empty image (0 pixels)"
+    if width * height > limits.max_pixels:
+        return (
+            f"too many pixels ({width}x{height} > {limits.max_pixels}; raise data.max_image_pixels)"
+        )
+    if max(width, height) / min(width, height) > limits.max_aspect:
+        return f"extreme aspect ratio ({width}x{height} > {limits.max_aspect:g}:1; raise data.max_image_aspect)"
+    return None
+
+
+def load_image(ref: ImageRef, limits: ImageLimits = ImageLimits()) -> tuple[Image.Image | None, str | None]:  # fmt: skip
+    """(RGB image, None) on success, (None, reason) when the image cannot be used: no exception
+    from reading, opening, checking, decoding, EXIF transposing or converting escapes."""
     try:
         raw = read_bytes(ref)
         if not raw:
             return None, "zero-byte file"
-        with Image.open(io.BytesIO(raw)) as image:
-            image.load()
-            return to_rgb(image), None
+        with warnings.catch_warnings():  # decoder complaints (corrupt EXIF...) are noise here
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(raw)) as image:  # reads the header only
+                refusal = _refusal(image, limits)
+                if refusal:
+                    return None, refusal
+                if limits.draft_size and image.format == "JPEG":
+                    image.draft("RGB", (limits.draft_size, limits.draft_size))
+                image.load()
+                return to_rgb(image), None
     except FileNotFoundError:
         return None, "missing file"
     except UnidentifiedImageError:
         return None, "not an image"
-    except (OSError, ValueError, SyntaxError, KeyError, tarfile.TarError) as err:
+    except Image.DecompressionBombError:
+        return None, "too many pixels (decompression bomb)"
+    except MemoryError:
+        return None, "out of memory while decoding"
+    except Exception as err:  # noqa: BLE001 - any decoder failure is a skipped image, never a crash
         return None, f"corrupt image ({type(err).__name__})"

@@ -54,11 +54,12 @@ def _fingerprint(module: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(model, records, max_text_length: int) -> str:
-    """Encoders' weights, tokenisation length and the pairs (ids and captions) in one hash."""
+def cache_key(model, records, max_text_length: int, limits=None) -> str:
+    """Encoders' weights, tokenisation length, image decoding limits (JPEG draft size) and the
+    pairs (ids and captions) in one hash."""
     digest = hashlib.sha256()
     digest.update(
-        f"{_fingerprint(model.text)}|{_fingerprint(model.vision)}|{max_text_length}".encode()
+        f"{_fingerprint(model.text)}|{_fingerprint(model.vision)}|{max_text_length}|{limits!r}".encode()
     )
     for r in records:
         digest.update(f"{r.pair_id}\x1f{r.image_id}\x1f{r.caption}\x1e".encode("utf-8", "replace"))
@@ -67,16 +68,17 @@ def cache_key(model, records, max_text_length: int) -> str:
 
 @torch.no_grad()
 def compute_features(model, records, tokenizer, image_processor, *, batch_size=64, num_workers=0,
-                     max_text_length=64, device="cpu") -> FeatureCache:  # fmt: skip
+                     max_text_length=64, device="cpu", limits=None) -> FeatureCache:  # fmt: skip
     """Encode every image once and every caption, with the encoders as they are now."""
     loader = image_once_loader(records, image_processor, tokenizer, batch_size=batch_size,
-                               num_workers=num_workers, max_length=max_text_length)  # fmt: skip
+                               num_workers=num_workers, max_length=max_text_length, limits=limits)  # fmt: skip
     images, texts, row_of_image, failures = [], [None] * len(records), {}, {}
     for batch in loader:
-        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        text = model.text(ids, mask).float().cpu()
-        for k, index in enumerate(batch["indices"].tolist()):
-            texts[index] = text[k]
+        if len(batch["indices"]):  # a batch whose every image failed has no row left
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            text = model.text(ids, mask).float().cpu()
+            for k, index in enumerate(batch["indices"].tolist()):
+                texts[index] = text[k]
         if batch["pixel_values"] is not None:
             images.append(model.vision(batch["pixel_values"].to(device)).float().cpu())
             with_image = [
@@ -128,7 +130,7 @@ def read_cache(path: Path) -> FeatureCache:
 def load_or_compute(model, datamodule, device="cpu") -> FeatureCache:
     """The cache for the datamodule's training pairs: from disk when present, else computed."""
     records = datamodule.split("train")
-    key = cache_key(model, records, datamodule.max_text_length)
+    key = cache_key(model, records, datamodule.max_text_length, datamodule.image_limits)
     path = cache_dir() / "features" / f"features-{key}.safetensors"
     if path.is_file():
         try:
@@ -139,7 +141,8 @@ def load_or_compute(model, datamodule, device="cpu") -> FeatureCache:
             log.warning("%s; refusing it and computing the features again", err)
     cache = compute_features(model, records, datamodule.tokenizer, datamodule.image_processor,
                              batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers,
-                             max_text_length=datamodule.max_text_length, device=device)  # fmt: skip
+                             max_text_length=datamodule.max_text_length, device=device,
+                             limits=datamodule.image_limits)  # fmt: skip
     save_cache(cache, path)
     log.info(
         "feature cache: %d images, %d captions computed, saved to %s",
