@@ -163,12 +163,3 @@ def test_unknown_sampler_fails_before_training_naming_the_field(tiny_dataset, tm
     with pytest.raises((SystemExit, ValueError)) as err:
         cli_main(["fit", "--config", config])
     assert "hardest" in str(err.value) or err.type is SystemExit
-
-
-def test_batch_larger_than_dataset_fails_naming_the_field(tiny_dataset, tmp_path):
-    split_file, root = tiny_dataset
-    config = tiny_config(
-        tmp_path / "c.yaml", split_file, root, tmp_path, **{"data.batch_size": 4096}
-    )
-    with pytest.raises(ValueError, match="data.batch_size=4096"):
-        cli_main(["fit", "--config", config])

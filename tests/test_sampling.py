@@ -137,7 +137,7 @@ def test_bad_curricula_fail_before_training(ontology):
         Curriculum([Stage("a", {"hardest": 1.0})])
     with pytest.raises(CurriculumError, match=r"stages\[0\].*never advances"):
         Curriculum([Stage("a", {"random": 1.0}), Stage("b", {"random": 1.0})])
-    with pytest.raises(ValueError, match="batch_size=512"):
+    with pytest.raises(ValueError, match="batch_size: 512"):
         _sampler(ontology, [Stage("a")], batch_size=512)
 
 

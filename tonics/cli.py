@@ -91,6 +91,10 @@ class TonicsCLI(LightningCLI):
             plugins.append(AtomicCheckpointIO())
         return super().instantiate_trainer(**{**kwargs, "plugins": plugins})
 
+    def before_fit(self) -> None:
+        """Check the settings that need the model (stage openings against its blocks)."""
+        self.datamodule.check_against_model(self.model)
+
     def before_instantiate_classes(self) -> None:
         """Our batch sampler is rank-aware: Lightning must not replace it."""
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -160,28 +164,72 @@ class TonicsCLI(LightningCLI):
             )
 
 
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+# parse errors raise (and are printed as one line by cli_main) instead of printing usage and exiting
+NO_EXIT = {"exit_on_error": False, **{c: {"exit_on_error": False} for c in LIGHTNING_COMMANDS}}
+
+
 def lightning_main(args: list[str] | None = None) -> TonicsCLI:
     """Run the LightningCLI subcommands (fit, validate, test, predict)."""
     return TonicsCLI(
         AlignmentModule,
         TonicsDataModule,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs=NO_EXIT,
         args=args,
     )
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the config or the data is wrong", not "tonics has a bug"."""
+    from jsonargparse import ArgumentError
+
+    from tonics.data.readers.base import DataFormatError
+    from tonics.errors import ConfigError
+    from tonics.model.encoders import ModelNotFoundError
+    from tonics.train.checkpointing import DamagedCheckpointError
+
+    return (ArgumentError, ConfigError, DataFormatError, ModelNotFoundError, DamagedCheckpointError)
+
+
+def one_line(err: BaseException) -> str:
+    """An error message folded onto one line (jsonargparse's span several)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
 def cli_main(args: list[str] | None = None) -> None:
-    """Entry point of the `tonics` console script."""
+    """Entry point of the `tonics` console script.
+
+    A configuration or data error is printed as one line on stderr with exit code 2; set
+    TONICS_DEBUG=1 to see the traceback instead.
+    """
+    import os
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] in TOOL_COMMANDS:
-        from tonics.commands import run_tool
+    try:
+        if argv and argv[0] in TOOL_COMMANDS:
+            from tonics.commands import run_tool
 
-        code = run_tool(argv)
-        if code:
-            raise SystemExit(code)
-        return None
-    lightning_main(argv)
+            code = run_tool(argv)
+            if code:
+                raise SystemExit(code)
+            return None
+        lightning_main(None if args is None else argv)  # None: LightningCLI reads sys.argv
+    except _user_errors() as err:
+        if os.environ.get("TONICS_DEBUG"):
+            raise
+        kind = (
+            "config"
+            if type(err).__name__ in ("ArgumentError", "ConfigError", "CurriculumError")
+            else "input"
+        )
+        print(
+            f"tonics: {kind} error: {one_line(err)} (TONICS_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
     return None
 
 

@@ -25,6 +25,7 @@ from tonics.data.images import (
 )
 from tonics.data.readers.base import PairReader
 from tonics.data.records import PairRecord, select_split
+from tonics.errors import require, require_choice, require_number
 from tonics.sampling.curriculum import Curriculum, Stage
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,17 @@ class TonicsDataModule(pl.LightningDataModule):
             decoding) are skipped and counted, never decoded.
         """
         super().__init__()
+        require_number(batch_size, "data.batch_size", low=2, integer=True)
+        require_number(eval_batch_size, "data.eval_batch_size", low=1, integer=True)
+        require_number(num_workers, "data.num_workers", low=0, integer=True)
+        require_number(max_text_length, "data.max_text_length", low=2, integer=True)
+        require_number(max_image_pixels, "data.max_image_pixels", low=1, integer=True)
+        require_number(max_image_aspect, "data.max_image_aspect", low=1)
+        require_choice(object_source, ("caption", "image", "intersection"), "data.object_source")
+        if max_eval_pairs is not None:
+            require_number(max_eval_pairs, "data.max_eval_pairs", low=1, integer=True)
+        require(isinstance(reader, PairReader), "data.reader",
+                f"must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); got {type(reader).__name__}")  # fmt: skip
         self.reader = reader
         self.curriculum = Curriculum(stages)
         self.batch_size = batch_size
@@ -89,6 +101,14 @@ class TonicsDataModule(pl.LightningDataModule):
         self.batch_sampler = None
         self._tokenizer = None
         self._image_processor = None
+
+    def check_against_model(self, model) -> None:
+        """Settings that depend on the model: each stage's opening fits its tower's blocks."""
+        for i, stage in enumerate(self.curriculum.stages):
+            model.check_unfreeze("text", stage.unfreeze_text, f"data.stages[{i}].unfreeze_text")
+            model.check_unfreeze(
+                "vision", stage.unfreeze_vision, f"data.stages[{i}].unfreeze_vision"
+            )
 
     def _build_ontology(self, train: list[PairRecord]) -> Ontology:
         return ontology_for_records(train, source=self.object_source, cache=self.ontology_cache)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tonics.errors import ConfigError
+
 UnfreezeSpec = int | str | None  # None: no change; "all": whole encoder; k: its top-k blocks
 
 
@@ -46,8 +48,18 @@ def default_stages(steps_per_stage: int = 100) -> list[Stage]:
     ]
 
 
-class CurriculumError(ValueError):
-    """A curriculum that cannot run; the message names the stage field."""
+class CurriculumError(ConfigError):
+    """A curriculum that cannot run; the message names the stage field (`data.stages[i].field`)."""
+
+
+def _check_unfreeze_spec(spec, key: str) -> None:
+    ok = (
+        spec is None
+        or spec == "all"
+        or (isinstance(spec, int) and not isinstance(spec, bool) and spec > 0)
+    )
+    if not ok:
+        raise CurriculumError(key, f"'all' or a positive number of top blocks; got {spec!r}")
 
 
 class Curriculum:
@@ -59,33 +71,30 @@ class Curriculum:
         self.starts: list[int] = [0]
 
     def validate(self, known_kinds: tuple[str, ...] = ("random", "ontology", "diverse")) -> None:
-        """Reject unknown kinds, empty mixes and stages that can never advance."""
+        """Reject unknown kinds, empty mixes, stages that can never advance and bad fields, naming
+        the key as it is written in a config (`data.stages[i].field`)."""
         for i, stage in enumerate(self.stages):
-            where = f"curriculum.stages[{i}] ('{stage.name}')"
+            where = f"data.stages[{i}]"
             unknown = [k for k in stage.mix if k not in known_kinds]
             if unknown:
-                raise CurriculumError(
-                    f"{where}.mix: unknown sampler {unknown}; choose from {known_kinds}"
-                )
-            if (
-                not stage.mix
-                or any(v < 0 for v in stage.mix.values())
-                or sum(stage.mix.values()) <= 0
-            ):
-                raise CurriculumError(f"{where}.mix: needs positive shares, got {stage.mix}")
-            rules = [
-                r for r in (stage.steps, stage.epochs, stage.plateau_patience) if r is not None
-            ]
+                raise CurriculumError(f"{where}.mix", f"unknown sampler {unknown}; choose from {known_kinds}")  # fmt: skip
+            shares = list(stage.mix.values())
+            if not shares or any(not isinstance(v, (int, float)) or v < 0 for v in shares) or sum(shares) <= 0:  # fmt: skip
+                raise CurriculumError(f"{where}.mix", f"needs positive shares, got {stage.mix}")
+            rules = {k: v for k in ("steps", "epochs", "plateau_patience") if (v := getattr(stage, k)) is not None}  # fmt: skip
             if i < len(self.stages) - 1 and len(rules) != 1:
-                raise CurriculumError(
-                    f"{where}: set exactly one of steps, epochs, plateau_patience, or it never advances"
-                )
-            if any(r <= 0 for r in rules):
-                raise CurriculumError(f"{where}: steps/epochs/plateau_patience must be positive")
+                raise CurriculumError(where, f"stage '{stage.name}' never advances: set exactly one of steps, epochs, plateau_patience (only the last stage may have none); got {sorted(rules) or 'none'}")  # fmt: skip
+            for key, value in rules.items():
+                if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                    raise CurriculumError(f"{where}.{key}", f"must be a positive integer; got {value!r}")  # fmt: skip
             if stage.granularity not in ("fine", "depth"):
-                raise CurriculumError(
-                    f"{where}.granularity: 'fine' or 'depth', got '{stage.granularity}'"
-                )
+                raise CurriculumError(f"{where}.granularity", f"'fine' or 'depth', got '{stage.granularity}'")  # fmt: skip
+            if stage.min_depth > stage.max_depth:
+                raise CurriculumError(f"{where}.min_depth", f"{stage.min_depth} is above max_depth {stage.max_depth}")  # fmt: skip
+            if stage.alpha < 0:
+                raise CurriculumError(f"{where}.alpha", f"must be >= 0; got {stage.alpha}")
+            _check_unfreeze_spec(stage.unfreeze_text, f"{where}.unfreeze_text")
+            _check_unfreeze_spec(stage.unfreeze_vision, f"{where}.unfreeze_vision")
 
     @property
     def current(self) -> int:
@@ -137,6 +146,8 @@ class Curriculum:
         """Restore from a checkpoint of the same curriculum."""
         if state.get("num_stages") != len(self.stages):
             raise CurriculumError(
-                f"checkpoint has a {state.get('num_stages')}-stage curriculum, config has {len(self.stages)}"
+                "data.stages",
+                f"the checkpoint has a {state.get('num_stages')}-stage curriculum, the config "
+                f"{len(self.stages)}; resume with the config the run was started with",
             )
         self.starts = list(state["starts"])

@@ -16,6 +16,7 @@ import numpy as np
 from torch.utils.data import Sampler
 
 from ontology.graph import Ontology
+from tonics.errors import ConfigError
 from tonics.sampling.curriculum import Curriculum
 from tonics.sampling.kinds import BatchKind, Draw, make_kind
 
@@ -41,9 +42,10 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         `image_of` (each pair's image number) caps every batch at one pair per image."""
         num_pairs = len(ontology)
         if batch_size > num_pairs // world_size:
-            raise ValueError(
-                f"data.batch_size={batch_size} x {world_size} rank(s) is larger than the "
-                f"{num_pairs} training pairs; lower the batch size"
+            raise ConfigError(
+                "data.batch_size",
+                f"{batch_size} x {world_size} rank(s) is larger than the {num_pairs} training "
+                "pairs; lower the batch size",
             )
         self.ontology = ontology
         self.curriculum = curriculum

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
+from tonics.errors import require_choice, require_number
+
 log = logging.getLogger(__name__)
 
 STEP_FIELDS = ("step", "epoch", "stage", "stage_name", "kind", "node", "depth", "loss", "acc_i2t",
@@ -55,8 +57,8 @@ class CurriculumCallback(pl.Callback):
         or lower ('min') is better. `lookahead`: steps between a plateau decision and the stage
         change it causes, more than the loader prefetches, so that every rank switches at the same
         step. `save_stage_checkpoints`: keep the model as it is when each stage ends."""
-        if mode not in ("min", "max"):
-            raise ValueError(f"curriculum.mode must be 'min' or 'max', got '{mode}'")
+        require_choice(mode, ("min", "max"), "curriculum.mode")
+        require_number(lookahead, "curriculum.lookahead", low=0, integer=True)
         self.monitor = monitor
         self.mode = mode
         self.save_stage_checkpoints = save_stage_checkpoints

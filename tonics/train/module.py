@@ -16,10 +16,11 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 
+from tonics.errors import require, require_choice, require_number
 from tonics.eval.retrieval import collect_embeddings, retrieval_metrics
 from tonics.model.alignment import AlignmentModel, HeadKind
 from tonics.model.encoders import TextEncoder, TextPooling, VisionEncoder, VisionPooling
-from tonics.model.loss import FalseNegatives, make_loss, positive_mask
+from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss, positive_mask
 from tonics.sampling.curriculum import UnfreezeSpec
 from tonics.train.schedule import LrSchedule, group_lambdas, schedule_factor
 
@@ -104,6 +105,7 @@ class AlignmentModule(pl.LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        self._validate()
         self.model = AlignmentModel(
             TextEncoder.from_name(text_encoder, text_pooling),
             VisionEncoder.from_name(vision_encoder, vision_pooling),
@@ -112,12 +114,47 @@ class AlignmentModule(pl.LightningModule):
             train_bn_stats=train_bn_stats,
             bn_momentum=bn_momentum,
         )
+        for tower in TOWERS:
+            self.check_unfreeze(tower, unfreeze_top_k, "model.unfreeze_top_k")
         self.loss = make_loss(loss, local_loss=local_loss, false_negatives=false_negatives)
         self.unfrozen: dict[str, UnfreezeSpec] = {"text": None, "vision": None}
         self.opened_at: dict[str, int | None] = {"text": None, "vision": None}
         self.last_stats: dict[str, float] = {}
         self.feature_cache = None  # set while both encoders are frozen and the data asks for it
         self._eval: dict[str, list] = {}
+
+    def _validate(self) -> None:
+        """Every setting checked before anything is loaded, with its YAML key."""
+        hp = self.hparams
+        require_choice(hp.text_pooling, ("cls", "mean"), "model.text_pooling")
+        require_choice(hp.vision_pooling, ("pooled", "cls", "mean"), "model.vision_pooling")
+        require_choice(hp.head, ("linear", "mlp"), "model.head")
+        require_choice(hp.lr_schedule, ("per_stage", "run"), "model.lr_schedule")
+        require_choice(hp.loss, ("infonce", "siglip"), "model.loss")
+        require_choice(hp.false_negatives, FALSE_NEGATIVE_MODES, "model.false_negatives")
+        require_number(hp.embed_dim, "model.embed_dim", low=1, integer=True)
+        require_number(hp.lr, "model.lr", low=0, low_open=True)
+        require_number(hp.encoder_lr, "model.encoder_lr", low=0)
+        require_number(hp.weight_decay, "model.weight_decay", low=0)
+        require_number(hp.warmup_steps, "model.warmup_steps", low=0, integer=True)
+        require_number(hp.min_lr_ratio, "model.min_lr_ratio", low=0, high=1)
+        require_number(hp.encoder_warmup_steps, "model.encoder_warmup_steps", low=0, integer=True)
+        require_number(hp.bn_momentum, "model.bn_momentum", low=0, high=1, low_open=True)
+        if hp.unfreeze_at_step is not None:
+            require_number(hp.unfreeze_at_step, "model.unfreeze_at_step", low=0, integer=True)
+        if hp.unfreeze_top_k is not None:
+            require_number(hp.unfreeze_top_k, "model.unfreeze_top_k", low=1, integer=True)
+        require(len(hp.retrieval_ks) > 0 and all(isinstance(k, int) and k > 0 for k in hp.retrieval_ks),
+                "model.retrieval_ks", f"must be positive integers; got {list(hp.retrieval_ks)}")  # fmt: skip
+
+    def check_unfreeze(self, tower: str, spec: UnfreezeSpec, key: str) -> None:
+        """A stage's (or unfreeze_top_k's) opening spec must fit the tower: 'all' or 1..blocks."""
+        if spec is None or spec == "all":
+            return
+        blocks = len((self.model.text if tower == "text" else self.model.vision).encoder.blocks)
+        require(isinstance(spec, int) and not isinstance(spec, bool) and 1 <= spec <= blocks, key,
+                f"'all' or a number of top blocks in 1..{blocks} ({self.hparams[tower + '_encoder']} "
+                f"has {blocks}); got {spec!r}")  # fmt: skip
 
     # -- freezing -------------------------------------------------------------------------------
     def unfreeze(self, tower: str, spec: UnfreezeSpec) -> None:

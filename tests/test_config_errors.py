@@ -1,0 +1,103 @@
+"""Every bad config ends in one line on stderr, exit code 2, naming the YAML key as written."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import tiny_config
+
+from tonics.cli import cli_main
+
+STAGES = [{"name": "a", "mix": {"random": 1.0}, "steps": 2}, {"name": "b", "mix": {"random": 1.0}}]
+CASES = {  # name: (overrides, the key the message must name)
+    "batch_size negative": ({"data.batch_size": -1}, "data.batch_size"),
+    "batch_size zero": ({"data.batch_size": 0}, "data.batch_size"),
+    "batch_size text": ({"data.batch_size": "abc"}, "data.batch_size"),
+    "batch_size above the data": ({"data.batch_size": 5000}, "data.batch_size"),
+    "eval_batch_size zero": ({"data.eval_batch_size": 0}, "data.eval_batch_size"),
+    "num_workers negative": ({"data.num_workers": -2}, "data.num_workers"),
+    "max_text_length zero": ({"data.max_text_length": 0}, "data.max_text_length"),
+    "object_source unknown": ({"data.object_source": "boxes"}, "data.object_source"),
+    "max_image_pixels zero": ({"data.max_image_pixels": 0}, "data.max_image_pixels"),
+    "unknown data key": ({"data.batchsize": 8}, "batchsize"),
+    "unfreeze_vision too many blocks": (
+        {"data.stages": [STAGES[0], {**STAGES[1], "unfreeze_vision": 99}]},
+        "data.stages[1].unfreeze_vision",
+    ),  # fmt: skip
+    "unfreeze_text word": (
+        {"data.stages": [STAGES[0], {**STAGES[1], "unfreeze_text": "some"}]},
+        "data.stages[1].unfreeze_text",
+    ),  # fmt: skip
+    "stage kind unknown": (
+        {"data.stages": [{"name": "a", "mix": {"hardest": 1.0}}]},
+        "data.stages[0].mix",
+    ),  # fmt: skip
+    "stage share negative": (
+        {"data.stages": [{"name": "a", "mix": {"random": -1.0}}]},
+        "data.stages[0].mix",
+    ),  # fmt: skip
+    "stage never advances": (
+        {"data.stages": [{"name": "a", "mix": {"random": 1.0}}, STAGES[1]]},
+        "data.stages[0]",
+    ),  # fmt: skip
+    "stage steps zero": (
+        {"data.stages": [{**STAGES[0], "steps": 0}, STAGES[1]]},
+        "data.stages[0].steps",
+    ),  # fmt: skip
+    "stage granularity unknown": (
+        {"data.stages": [{**STAGES[0], "granularity": "leaf"}, STAGES[1]]},
+        "data.stages[0].granularity",
+    ),  # fmt: skip
+    "stage depths crossed": (
+        {"data.stages": [{**STAGES[0], "min_depth": 9, "max_depth": 3}, STAGES[1]]},
+        "data.stages[0].min_depth",
+    ),  # fmt: skip
+    "lr negative": ({"model.lr": -0.1}, "model.lr"),
+    "encoder_lr negative": ({"model.encoder_lr": -1e-5}, "model.encoder_lr"),
+    "embed_dim zero": ({"model.embed_dim": 0}, "model.embed_dim"),
+    "head unknown": ({"model.head": "transformer"}, "model.head"),
+    "loss unknown": ({"model.loss": "triplet"}, "model.loss"),
+    "false_negatives unknown": ({"model.false_negatives": "drop"}, "model.false_negatives"),
+    "min_lr_ratio above one": ({"model.min_lr_ratio": 2.0}, "model.min_lr_ratio"),
+    "unfreeze_top_k too many": ({"model.unfreeze_top_k": 50}, "model.unfreeze_top_k"),
+    "text encoder not found": ({"model.text_encoder": "/nonexistent/bert"}, "text encoder"),
+    "reader split file missing": (
+        {"data.reader.init_args.split_file": "/nonexistent/split.json"},
+        "/nonexistent/split.json",
+    ),  # fmt: skip
+    "reader class unknown": (
+        {"data.reader.class_path": "tonics.data.readers.NoSuchReader"},
+        "data.reader",
+    ),  # fmt: skip
+    "trainer max_steps text": ({"trainer.max_steps": "many"}, "trainer.max_steps"),
+}
+
+
+@pytest.mark.parametrize("overrides,key", list(CASES.values()), ids=list(CASES))
+def test_bad_config_is_one_line_naming_its_key(tiny_dataset, tmp_path, capsys, overrides, key):
+    split_file, root = tiny_dataset
+    config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path, **overrides)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", config, "--no_test", "true"])
+    assert exit_info.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tonics:")]
+    assert len(errors) == 1 and key in errors[0], errors
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_debug_flag_shows_the_traceback(tiny_dataset, tmp_path, monkeypatch):
+    split_file, root = tiny_dataset
+    config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path, **{"model.lr": -1.0})
+    monkeypatch.setenv("TONICS_DEBUG", "1")
+    with pytest.raises(ValueError, match="model.lr"):
+        cli_main(["fit", "--config", config, "--no_test", "true"])
+
+
+def test_missing_config_file_and_yaml_syntax(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {lr: [unclosed\n")
+    for path in (str(tmp_path / "absent.yaml"), str(bad)):
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main(["fit", "--config", path])
+        assert exit_info.value.code == 2
+        errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("tonics:")]  # noqa: E741
+        assert len(errors) == 1 and "config" in errors[0]
