@@ -161,3 +161,43 @@ def test_hf_parquet_with_named_columns(tmp_path):
         str(tmp_path / "*.parquet"), format="parquet", image_column="img", text_column="sentence"
     ).read()
     assert [r.caption for r in records] == ["a bird"] and load_image(records[0].image)[1] is None
+
+
+def test_truncated_webdataset_shard_is_counted_and_named(tmp_path):
+    with tarfile.open(tmp_path / "shard-000.tar", "w") as tar:
+        for i in range(12):
+            _add(tar, f"{i:04d}.jpg", _jpeg((i * 20, 0, 0)) + bytes(600))
+            _add(tar, f"{i:04d}.txt", f"a red square number {i}".encode())
+    data = (tmp_path / "shard-000.tar").read_bytes()
+    complete = WebDatasetReader(str(tmp_path / "shard-*.tar"))
+    assert len(complete.read()) == 12 and not complete.skipped
+    for cut in (len(data) // 2, len(data) // 2 + 300, len(data) - 11000):
+        directory = tmp_path / f"cut{cut}"  # (open shards are cached by path: a new path each)
+        directory.mkdir()
+        (directory / "shard-000.tar").write_bytes(data[:cut])
+        reader = WebDatasetReader(str(directory / "shard-*.tar"))
+        records = reader.read()
+        assert 0 < len(records) < 12
+        assert (
+            reader.skipped["truncated or corrupt shard (members after this point unreadable)"] == 1
+        )
+        assert any("shard-000.tar" in example for example in reader.skip_examples)
+        assert all(load_image(r.image)[1] is None for r in records)  # what is kept is whole
+
+
+def test_hf_imagefolder_bad_metadata_lines_are_counted_not_fatal(tmp_path):
+    for i in range(4):
+        (tmp_path / f"{i}.jpg").write_bytes(_jpeg((i * 60, 0, 0)))
+    lines = [json.dumps({"file_name": "0.jpg", "text": "a dog"}).encode(), b"{not json",
+             json.dumps({"file_name": "1.jpg", "text": "caf\u00e9 cat"}).encode("utf-8"),
+             '{"file_name": "2.jpg", "text": "na\u00efve latin-1"}'.encode("latin-1"),
+             json.dumps({"text": "no file"}).encode(), b"",
+             json.dumps({"file_name": "3.jpg", "text": "a bird"}).encode()]  # fmt: skip
+    (tmp_path / "metadata.jsonl").write_bytes(b"\n".join(lines))
+    reader = HFDatasetReader(str(tmp_path))
+    records = reader.read()
+    assert [r.caption for r in records] == ["a dog", "café cat", "a bird"]
+    assert all(r.split == "train" and load_image(r.image)[1] is None for r in records)
+    assert reader.skipped == {"metadata line not JSON": 1, "metadata line not UTF-8": 1,
+                              "metadata line without a file_name": 1}  # fmt: skip
+    assert any(e.startswith(f"{tmp_path / 'metadata.jsonl'}:2") for e in reader.skip_examples)

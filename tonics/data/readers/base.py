@@ -50,11 +50,14 @@ class PairReader:
 
     def __init__(self) -> None:
         self.skipped: Counter[str] = Counter()
+        self.skip_examples: list[str] = []  # where, for the first few skips
 
     def read(self) -> list[PairRecord]:
         """All pairs of the dataset (every split it holds)."""
         raise NotImplementedError
 
-    def skip(self, reason: str) -> None:
-        """Count one dropped record."""
+    def skip(self, reason: str, where: str | None = None) -> None:
+        """Count one dropped record (and remember where, for the first 20)."""
         self.skipped[reason] += 1
+        if where is not None and len(self.skip_examples) < 20:
+            self.skip_examples.append(f"{where}: {reason}")

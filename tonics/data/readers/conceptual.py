@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import logging
 import tarfile
 from collections import defaultdict
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Literal
 
 from tonics.data.readers.base import DataFormatError, PairReader, clean_caption
 from tonics.data.records import ImageRef, PairRecord
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 ColumnOrder = Literal["auto", "caption_url", "url_caption"]
@@ -120,7 +123,7 @@ class WebDatasetReader(PairReader):
         for shard in shards:
             try:
                 with tarfile.open(shard, "r") as tar:
-                    members = [m for m in tar.getmembers() if m.isfile()]
+                    members = self._complete_members(tar, shard)
                     groups: dict[str, dict[str, tarfile.TarInfo]] = defaultdict(dict)
                     for member in members:
                         key, _, extension = Path(member.name).name.partition(".")
@@ -131,6 +134,24 @@ class WebDatasetReader(PairReader):
             except tarfile.TarError as err:
                 raise DataFormatError(f"{shard}: not a readable tar shard ({err})") from err
         return records
+
+    def _complete_members(self, tar: tarfile.TarFile, shard: Path) -> list[tarfile.TarInfo]:
+        """The shard's regular members whose data is wholly in the file. `tarfile` stops silently
+        at a truncated header; a shard that does not end with the end-of-archive blocks, or whose
+        last member's data runs past the end of the file, is counted and named as truncated."""
+        members = tar.getmembers()
+        size = shard.stat().st_size
+        complete = [m for m in members if m.isfile() and m.offset_data + m.size <= size]
+        for member in members:
+            if member.isfile() and member.offset_data + member.size > size:
+                self.skip("member cut off by the end of a truncated shard", f"{shard}::{member.name}")  # fmt: skip
+        tar.fileobj.seek(tar.offset)
+        trailer = tar.fileobj.read(1024)
+        if len(trailer) < 1024 or trailer.strip(b"\0"):
+            self.skip("truncated or corrupt shard (members after this point unreadable)", str(shard))  # fmt: skip
+            log.warning("webdataset: %s is truncated or corrupt after byte %d; kept the %d complete members before it",
+                        shard, tar.offset, len(complete))  # fmt: skip
+        return complete
 
     def _pair(self, tar, shard: Path, key: str, parts: dict) -> list[PairRecord]:
         image = next((parts[e] for e in parts if f".{e}" in IMAGE_EXTENSIONS), None)

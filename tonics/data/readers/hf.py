@@ -1,8 +1,15 @@
 """Hugging Face `datasets`: an imagefolder with `metadata.jsonl`, parquet files, or a dataset
-saved with `save_to_disk`, with the image and text columns named in the config."""
+saved with `save_to_disk`, with the image and text columns named in the config.
+
+An imagefolder's `metadata.jsonl` is read line by line here rather than by `datasets`, whose loader
+fails the whole dataset on one non-JSON or non-UTF-8 line: such lines are counted, named (file and
+line) and skipped. Its layout is the one `datasets` reads: `metadata.jsonl` at the root (split
+"train") or in split folders (`train/`, `validation/`, `test/`), `file_name` relative to it.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -39,8 +46,6 @@ class HFDatasetReader(PairReader):
     def _load(self):
         import datasets
 
-        if self.format == "imagefolder":
-            return datasets.load_dataset("imagefolder", data_dir=self.path)
         if self.format == "parquet":
             files = [str(p) for p in self.parquet_files()]
             if not files:
@@ -49,12 +54,53 @@ class HFDatasetReader(PairReader):
         loaded = datasets.load_from_disk(self.path)
         return loaded if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
 
+    def _metadata_rows(self, metadata: Path):
+        """(line number, row dict) of each usable line; bad lines counted and named."""
+        for n, raw in enumerate(metadata.read_bytes().splitlines(), start=1):
+            if not raw.strip():
+                continue
+            where = f"{metadata}:{n}"
+            try:
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                self.skip("metadata line not UTF-8", where)
+                continue
+            except json.JSONDecodeError:
+                self.skip("metadata line not JSON", where)
+                continue
+            if not isinstance(row, dict) or not isinstance(row.get("file_name"), str):
+                self.skip("metadata line without a file_name", where)
+                continue
+            yield n, row
+
+    def _read_imagefolder(self) -> list[PairRecord]:
+        root = Path(self.path)
+        files = [root / "metadata.jsonl"] if (root / "metadata.jsonl").is_file() else sorted(root.glob("*/metadata.jsonl"))  # fmt: skip
+        if not files:
+            raise DataFormatError(f"{root}: no metadata.jsonl at the root or in split folders")
+        records = []
+        for metadata in files:
+            split_name = "train" if metadata.parent == root else metadata.parent.name
+            split = "val" if split_name == "validation" else split_name
+            rows = list(self._metadata_rows(metadata))
+            columns = sorted({k for _, row in rows for k in row})
+            if rows and self.text_column not in columns:
+                raise DataFormatError(
+                    f"{metadata}: no column '{self.text_column}'; columns are {columns}. Set text_column."
+                )
+            for n, row in rows:
+                row = {**row, self.image_column: str(metadata.parent / row["file_name"])}
+                records.extend(self._record(row, split, n))
+        return records
+
     def read(self) -> list[PairRecord]:
         """One record per row; rows with an empty caption or no image are counted and skipped."""
-        import datasets
-
         if not Path(self.path).exists() and self.format != "parquet":
             raise DataFormatError(f"{self.path}: dataset directory not found")
+        if self.format == "imagefolder":
+            return self._read_imagefolder()
+        import datasets
+
         splits = self._load()
         records = []
         for split_name, table in splits.items():
@@ -86,5 +132,5 @@ class HFDatasetReader(PairReader):
         else:
             self.skip("row without an image")
             return []
-        image_id = str(row[self.image_id_column]) if self.image_id_column else f"{split}-{n}"
+        image_id = str(row.get(self.image_id_column)) if self.image_id_column else f"{split}-{n}"
         return [PairRecord(f"hf-{split}-{n}", ref, caption, image_id, split)]
