@@ -92,3 +92,14 @@ def test_paired_difference_reference_values():
     assert same.t_low == same.t_high == pytest.approx(1.0)
     with pytest.raises(ValueError, match="paired"):
         paired_difference([1.0], [2.0])
+
+
+def test_collect_embeddings_counts_captions_whose_image_failed():
+    from tonics.eval.retrieval import collect_embeddings
+
+    text = torch.eye(4)
+    # batch of 4 captions: images a (loaded), b (failed), captions a, a, b, c(loaded)
+    chunks = [(text, torch.eye(4)[:2], ["a", "a", "b", "c"], torch.tensor([True, False, False, True]))]  # fmt: skip
+    split = collect_embeddings(chunks)
+    assert split.image_ids == ["a", "c"] and split.text_to_image == [0, 0, 1]
+    assert split.dropped == 1

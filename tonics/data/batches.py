@@ -2,7 +2,7 @@
 
 Items the sampler marks as "features cached" skip image decoding entirely (frozen-stage fast path).
 A failed image (corrupt, truncated, zero bytes, missing, not an image) drops its pair from the
-batch and travels in `batch["skipped"]` to the main process, where a callback counts it: worker
+batch and travels in `batch["skipped"]` (index, location, reason) to the main process, where a callback counts it: worker
 processes cannot share counters, the batches can.
 """
 
@@ -70,7 +70,7 @@ class Collator:
         self.max_length = max_length
 
     def __call__(self, items: list[dict]) -> dict:
-        skipped = [(it["location"], it["failure"]) for it in items if it["failure"]]
+        skipped = [(it["index"], it["location"], it["failure"]) for it in items if it["failure"]]
         kept = [it for it in items if not it["failure"]]
         tokens = self.tokenizer(
             [it["caption"] for it in kept] or [""],

@@ -34,6 +34,7 @@ class EmbeddedSplit:
     texts: torch.Tensor
     text_to_image: list[int]  # caption row -> image row
     image_ids: list[str]  # image row -> image id
+    dropped: int = 0  # captions left out because their image failed to load
 
 
 def collect_embeddings(chunks) -> EmbeddedSplit | None:
@@ -55,8 +56,9 @@ def collect_embeddings(chunks) -> EmbeddedSplit | None:
     if not images or not keep:
         return None
     return EmbeddedSplit(
-        torch.cat(images), torch.cat(texts)[keep], [rows[owners[k]] for k in keep], list(rows)
-    )
+        torch.cat(images), torch.cat(texts)[keep], [rows[owners[k]] for k in keep], list(rows),
+        dropped=len(owners) - len(keep),
+    )  # fmt: skip
 
 
 def _check(name: str, emb: torch.Tensor) -> None:

@@ -70,7 +70,8 @@ class CurriculumCallback(pl.Callback):
         self.applied_stage = -1
         self._pending: dict | None = None
         self._curriculum = None
-        self._rows: list[dict] = []
+        self._csv: Path | None = None  # this run's curriculum_steps.csv (rank 0)
+        self._previous_csv: str | None = None  # the resumed run's, from the checkpoint
         self._t_end = None
         self._t_start = None
         self._data_s = 0.0
@@ -86,7 +87,7 @@ class CurriculumCallback(pl.Callback):
         """Curriculum stage starts, position and plateau counters, for exact resume."""
         curriculum = self._curriculum.state_dict() if self._curriculum is not None else {}
         return {"steps_done": self.steps_done, "best": self.best, "bad_checks": self.bad_checks,
-                "curriculum": curriculum}  # fmt: skip
+                "curriculum": curriculum, "steps_csv": str(self._csv) if self._csv else None}  # fmt: skip
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Keep the saved state until the datamodule is ready (applied in on_fit_start)."""
@@ -109,10 +110,24 @@ class CurriculumCallback(pl.Callback):
             self.best, self.bad_checks = self._pending["best"], self._pending["bad_checks"]
             if self._pending.get("curriculum"):
                 self._curriculum.load_state_dict(self._pending["curriculum"])
+            self._previous_csv = self._pending.get("steps_csv")
             self._pending = None
         sampler.start_at(self.steps_done)
         if trainer.global_rank == 0:  # the run directory keeps its ontology for the analysis
             self._datamodule(trainer).ontology.save(run_dir(trainer) / "ontology.npz")
+            self._start_csv(run_dir(trainer) / "curriculum_steps.csv")
+
+    def _start_csv(self, path: Path) -> None:
+        """A fresh step CSV, or, on resume, the resumed run's rows up to the checkpoint's step."""
+        earlier = []
+        source = Path(self._previous_csv) if self._previous_csv else None
+        if self.steps_done and source is not None and source.is_file():
+            earlier = [r for r in read_step_rows(source) if int(r["step"]) < self.steps_done]
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=STEP_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(earlier)
+        self._csv = path
 
     def on_train_start(self, trainer, pl_module) -> None:
         """Open the encoders that the stages reached so far ask for."""
@@ -162,7 +177,11 @@ class CurriculumCallback(pl.Callback):
                    "node": draw.node or "", "depth": "" if draw.depth is None else draw.depth,
                    **{k: round(v, 6) for k, v in stats.items()},
                    "data_s": round(self._data_s, 5), "step_s": round(now - self._t_start, 5)}  # fmt: skip
-            self._rows.append(row)
+            if self._csv is not None:  # one row at a time: a killed run keeps what it trained
+                with open(self._csv, "a", newline="") as handle:
+                    csv.DictWriter(handle, fieldnames=STEP_FIELDS, extrasaction="ignore").writerow(
+                        row
+                    )
             pl_module.log("curriculum/stage", float(draw.stage), batch_size=len(batch["indices"]))
             if draw.depth is not None:
                 pl_module.log(
@@ -188,9 +207,11 @@ class CurriculumCallback(pl.Callback):
         trainer.save_checkpoint(str(Path(directory) / f"stage{draw.stage}-{name}-end.ckpt"))
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        """Plateau rule: after `plateau_patience` checks without improvement, move on."""
+        """Plateau rule: after `plateau_patience` checks without improvement, move on; refresh
+        the stage summary."""
         if trainer.sanity_checking or not trainer.training:
             return
+        self._write_summary(trainer)
         dm = self._datamodule(trainer)
         value = trainer.callback_metrics.get(self.monitor)
         stage = dm.curriculum.stages[dm.curriculum.current]
@@ -207,21 +228,34 @@ class CurriculumCallback(pl.Callback):
                 log.info("curriculum: %s plateaued; next stage from step %d", self.monitor, at)
             self.best, self.bad_checks = float("inf"), 0
 
-    def on_train_end(self, trainer, pl_module) -> None:
-        """Write the step CSV and the stage summary into the run directory."""
-        if trainer.global_rank != 0:
+    def _write_summary(self, trainer) -> None:
+        if trainer.global_rank != 0 or self._csv is None:
             return
-        directory = run_dir(trainer)
-        path = directory / "curriculum_steps.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=STEP_FIELDS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerows(self._rows)
-        summary = stage_summary(self._rows, self._datamodule(trainer).curriculum)
-        (directory / "stage_summary.json").write_text(json.dumps(summary, indent=2))
-        log.info("curriculum: stage summary written to %s", directory / "stage_summary.json")
+        summary = stage_summary(read_step_rows(self._csv), self._datamodule(trainer).curriculum)
+        (self._csv.parent / "stage_summary.json").write_text(json.dumps(summary, indent=2))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        """Write the stage summary of the whole run (resumed parts included)."""
+        self._write_summary(trainer)
+        if trainer.global_rank == 0 and self._csv is not None:
+            log.info(
+                "curriculum: stage summary written to %s", self._csv.parent / "stage_summary.json"
+            )
+
+
+NUMERIC_FIELDS = {"step", "epoch", "stage", "depth"}
+
+
+def read_step_rows(path: Path) -> list[dict]:
+    """The rows of a `curriculum_steps.csv`, numbers parsed (empty cells stay '')."""
+    rows = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            for key, value in row.items():
+                if value not in ("", None) and key not in ("stage_name", "kind", "node"):
+                    row[key] = int(value) if key in NUMERIC_FIELDS else float(value)
+            rows.append(row)
+    return rows
 
 
 def stage_summary(rows: list[dict], curriculum) -> list[dict]:
@@ -256,48 +290,67 @@ def stage_summary(rows: list[dict], curriculum) -> list[dict]:
 
 
 class SkippedImagesCallback(pl.Callback):
-    """Counts pairs dropped because their image failed; reports per epoch and writes a JSON file."""
+    """Counts training pairs dropped because their image failed: per distinct pair and reason
+    (a broken file drawn in three epochs is one pair, three draws), kept in checkpoints so a
+    resumed run reports the whole run; written to `skipped_images.json` after every epoch."""
 
     def __init__(self) -> None:
-        self.epoch: Counter[str] = Counter()
-        self.total: Counter[str] = Counter()
-        self.examples: list[str] = []
+        self.failed: dict[int, tuple[str, str]] = {}  # pair index -> (location, reason)
+        self.draws = 0  # skipped draws, repeats included
         self.loaded = 0
+        self.epoch_new: Counter[str] = Counter()
         self.epoch_loaded = 0
+        self.epoch_skipped = 0
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to keep counting."""
+        return {"failed": {str(k): list(v) for k, v in self.failed.items()}, "draws": self.draws,
+                "loaded": self.loaded}  # fmt: skip
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Continue the counts of the run this checkpoint came from."""
+        self.failed = {int(k): tuple(v) for k, v in state_dict.get("failed", {}).items()}
+        self.draws, self.loaded = state_dict.get("draws", 0), state_dict.get("loaded", 0)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         """Count this batch's failures and successes."""
-        for location, reason in batch.get("skipped", []):
-            self.epoch[reason] += 1
-            self.total[reason] += 1
-            if len(self.examples) < 20:
-                self.examples.append(f"{location}: {reason}")
+        for index, location, reason in batch.get("skipped", []):
+            self.draws += 1
+            self.epoch_skipped += 1
+            if index not in self.failed:
+                self.failed[index] = (location, reason)
+                self.epoch_new[reason] += 1
         loaded = int(batch["has_image"].sum()) if "has_image" in batch else 0
         self.loaded += loaded
         self.epoch_loaded += loaded
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         """Log the epoch's skips; stop when no image at all could be loaded."""
-        skipped = sum(self.epoch.values())
-        pl_module.log("data/skipped_images", float(skipped), sync_dist=True)
-        if skipped:
-            log.warning(
-                "epoch %d: skipped %d pairs with unusable images %s",
-                trainer.current_epoch,
-                skipped,
-                dict(self.epoch),
-            )
-        if self.epoch_loaded == 0 and skipped:
+        pl_module.log("data/skipped_pairs", float(len(self.failed)), sync_dist=True)
+        if self.epoch_new:
+            log.warning("epoch %d: %d more pairs with unusable images %s (%d in all)",
+                        trainer.current_epoch, sum(self.epoch_new.values()), dict(self.epoch_new),
+                        len(self.failed))  # fmt: skip
+        if self.epoch_loaded == 0 and self.epoch_skipped:
+            examples = [f"{loc}: {why}" for loc, why in list(self.failed.values())[:3]]
             raise RuntimeError(
-                f"every image failed to load ({skipped} tried, e.g. {self.examples[:3]}); check the "
-                "dataset's image root / paths"
+                f"every image failed to load ({self.epoch_skipped} tried, e.g. {examples}); check "
+                "the dataset's image root / paths"
             )
-        self.epoch.clear()
-        self.epoch_loaded = 0
+        self.epoch_new.clear()
+        self.epoch_loaded = self.epoch_skipped = 0
         self._write(trainer)
+
+    def report(self) -> dict:
+        """Distinct pairs and images skipped, by reason, with examples."""
+        return {"skipped_total": len(self.failed),
+                "by_reason": dict(Counter(reason for _, reason in self.failed.values())),
+                "distinct_images": len({loc for loc, _ in self.failed.values()}),
+                "skipped_draws": self.draws, "loaded": self.loaded,
+                "examples": [f"{loc}: {why}" for loc, why in list(self.failed.values())[:20]]}  # fmt: skip
 
     def _write(self, trainer) -> None:
         if trainer.global_rank == 0:
-            report = {"skipped_total": sum(self.total.values()), "by_reason": dict(self.total),
-                      "examples": self.examples, "loaded": self.loaded}  # fmt: skip
-            (run_dir(trainer) / "skipped_images.json").write_text(json.dumps(report, indent=2))
+            (run_dir(trainer) / "skipped_images.json").write_text(
+                json.dumps(self.report(), indent=2)
+            )

@@ -86,7 +86,7 @@ def compute_features(model, records, tokenizer, image_processor, *, batch_size=6
             ]
             for index in with_image:
                 row_of_image[records[index].image_id] = len(row_of_image)
-        for location, reason in batch["skipped"]:
+        for _, location, reason in batch["skipped"]:
             failures[location] = reason
     pair_image = torch.tensor([row_of_image.get(r.image_id, -1) for r in records], dtype=torch.long)
     failed = {i: (r.image.describe(), failures.get(r.image.describe(), "image failed"))

@@ -11,6 +11,7 @@ splits (`val/recall_mean`, the mean of R@1/5/10 both ways, is the default checkp
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -25,6 +26,7 @@ from tonics.sampling.curriculum import UnfreezeSpec
 from tonics.train.schedule import LrSchedule, group_lambdas, schedule_factor
 
 TOWERS = ("text", "vision")
+log = logging.getLogger(__name__)
 
 
 def batch_statistics(
@@ -250,7 +252,7 @@ class AlignmentModule(pl.LightningModule):
             )
         image, text, usable = self.feature_cache.lookup(batch["indices"].cpu())
         for index in batch["indices"][~usable].tolist():
-            batch["skipped"].append(self.feature_cache.failures[index])
+            batch["skipped"].append((index, *self.feature_cache.failures[index]))
         batch["has_image"] = usable
         image = torch.nn.functional.normalize(self.model.vision_head(image.to(self.device)), dim=-1)
         text = torch.nn.functional.normalize(self.model.text_head(text.to(self.device)), dim=-1)
@@ -333,6 +335,9 @@ class AlignmentModule(pl.LightningModule):
                    for k in self.hparams.retrieval_ks]  # fmt: skip
         metrics[f"{prefix}/recall_mean"] = sum(recalls) / len(recalls)
         metrics[f"{prefix}/images"] = float(len(split.image_ids))
+        metrics[f"{prefix}/dropped_pairs"] = float(split.dropped)
+        if split.dropped:
+            log.warning("%s: %d pairs left out of retrieval (their image failed to load)", prefix, split.dropped)  # fmt: skip
         metrics[f"{prefix}/captions"] = float(len(split.text_to_image))
         return metrics
 
