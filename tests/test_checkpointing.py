@@ -63,3 +63,29 @@ def test_damaged_checkpoint_names_itself_and_the_newest_loadable_one(tmp_path):
     message = str(err.value)
     assert "last.ckpt is damaged" in message and "epoch=0-step=1.ckpt" in message
     assert "\n" not in message
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_planted_pickle_checkpoint_never_runs(tiny_dataset, tmp_path, capsys):
+    from helpers import tiny_config
+
+    from tonics.cli import cli_main
+
+    marker = tmp_path / "pwned"
+    planted = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {}, "evil": _Payload(str(marker))}, planted)
+    split_file, root = tiny_dataset
+    config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path)
+    for command in ("fit", "test"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli_main([command, "--config", config, "--ckpt_path", str(planted)])
+        assert exit_info.value.code == 2
+        assert "refused" in capsys.readouterr().err
+    assert not marker.exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import sys
 
 from lightning.pytorch.callbacks import LearningRateMonitor
@@ -189,11 +190,18 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from tonics.model.encoders import ModelNotFoundError
     from tonics.train.checkpointing import DamagedCheckpointError
 
-    return (ArgumentError, ConfigError, DataFormatError, ModelNotFoundError, DamagedCheckpointError)
+    return (ArgumentError, ConfigError, DataFormatError, ModelNotFoundError, DamagedCheckpointError,
+            pickle.UnpicklingError)  # fmt: skip
 
 
 def one_line(err: BaseException) -> str:
     """An error message folded onto one line (jsonargparse's span several)."""
+    if isinstance(err, pickle.UnpicklingError):  # torch.load(weights_only=True) met a pickle
+        unsupported = [
+            line.strip() for line in str(err).splitlines() if "Unsupported global" in line
+        ]
+        return ("a checkpoint holds pickled objects beyond tensors and plain data; refused (loading "
+                f"it could run code). {unsupported[0][:160] if unsupported else ''}").strip()  # fmt: skip
     text = " ".join(str(err).split())
     return text if len(text) <= 400 else text[:397] + "..."
 

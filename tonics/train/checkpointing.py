@@ -67,14 +67,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_torch_save(checkpoint, path)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
-        """Read a checkpoint; a damaged file is an error naming it and the newest loadable one."""
+        """Read a checkpoint as data only (`weights_only=True` whatever the caller asks: a
+        checkpoint that would need unpickling objects could run code and is refused); a damaged
+        file is an error naming it and the newest loadable one."""
         try:
-            if map_location is None:
-                return super().load_checkpoint(path, weights_only=weights_only)
-            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)  # fmt: skip
+            kwargs = {} if map_location is None else {"map_location": map_location}
+            return super().load_checkpoint(path, weights_only=True, **kwargs)
         except FileNotFoundError:
             raise
-        except (EOFError, RuntimeError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        except pickle.UnpicklingError as err:
+            if "weights only" in str(err).lower() or "weights_only" in str(err):
+                raise DamagedCheckpointError(
+                    f"checkpoint {path} holds pickled objects beyond tensors and plain data; refused "
+                    "(loading it could run code). Use a checkpoint written by tonics"
+                ) from err
+            raise DamagedCheckpointError(damaged_message(Path(path), err)) from err
+        except (EOFError, RuntimeError, OSError, zipfile.BadZipFile) as err:
             raise DamagedCheckpointError(damaged_message(Path(path), err)) from err
 
 
