@@ -103,3 +103,29 @@ def test_collect_embeddings_counts_captions_whose_image_failed():
     split = collect_embeddings(chunks)
     assert split.image_ids == ["a", "c"] and split.text_to_image == [0, 0, 1]
     assert split.dropped == 1
+
+
+def test_within_object_and_caption_novel_reference():
+    from tonics.eval.within_object import caption_novel_metrics, within_object_metrics
+
+    images = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    texts = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    owner = [0, 1, 2, 1]
+    objects = ["dog", "dog", "cat", "cat"]
+    # by hand: dog captions rank {img0, img1}: c0 first (hit), c1 second (its image scores 0.8 < 1);
+    # cat captions rank {img1, img2}: both hit. image->text per (image, object): img0/dog ties with
+    # c1 and wins on index; img1/dog ties with c0 and loses on index; img1/cat and img2/cat hit.
+    m = within_object_metrics(images, texts, owner, objects, ks=(1, 2))
+    assert m["within_object_text_to_image_R@1"] == 75.0
+    assert m["within_object_image_to_text_R@1"] == 75.0
+    assert m["within_object_text_to_image_R@2"] == 100.0
+    assert (
+        m["within_object_text_to_image_queries"] == 4
+        and m["within_object_image_to_text_queries"] == 4
+    )
+    # an object with a single image has no negative: no query
+    lonely = within_object_metrics(images, texts, owner, ["dog", "dog", "cat", None], ks=(1,))
+    assert lonely["within_object_text_to_image_queries"] == 2
+    novel = caption_novel_metrics(images, texts, owner, [True, False, True, False], ks=(1,))
+    assert novel == {"caption_novel_share": 50.0, "caption_novel_text_to_image_R@1": 100.0,
+                     "caption_novel_text_to_image_queries": 2.0}  # fmt: skip

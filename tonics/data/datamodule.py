@@ -24,7 +24,7 @@ from tonics.data.images import (
     processor_draft_size,
 )
 from tonics.data.readers.base import PairReader
-from tonics.data.records import PairRecord, select_split
+from tonics.data.records import PairRecord, normalise_caption, select_split
 from tonics.errors import require, require_choice, require_number
 from tonics.sampling.curriculum import Curriculum, Stage
 
@@ -101,6 +101,7 @@ class TonicsDataModule(pl.LightningDataModule):
         self.batch_sampler = None
         self._tokenizer = None
         self._image_processor = None
+        self._annotations: dict[str, tuple[list[str | None], list[bool]]] = {}
 
     def check_against_model(self, model) -> None:
         """Settings that depend on the model: each stage's opening fits its tower's blocks."""
@@ -196,6 +197,19 @@ class TonicsDataModule(pl.LightningDataModule):
         """A split's records grouped by image, optionally capped to the first max_eval_pairs."""
         records = sorted(self.split(split), key=lambda r: r.image_id)
         return records[: self.max_eval_pairs] if self.max_eval_pairs else records
+
+    def eval_annotations(self, split: str) -> tuple[list[str | None], list[bool]]:
+        """For `eval_records(split)`, in order: each caption's object (the first the ontology
+        extracts, None if none) and whether it is novel (never seen verbatim in training). Used by
+        the within-object and caption-novel metrics; computed once per split."""
+        if split not in self._annotations:
+            records = self.eval_records(split)
+            ontology = ontology_for_records(records, source=self.object_source, cache=self.ontology_cache)  # fmt: skip
+            objects = [objs[0] if objs else None for objs in ontology.pair_objects]
+            seen = {normalise_caption(r.caption) for r in self.split("train")} if self.has_split("train") else set()  # fmt: skip
+            novel = [normalise_caption(r.caption) not in seen for r in records]
+            self._annotations[split] = (objects, novel)
+        return self._annotations[split]
 
     def _eval_loader(self, split: str) -> DataLoader:
         return image_once_loader(self.eval_records(split), self.image_processor, self.tokenizer,

@@ -35,6 +35,7 @@ class EmbeddedSplit:
     text_to_image: list[int]  # caption row -> image row
     image_ids: list[str]  # image row -> image id
     dropped: int = 0  # captions left out because their image failed to load
+    kept: list[int] | None = None  # caption row -> position of its record in the loader's order
 
 
 def collect_embeddings(chunks) -> EmbeddedSplit | None:
@@ -57,7 +58,7 @@ def collect_embeddings(chunks) -> EmbeddedSplit | None:
         return None
     return EmbeddedSplit(
         torch.cat(images), torch.cat(texts)[keep], [rows[owners[k]] for k in keep], list(rows),
-        dropped=len(owners) - len(keep),
+        dropped=len(owners) - len(keep), kept=keep,
     )  # fmt: skip
 
 

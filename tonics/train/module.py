@@ -19,6 +19,7 @@ import torch
 
 from tonics.errors import require, require_choice, require_number
 from tonics.eval.retrieval import collect_embeddings, retrieval_metrics
+from tonics.eval.within_object import caption_novel_metrics, within_object_metrics
 from tonics.model.alignment import AlignmentModel, HeadKind
 from tonics.model.encoders import TextEncoder, TextPooling, VisionEncoder, VisionPooling
 from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss, positive_mask
@@ -334,12 +335,28 @@ class AlignmentModule(pl.LightningModule):
         recalls = [result.metrics[f"{d}_R@{k}"] for d in ("image_to_text", "text_to_image")
                    for k in self.hparams.retrieval_ks]  # fmt: skip
         metrics[f"{prefix}/recall_mean"] = sum(recalls) / len(recalls)
+        metrics.update({f"{prefix}/{k}": v for k, v in self._hard_metrics(prefix, split).items()})
         metrics[f"{prefix}/images"] = float(len(split.image_ids))
         metrics[f"{prefix}/dropped_pairs"] = float(split.dropped)
         if split.dropped:
             log.warning("%s: %d pairs left out of retrieval (their image failed to load)", prefix, split.dropped)  # fmt: skip
         metrics[f"{prefix}/captions"] = float(len(split.text_to_image))
         return metrics
+
+    def _hard_metrics(self, prefix: str, split) -> dict[str, float]:
+        """Within-object and caption-novel retrieval, when the data module can annotate the split."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        if not hasattr(datamodule, "eval_annotations") or split.kept is None:
+            return {}
+        name = datamodule.eval_split if prefix == "val" else prefix
+        objects, novel = datamodule.eval_annotations(name)
+        ks = self.hparams.retrieval_ks
+        return {
+            **within_object_metrics(split.images, split.texts, split.text_to_image,
+                                    [objects[k] for k in split.kept], ks),
+            **caption_novel_metrics(split.images, split.texts, split.text_to_image,
+                                    [novel[k] for k in split.kept], ks),
+        }  # fmt: skip
 
     def on_validation_epoch_end(self) -> None:
         """Retrieval recall on the validation split (all captions); `val/recall_mean` on the bar."""
