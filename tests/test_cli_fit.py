@@ -46,7 +46,10 @@ def test_fit_passes_all_stages_and_reports_retrieval(tiny_dataset, tmp_path, cap
         assert stage_end["tonics_unfrozen"]["vision"] is None  # saved before the stage opened it
     header = (run / "metrics.csv").read_text().splitlines()[0]
     assert "val/recall_mean" in header and "val/within_object_text_to_image_R@1" in header
-    assert "test/within_object_image_to_text_R@1" in retrieval and "test/caption_novel_share" in retrieval
+    assert (
+        "test/within_object_image_to_text_R@1" in retrieval
+        and "test/caption_novel_share" in retrieval
+    )
 
 
 def test_fit_with_siglip_masking_and_one_pair_per_image(tiny_dataset, tmp_path, capsys):

@@ -7,6 +7,7 @@
   tonics retrieval --model OUT --demo             retrieval figures of an exported model
   tonics demo                                     build the offline demo dataset
   tonics report RUN_DIR                           curriculum-stage figures (PNG) of a finished run
+  tonics compare A.yaml B.yaml --seeds 0 1 2 3 4   paired-seed comparison of recipes, with intervals
 
 After `fit`, the test split is evaluated and its retrieval figures printed (unless --no_test).
 """
@@ -26,7 +27,7 @@ from tonics.train.callbacks import CurriculumCallback, SkippedImagesCallback, ru
 from tonics.train.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from tonics.train.module import AlignmentModule
 
-TOOL_COMMANDS = ("ontology", "export", "retrieval", "demo", "report")
+TOOL_COMMANDS = ("ontology", "export", "retrieval", "demo", "report", "compare")
 
 
 def _loggers() -> list[dict]:

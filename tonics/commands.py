@@ -1,4 +1,5 @@
-"""The `tonics` tool subcommands beside LightningCLI's: ontology, export, retrieval, demo."""
+"""The `tonics` tool subcommands beside LightningCLI's: ontology, export, retrieval, demo, report,
+compare."""
 
 from __future__ import annotations
 
@@ -167,9 +168,16 @@ def _report(argv: list[str]) -> int:
     return 0
 
 
+def _compare(argv: list[str]) -> int:
+    from tonics.compare import main
+
+    return main(argv)
+
+
 def run_tool(argv: list[str]) -> int:
-    """Dispatch `tonics ontology|export|retrieval|demo|report ...`."""
+    """Dispatch `tonics ontology|export|retrieval|demo|report|compare ...`."""
     commands = {
+        "compare": _compare,
         "ontology": _ontology,
         "export": _export,
         "retrieval": _retrieval,

@@ -1,0 +1,37 @@
+"""`tonics compare` on tiny models: paired runs, a table with intervals, validation curves."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import tiny_config
+
+from tonics.cli import cli_main
+
+
+def test_compare_two_configs_over_two_seeds(tiny_dataset, tmp_path, capsys):
+    split_file, root = tiny_dataset
+    runs = tmp_path / "runs"
+    common = {"trainer.max_steps": 4, "trainer.val_check_interval": 2}
+    curriculum = tiny_config(tmp_path / "curriculum.yaml", split_file, root, runs, **common)
+    random = tiny_config(tmp_path / "random.yaml", split_file, root, runs, **common,
+                         **{"data.stages": [{"name": "random", "mix": {"random": 1.0}, "steps": 2},
+                                            {"name": "open", "mix": {"random": 1.0}, "unfreeze_vision": 1}]})  # fmt: skip
+    out = tmp_path / "cmp"
+    cli_main(["compare", random, curriculum, "--seeds", "0", "1", "--out", str(out)])
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["arms"] == ["random", "curriculum"] and summary["seeds"] == 2
+    entry = summary["metrics"]["recall_mean"]
+    difference = entry["curriculum - random"]
+    assert abs(difference["difference"] - (entry["curriculum"] - entry["random"])) < 1e-2
+    assert difference["t_low"] <= difference["difference"] <= difference["t_high"]
+    assert "within_object_text_to_image_R@1" in summary["metrics"]
+    assert (out / "validation_curves.png").stat().st_size > 5000
+    assert "| recall mean |" in (out / "comparison.md").read_text()
+    for arm in ("random", "curriculum"):
+        for seed in (0, 1):  # ordinary run directories
+            assert list((out / f"{arm}-seed{seed}").rglob("curriculum_steps.csv"))
+    assert "curriculum - random" in capsys.readouterr().out
+    # a second call reuses the runs (no new version directories)
+    cli_main(["compare", random, curriculum, "--seeds", "0", "1", "--out", str(out)])
+    assert len(list((out / "random-seed0").rglob("version_*"))) == 1
