@@ -122,16 +122,20 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
     assert report["skipped_total"] == 4 and report["skipped_draws"] == 8
 
 
-def test_every_image_failing_stops_with_a_clear_error(tmp_path):
+@pytest.mark.parametrize("feature_cache", [False, True])
+def test_every_image_failing_stops_with_a_clear_error(tmp_path, capsys, feature_cache):
     from conftest import write_karpathy
 
     split_file = write_karpathy(tmp_path, n_images=24)
     for image in (tmp_path / "imgs").iterdir():
         image.write_bytes(b"")
     config = tiny_config(tmp_path / "c.yaml", split_file, str(tmp_path), tmp_path,
-                         **{"trainer.max_steps": -1, "trainer.max_epochs": 1, "trainer.limit_val_batches": 0})  # fmt: skip
-    with pytest.raises(RuntimeError, match="every image failed to load"):
+                         **{"trainer.max_steps": -1, "trainer.max_epochs": 1, "trainer.limit_val_batches": 0,
+                            "data.feature_cache": feature_cache})  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
         cli_main(["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null"])
+    assert exit_info.value.code == 2
+    assert "every image failed to load" in capsys.readouterr().err
 
 
 def test_export_and_load_give_identical_embeddings(tiny_dataset, tmp_path):

@@ -186,12 +186,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "the config or the data is wrong", not "tonics has a bug"."""
     from jsonargparse import ArgumentError
 
-    from tonics.data.readers.base import DataFormatError
-    from tonics.errors import ConfigError
+    from tonics.errors import ConfigError, InputError
     from tonics.model.encoders import ModelNotFoundError
     from tonics.train.checkpointing import DamagedCheckpointError
 
-    return (ArgumentError, ConfigError, DataFormatError, ModelNotFoundError, DamagedCheckpointError,
+    return (ArgumentError, ConfigError, InputError, ModelNotFoundError, DamagedCheckpointError,
             pickle.UnpicklingError)  # fmt: skip
 
 

@@ -5,6 +5,10 @@ prints it as one line with exit code 2 (a traceback only with TONICS_DEBUG=1).""
 from __future__ import annotations
 
 
+class InputError(ValueError):
+    """Data that cannot be used (files, images, formats); the message names the file and the fix."""
+
+
 class ConfigError(ValueError):
     """A setting that cannot work; the message starts with its YAML key and says what to do."""
 

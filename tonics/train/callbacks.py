@@ -19,7 +19,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 
-from tonics.errors import require_choice, require_number
+from tonics.errors import InputError, require_choice, require_number
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +289,9 @@ def stage_summary(rows: list[dict], curriculum) -> list[dict]:
     return summary
 
 
+EARLY_FAILURE_DRAWS = 256  # this many failed draws and not one image loaded: stop at once
+
+
 class SkippedImagesCallback(pl.Callback):
     """Counts training pairs dropped because their image failed: per distinct pair and reason
     (a broken file drawn in three epochs is one pair, three draws), kept in checkpoints so a
@@ -323,6 +326,15 @@ class SkippedImagesCallback(pl.Callback):
         loaded = int(batch["has_image"].sum()) if "has_image" in batch else 0
         self.loaded += loaded
         self.epoch_loaded += loaded
+        if self.loaded == 0 and self.draws >= EARLY_FAILURE_DRAWS:  # no need to wait an epoch
+            self._fail(self.draws)
+
+    def _fail(self, tried: int) -> None:
+        examples = [f"{loc}: {why}" for loc, why in list(self.failed.values())[:3]]
+        raise InputError(
+            f"every image failed to load ({tried} tried, e.g. {examples}); check the dataset's "
+            "image root / paths"
+        )
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         """Log the epoch's skips; stop when no image at all could be loaded."""
@@ -332,11 +344,7 @@ class SkippedImagesCallback(pl.Callback):
                         trainer.current_epoch, sum(self.epoch_new.values()), dict(self.epoch_new),
                         len(self.failed))  # fmt: skip
         if self.epoch_loaded == 0 and self.epoch_skipped:
-            examples = [f"{loc}: {why}" for loc, why in list(self.failed.values())[:3]]
-            raise RuntimeError(
-                f"every image failed to load ({self.epoch_skipped} tried, e.g. {examples}); check "
-                "the dataset's image root / paths"
-            )
+            self._fail(self.epoch_skipped)
         self.epoch_new.clear()
         self.epoch_loaded = self.epoch_skipped = 0
         self._write(trainer)

@@ -7,9 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 from tonics.data.records import PairRecord
+from tonics.errors import InputError
 
 
-class DataFormatError(ValueError):
+class DataFormatError(InputError):
     """A dataset file that cannot be read; the message names the file, the field and the fix."""
 
 
