@@ -161,10 +161,82 @@ def test_curriculum_state_round_trip():
 )
 def test_one_pair_per_image_caps_every_kind(ontology, stage):
     image_of = np.arange(400) % 80  # five captions per image (of one object), as in COCO
-    capped = _sampler(ontology, [stage], image_of=image_of)
+    capped = _sampler(ontology, [stage], pair_images=image_of, one_pair_per_image=True)
     batches = _epoch(capped)
     assert all(len(set(image_of[b])) == len(b) for b in batches)
     assert np.mean([len(b) for b in batches]) > 7  # the cap rarely shortens a batch
     if stage.name != "d":  # (diverse batches differ in object, so in image, anyway)
         plain = _epoch(_sampler(ontology, [stage]))
         assert any(len(set(image_of[b])) < len(b) for b in plain)  # without the cap: duplicates
+
+
+def test_hard_nodes_are_real_objects_with_distinct_images_and_captions():
+    from tonics.sampling.kinds import stage_nodes
+    from tonics.sampling.nodes import HardNodeRules, eligible_nodes
+
+    words = ["dog", "cat", "greeting card", "city", "horse"]
+    captions = [f"a {words[i % 5]} number {i}" for i in range(500)]
+    onto = build_ontology(captions, [str(i) for i in range(500)])
+    images = np.arange(500)
+    images[1::5] = 1  # every cat pair shows one of only ... one image
+    caption_ids = np.arange(500)
+    caption_ids[4::5] = 7  # every horse pair has the same caption
+    allowed = eligible_nodes(onto, 16, HardNodeRules(), images, caption_ids)
+    assert "dog.n.01" in allowed and allowed["dog.n.01"] == (100, 100)
+    assert "cat.n.01" not in allowed  # one distinct image
+    assert "horse.n.01" not in allowed  # one distinct caption
+    assert "card.n.01" not in allowed  # reviewed stop-list (a tag, not an object)
+    assert "city.n.01" not in allowed  # noun.location: a place, not an object
+    assert "entity.n.01" not in allowed  # noun.Tops: too general
+    fine = stage_nodes(
+        onto, 16, rules=HardNodeRules(), pair_images=images, pair_captions=caption_ids
+    )
+    assert "dog.n.01" in fine and not {"cat.n.01", "card.n.01"} & set(fine)
+    plain = stage_nodes(onto, 16)  # rules off: any node that fills a batch
+    assert {"cat.n.01", "card.n.01"} <= set(plain)
+
+
+def test_sibling_batches_split_between_sibling_nodes():
+    fruits = ["apple", "pear", "grape", "lemon", "orange"]
+    captions = [f"a {fruits[i % 5]} number {i}" for i in range(400)]
+    onto = build_ontology(captions, [str(i) for i in range(400)])
+    stage = Stage("siblings", {"ontology": 1.0}, "fine", siblings=2)
+    sampler = _sampler(onto, [stage], batch_size=8)
+    batches = _epoch(sampler)
+    sibling_draws = [
+        (s, b) for s, b in enumerate(batches) if "siblings" in (sampler.draws[s].node or "")
+    ]
+    assert len(sibling_draws) > len(batches) // 2
+    for step, batch in sibling_draws:
+        objects = [onto.pair_objects[i][0] for i in batch]
+        assert len(set(objects)) == 2 and objects.count(objects[0]) == 4  # 4 + 4
+        parents = {onto.parent(o) for o in objects}
+        assert len(parents) == 1 and sampler.draws[step].node.startswith(parents.pop())
+
+
+def test_ramped_stage_grows_the_hard_share_gradually(ontology):
+    stage = Stage("ramp", {"ontology": 0.5, "random": 0.5}, "fine", ramp_steps=40)
+    curriculum = Curriculum([stage])
+    assert curriculum.shares(0, 50) == pytest.approx({"ontology": 0.5 / 40, "random": 1 - 0.5 / 40})
+    assert curriculum.shares(19, 50)["ontology"] == pytest.approx(0.25)
+    assert curriculum.shares(45, 50) == {"ontology": 0.5, "random": 0.5}
+    only_hard = Curriculum([Stage("hard", {"ontology": 1.0}, "fine", ramp_steps=10)])
+    assert only_hard.shares(4, 50) == pytest.approx({"ontology": 0.5, "random": 0.5})
+    sampler = CurriculumBatchSampler(ontology, Curriculum([stage]), batch_size=4, seed=3)
+    _epoch(sampler)
+    kinds = [sampler.draws[s].kind for s in range(len(sampler))]
+    early, late = kinds[:20].count("ontology"), kinds[60:].count("ontology")
+    assert early < late / (len(kinds[60:]) / 20)  # fewer hard batches early in the ramp
+
+
+def test_stop_listed_pairs_do_not_reappear_under_the_parent():
+    from tonics.sampling.kinds import stage_nodes
+    from tonics.sampling.nodes import HardNodeRules, blocked_pairs, hard_pool
+
+    captions = [f"a greeting card number {i}" for i in range(300)] + [f"a dog number {i}" for i in range(100)]  # fmt: skip
+    onto = build_ontology(captions, [str(i) for i in range(400)])
+    blocked = blocked_pairs(onto, HardNodeRules())
+    assert blocked[:300].all() and not blocked[300:].any()
+    for node in stage_nodes(onto, 16, rules=HardNodeRules()):
+        assert not blocked[hard_pool(onto, node, blocked)].any()
+    assert "paper.n.01" not in stage_nodes(onto, 16, rules=HardNodeRules())

@@ -70,6 +70,7 @@ def _ontology(argv: list[str]) -> int:
     parser.add_argument("--out", help="write the ontology here (default: the cache)")
     parser.add_argument("--load", help="stats of a saved ontology file instead of a dataset")
     parser.add_argument("--top", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32, help="for the hard-batch node lists")
     add_reader_options(parser)
     args = parser.parse_args(argv)
     from ontology.graph import Ontology
@@ -95,8 +96,48 @@ def _ontology(argv: list[str]) -> int:
         stats["unmatched_nouns"] = unmatched_nouns(
             [r.caption for r in records], ontology.pair_objects
         )
+        stats["hard_batch_nodes"] = hard_batch_nodes(ontology, records, args.batch_size)
     print(json.dumps(stats, indent=2))
     return 0
+
+
+def hard_batch_nodes(ontology, records, batch_size: int, top: int = 25) -> dict:
+    """Per granularity and rule set, the nodes a stage would draw hard batches from, with their
+    distinct images / captions: what `object_nodes_only` changes, before training on it."""
+    import numpy as np
+
+    from tonics.data.records import normalise_caption
+    from tonics.sampling.kinds import stage_nodes
+    from tonics.sampling.nodes import HardNodeRules, blocked_pairs, distinct_counts, hard_pool
+
+    images: dict[str, int] = {}
+    captions: dict[str, int] = {}
+    pair_images = np.array([images.setdefault(r.image_id, len(images)) for r in records])
+    pair_captions = np.array([captions.setdefault(normalise_caption(r.caption), len(captions)) for r in records])  # fmt: skip
+    out = {}
+    for label, rules in (("fine, any node", HardNodeRules(object_nodes_only=False)),
+                         ("fine, object nodes only", HardNodeRules())):  # fmt: skip
+        try:
+            nodes = stage_nodes(ontology, batch_size, rules=rules, pair_images=pair_images, pair_captions=pair_captions)  # fmt: skip
+        except ValueError as err:
+            out[label] = str(err)
+            continue
+        rows = []
+        blocked = blocked_pairs(ontology, rules)
+        for node in nodes:
+            pairs = hard_pool(ontology, node, blocked)
+            n_images, n_captions = distinct_counts(pairs, pair_images, pair_captions)
+            rows.append(
+                (
+                    len(pairs),
+                    f"{node}: {len(pairs)} pairs, {n_images} images, {n_captions} captions",
+                )
+            )
+        out[label] = {
+            "nodes": len(nodes),
+            "largest": [text for _, text in sorted(rows, reverse=True)[:top]],
+        }
+    return out
 
 
 def _export(argv: list[str]) -> int:

@@ -169,17 +169,20 @@ class TonicsDataModule(pl.LightningDataModule):
                 )
             from tonics.sampling.sampler import CurriculumBatchSampler
 
-            image_of = None
-            if self.one_pair_per_image:
-                codes: dict[str, int] = {}
-                image_of = np.array([codes.setdefault(r.image_id, len(codes)) for r in train])
+            images: dict[str, int] = {}
+            captions: dict[str, int] = {}
+            pair_images = np.array([images.setdefault(r.image_id, len(images)) for r in train])
+            pair_captions = np.array(
+                [captions.setdefault(normalise_caption(r.caption), len(captions)) for r in train]
+            )
             rank = self.trainer.global_rank if self.trainer else 0
             world = self.trainer.world_size if self.trainer else 1
             self.batch_sampler = CurriculumBatchSampler(
                 self.ontology, self.curriculum, batch_size=self.batch_size,
                 seed=self.seed, rank=rank, world_size=world,
                 feature_cache=self.feature_cache, unfreeze_at_step=self.unfreeze_at_step,
-                image_of=image_of,
+                pair_images=pair_images, pair_captions=pair_captions,
+                one_pair_per_image=self.one_pair_per_image,
             )  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:

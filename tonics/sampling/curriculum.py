@@ -32,6 +32,10 @@ class Stage:
     min_depth: int = 0
     max_depth: int = 100
     alpha: float = 1.0  # node probability ~ subtree_pairs ** alpha; 0 = uniform over nodes
+    object_nodes_only: bool = False  # hard batches only from real objects (tonics.sampling.nodes)
+    min_distinct: int | None = None  # distinct images and captions a hard node needs (None: batch)
+    siblings: int = 1  # >1: a hard batch from that many sibling nodes (batch/siblings pairs each)
+    ramp_steps: int = 0  # >0: non-random shares grow from 0 to the mix's over this many steps
     steps: int | None = None
     epochs: int | None = None
     plateau_patience: int | None = None
@@ -93,6 +97,12 @@ class Curriculum:
                 raise CurriculumError(f"{where}.min_depth", f"{stage.min_depth} is above max_depth {stage.max_depth}")  # fmt: skip
             if stage.alpha < 0:
                 raise CurriculumError(f"{where}.alpha", f"must be >= 0; got {stage.alpha}")
+            if not isinstance(stage.siblings, int) or stage.siblings < 1:
+                raise CurriculumError(f"{where}.siblings", f"must be a positive integer; got {stage.siblings!r}")  # fmt: skip
+            if not isinstance(stage.ramp_steps, int) or stage.ramp_steps < 0:
+                raise CurriculumError(f"{where}.ramp_steps", f"must be an integer >= 0; got {stage.ramp_steps!r}")  # fmt: skip
+            if stage.min_distinct is not None and stage.min_distinct < 1:
+                raise CurriculumError(f"{where}.min_distinct", f"must be >= 1; got {stage.min_distinct}")  # fmt: skip
             _check_unfreeze_spec(stage.unfreeze_text, f"{where}.unfreeze_text")
             _check_unfreeze_spec(stage.unfreeze_vision, f"{where}.unfreeze_vision")
 
@@ -130,6 +140,18 @@ class Curriculum:
             return index, start, total_steps
         length = self._length(index, steps_per_epoch)
         return index, start, None if length is None else start + length
+
+    def shares(self, step: int, steps_per_epoch: int) -> dict[str, float]:
+        """The batch-kind shares in force at `step` (normalised), with the stage's ramp applied."""
+        index = self.stage_index(step, steps_per_epoch)
+        stage = self.stages[index]
+        total = sum(stage.mix.values())
+        shares = {k: v / total for k, v in stage.mix.items()}
+        if stage.ramp_steps:
+            ramp = min(1.0, (step - self.starts[index] + 1) / stage.ramp_steps)
+            shares = {k: (v if k == "random" else v * ramp) for k, v in shares.items()}
+            shares["random"] = 1.0 - sum(v for k, v in shares.items() if k != "random")
+        return {k: v for k, v in shares.items() if v > 0}
 
     def request_advance(self, at_step: int) -> bool:
         """Plateau rule: begin the next stage at `at_step`; False on the last stage."""

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ontology.graph import Ontology
+from tonics.sampling.nodes import HardNodeRules, blocked_pairs, eligible_nodes, finest, hard_pool
+
+ANY_FILLABLE_NODE = HardNodeRules(object_nodes_only=False)
 
 
 @dataclass
@@ -59,6 +62,32 @@ def _take_distinct_images(free, available, size, rng, image_of) -> np.ndarray:
     chosen = candidates[np.sort(first)][:size]
     available[chosen] = False
     return chosen
+
+
+def stage_nodes(ontology: Ontology, batch_size: int, *, granularity: str = "fine", min_depth: int = 0,
+                max_depth: int = 100, rules: HardNodeRules = ANY_FILLABLE_NODE,
+                pair_images=None, pair_captions=None) -> list[str]:  # fmt: skip
+    """The nodes an ontology stage draws hard batches from: with `rules.object_nodes_only`, the
+    finest (or depth-range) nodes among those `tonics.sampling.nodes` allows; otherwise the
+    deepest nodes that can fill a batch (or every node in the depth range)."""
+    graph = ontology.graph
+    if granularity not in ("fine", "depth"):
+        raise ValueError(f"granularity must be 'fine' or 'depth', got '{granularity}'")
+    if rules.object_nodes_only:
+        allowed = eligible_nodes(ontology, batch_size, rules, pair_images, pair_captions)
+        nodes = (finest(ontology, allowed) if granularity == "fine"
+                 else [n for n in allowed if min_depth <= graph.nodes[n]["depth"] <= max_depth])  # fmt: skip
+    elif granularity == "fine":
+        nodes = finest_fillable_nodes(ontology, batch_size)
+    else:
+        nodes = [n for n, d in graph.nodes(data=True) if min_depth <= d["depth"] <= max_depth]
+    if not nodes:
+        raise ValueError(
+            f"no ontology node can make a hard batch at granularity '{granularity}' (depth "
+            f"{min_depth}..{max_depth}, object nodes only: {rules.object_nodes_only}); widen the "
+            "depths, lower min_distinct or the batch size"
+        )
+    return sorted(nodes)
 
 
 def finest_fillable_nodes(ontology: Ontology, batch_size: int) -> list[str]:
@@ -116,23 +145,22 @@ class OntologyKind(BatchKind):
         alpha: float = 1.0,
         batch_size: int = 32,
         image_of: np.ndarray | None = None,
+        rules: HardNodeRules = ANY_FILLABLE_NODE,
+        siblings: int = 1,
+        pair_images: np.ndarray | None = None,
+        pair_captions: np.ndarray | None = None,
     ) -> None:
         self.ontology = ontology
         self.image_of = image_of
         self.random = RandomKind(len(ontology), image_of)
-        graph = ontology.graph
-        if granularity == "fine":
-            nodes = finest_fillable_nodes(ontology, batch_size)
-        elif granularity == "depth":
-            nodes = [n for n, d in graph.nodes(data=True) if min_depth <= d["depth"] <= max_depth]
-        else:
-            raise ValueError(f"granularity must be 'fine' or 'depth', got '{granularity}'")
-        if not nodes:
-            raise ValueError(
-                f"no ontology node matches granularity '{granularity}' (depth {min_depth}..{max_depth})"
-            )
-        self.nodes = sorted(nodes)
-        self.counts = np.array([graph.nodes[n]["subtree"] for n in self.nodes], dtype=float)
+        self.nodes = stage_nodes(ontology, batch_size, granularity=granularity, min_depth=min_depth,
+                                 max_depth=max_depth, rules=rules, pair_images=pair_images,
+                                 pair_captions=pair_captions)  # fmt: skip
+        blocked = blocked_pairs(ontology, rules)
+        self.pools = [hard_pool(ontology, node, blocked) for node in self.nodes]
+        self.siblings = siblings
+        self.sibling_groups = self._sibling_groups() if siblings > 1 else []
+        self.counts = np.array([len(pool) for pool in self.pools], dtype=float)
         self.alpha = alpha
         self.reset()
 
@@ -155,7 +183,7 @@ class OntologyKind(BatchKind):
             if not fillable.any():
                 return None, None
             j = int(rng.choice(len(self.nodes), p=weights / weights.sum()))
-            pool = self.ontology.subtree_pairs(self.nodes[j])
+            pool = self.pools[j]
             free = int(available[pool].sum())
             self.remaining[j] = free
             if free >= size:
@@ -163,9 +191,47 @@ class OntologyKind(BatchKind):
                 return self.nodes[j], pool
         return None, None
 
+    def _sibling_groups(self) -> list[tuple[str, list[int]]]:
+        """(parent, indices into self.nodes of its children among the stage's nodes), for parents
+        with at least `siblings` such children."""
+        children: dict[str, list[int]] = {}
+        for j, node in enumerate(self.nodes):
+            parent = self.ontology.parent(node)
+            if parent is not None:
+                children.setdefault(parent, []).append(j)
+        return [(p, js) for p, js in sorted(children.items()) if len(js) >= self.siblings]
+
+    def _draw_siblings(self, available, size, rng) -> Draw | None:
+        """size/k pairs from each of k sibling nodes (children of one parent), or None."""
+        share = size // self.siblings
+        order = rng.permutation(len(self.sibling_groups))
+        for g in order:
+            parent, members = self.sibling_groups[g]
+            free = {j: int(available[self.pools[j]].sum()) for j in members}
+            ready = [j for j in members if free[j] >= share]
+            if len(ready) < self.siblings:
+                continue
+            weights = np.array([free[j] for j in ready], dtype=float) ** self.alpha
+            chosen = rng.choice(ready, size=self.siblings, replace=False, p=weights / weights.sum())
+            parts = []
+            for n, j in enumerate(chosen):
+                want = share if n < self.siblings - 1 else size - share * (self.siblings - 1)
+                pool = self.pools[j]
+                parts.append(_take(pool, available, want, rng, self.image_of))
+                self.remaining[j] = max(0, free[j] - want)
+            depth = self.ontology.graph.nodes[parent]["depth"]
+            return Draw(
+                np.concatenate(parts), self.name, f"{parent} ({self.siblings} siblings)", depth + 1
+            )
+        return None
+
     def draw(self, available, size, rng) -> Draw:
-        """A batch from one node's subtree; when no node of the stage can fill one any more, the
-        parent of a node of the stage (and so on up) is used instead."""
+        """A batch from one node's subtree (or from `siblings` sibling nodes); when no node of the
+        stage can fill one any more, the parent of a node of the stage (and so on up) is used."""
+        if self.siblings > 1:
+            draw = self._draw_siblings(available, size, rng)
+            if draw is not None:
+                return draw
         node, pool = self._choose(available, size, rng)
         if node is None:
             node = self.nodes[int(rng.choice(len(self.nodes), p=self.counts / self.counts.sum()))]

@@ -19,6 +19,7 @@ from ontology.graph import Ontology
 from tonics.errors import ConfigError
 from tonics.sampling.curriculum import Curriculum
 from tonics.sampling.kinds import BatchKind, Draw, make_kind
+from tonics.sampling.nodes import HardNodeRules
 
 
 class CurriculumBatchSampler(Sampler[list[int]]):
@@ -35,11 +36,15 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         world_size: int = 1,
         feature_cache: bool = False,
         unfreeze_at_step: int | None = None,
-        image_of: np.ndarray | None = None,
+        pair_images: np.ndarray | None = None,
+        pair_captions: np.ndarray | None = None,
+        one_pair_per_image: bool = False,
     ) -> None:
         """With `feature_cache`, batches of steps where both encoders are still frozen are
         yielded as (index, False) pairs: "no image needed, the features are cached".
-        `image_of` (each pair's image number) caps every batch at one pair per image."""
+        `pair_images` / `pair_captions`: each pair's image number and normalised-caption number
+        (hard-node variety counts; None: every pair distinct). `one_pair_per_image` caps every
+        batch at one pair per image (needs `pair_images`)."""
         num_pairs = len(ontology)
         if batch_size > num_pairs // world_size:
             raise ConfigError(
@@ -55,7 +60,9 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         self.world_size = world_size
         self.feature_cache = feature_cache
         self.unfreeze_at_step = unfreeze_at_step
-        self.image_of = image_of
+        self.pair_images = pair_images
+        self.pair_captions = pair_captions
+        self.image_of = pair_images if one_pair_per_image else None
         self.epoch = 0
         self.skip = 0
         self.draws: dict[int, Draw] = {}  # step -> how this rank's batch was made (diagnostics)
@@ -78,8 +85,11 @@ class CurriculumBatchSampler(Sampler[list[int]]):
             stage = self.curriculum.stages[stage_index]
             options = {}
             if name == "ontology":
+                rules = HardNodeRules(stage.object_nodes_only, stage.min_distinct)
                 options = dict(granularity=stage.granularity, min_depth=stage.min_depth,
-                               max_depth=stage.max_depth, alpha=stage.alpha)  # fmt: skip
+                               max_depth=stage.max_depth, alpha=stage.alpha, rules=rules,
+                               siblings=stage.siblings, pair_images=self.pair_images,
+                               pair_captions=self.pair_captions)  # fmt: skip
             self._kinds[key] = make_kind(
                 name, self.ontology, self.batch_size, self.image_of, **options
             )
@@ -87,9 +97,9 @@ class CurriculumBatchSampler(Sampler[list[int]]):
 
     def _round(self, step: int, available: np.ndarray, rng: np.random.Generator) -> Draw:
         stage_index = self.curriculum.stage_index(step, len(self))
-        stage = self.curriculum.stages[stage_index]
-        names = sorted(stage.mix)
-        shares = np.array([stage.mix[n] for n in names], dtype=float)
+        mix = self.curriculum.shares(step, len(self))
+        names = sorted(mix)
+        shares = np.array([mix[n] for n in names], dtype=float)
         mine = None
         for r in range(self.world_size):
             name = names[rng.choice(len(names), p=shares / shares.sum())]

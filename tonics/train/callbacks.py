@@ -229,7 +229,7 @@ class CurriculumCallback(pl.Callback):
             self.best, self.bad_checks = float("inf"), 0
 
     def _write_summary(self, trainer) -> None:
-        if trainer.global_rank != 0 or self._csv is None:
+        if self._csv is None or trainer.global_rank != 0:  # (only rank 0 has a CSV)
             return
         summary = stage_summary(read_step_rows(self._csv), self._datamodule(trainer).curriculum)
         (self._csv.parent / "stage_summary.json").write_text(json.dumps(summary, indent=2))
