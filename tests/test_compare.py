@@ -35,3 +35,19 @@ def test_compare_two_configs_over_two_seeds(tiny_dataset, tmp_path, capsys):
     # a second call reuses the runs (no new version directories)
     cli_main(["compare", random, curriculum, "--seeds", "0", "1", "--out", str(out)])
     assert len(list((out / "random-seed0").rglob("version_*"))) == 1
+
+
+def test_compare_on_validation_with_override_configs(tiny_dataset, tmp_path):
+    split_file, root = tiny_dataset
+    runs = tmp_path / "runs"
+    base = tiny_config(tmp_path / "base.yaml", split_file, root, runs,
+                       **{"trainer.max_steps": 4, "trainer.val_check_interval": 2})  # fmt: skip
+    (tmp_path / "siglip.yaml").write_text("model:\n  loss: siglip\n")
+    out = tmp_path / "cmp"
+    cli_main(["compare", base, f"{base},{tmp_path / 'siglip.yaml'}", "--seeds", "0", "1",
+              "--split", "val", "--out", str(out)])  # fmt: skip
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["arms"] == ["base", "siglip"] and summary["split"] == "val"
+    assert not list(out.rglob("retrieval_test.json"))  # no test pass when choosing on validation
+    hparams = next((out / "siglip-seed0").rglob("hparams.yaml")).read_text()
+    assert "loss: siglip" in hparams

@@ -2,13 +2,17 @@
 
     tonics compare configs/demo.yaml configs/random_baseline.yaml --seeds 0 1 2 3 4 --out runs/cmp
 
-Each (config, seed) is an ordinary `tonics fit` run directory, `OUT/<config stem>-seed<s>/`, trained
+An arm is one config, or several joined by commas (`base.yaml,override.yaml`: applied in order,
+the arm named after the last). Each (arm, seed) is an ordinary `tonics fit` run directory,
+`OUT/<arm>-seed<s>/`, trained
 sequentially on this machine with `seed_everything` and `data.seed` set to the seed (one seed fixes
 both arms' data order and head initialisation, so the arms are paired). A run directory that
 already holds its test figures is reused, so an interrupted comparison resumes where it stopped.
 Writes `comparison.json`, `comparison.md` (each test metric: the mean of every arm and the paired
 difference from the first arm with a 95% t interval and a 95% bootstrap interval) and
 `validation_curves.png` (validation metrics over steps, mean over seeds, per arm).
+`--split val` compares the validation figures of the last validation instead (choose settings on
+validation; report the test split once), and skips the test pass.
 """
 
 from __future__ import annotations
@@ -28,23 +32,48 @@ TABLE_METRICS = ("recall_mean", "image_to_text_R@1", "text_to_image_R@1",
 CURVES = ("val/recall_mean", "val/within_object_text_to_image_R@1", "val/loss")
 
 
-def run_directory(out: Path, config: str, seed: int) -> Path:
-    """Where the run of `config` with `seed` lives."""
-    return out / f"{Path(config).stem}-seed{seed}"
+def arm_name(arm: str) -> str:
+    """An arm's name: the stem of its (last) config file."""
+    return Path(arm.split(",")[-1]).stem
 
 
-def fit_once(config: str, seed: int, out: Path, extra: list[str] | None = None) -> Path:
+def run_directory(out: Path, arm: str, seed: int) -> Path:
+    """Where the run of `arm` with `seed` lives."""
+    return out / f"{arm_name(arm)}-seed{seed}"
+
+
+def _done(root: Path, split: str) -> bool:
+    if split == "test":
+        return bool(list(root.rglob("retrieval_test.json")))
+    return bool(list(root.rglob("stage_summary.json"))) and bool(list(root.rglob("last.ckpt")))
+
+
+def fit_once(arm: str, seed: int, out: Path, extra: list[str] | None = None, split: str = "test") -> Path:  # fmt: skip
     """Train (unless already done) and test one arm for one seed; returns its run directory."""
-    root = run_directory(out, config, seed)
-    if not list(root.rglob("retrieval_test.json")):
+    root = run_directory(out, arm, seed)
+    if not _done(root, split):
         from tonics.cli import cli_main
 
         logger = {"class_path": "lightning.pytorch.loggers.CSVLogger",
                   "init_args": {"save_dir": str(root), "name": "tonics"}}  # fmt: skip
-        cli_main(["fit", "--config", config, f"--seed_everything={seed}", f"--data.seed={seed}",
+        configs = [item for path in arm.split(",") for item in ("--config", path)]
+        no_test = ["--no_test", "true"] if split == "val" else []
+        cli_main(["fit", *configs, f"--seed_everything={seed}", f"--data.seed={seed}",
                   f"--trainer.default_root_dir={root}", f"--trainer.logger={json.dumps(logger)}",
-                  "--trainer.enable_progress_bar=false", *(extra or [])])  # fmt: skip
+                  "--trainer.enable_progress_bar=false", *no_test, *(extra or [])])  # fmt: skip
     return root
+
+
+def validation_figures(root: Path) -> dict[str, float]:
+    """The metrics of a run's last validation (without the 'val/' prefix)."""
+    last: dict[str, float] = {}
+    with open(next(root.rglob("metrics.csv")), newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("val/recall_mean"):
+                last = {k.removeprefix("val/"): float(v) for k, v in row.items() if k.startswith("val/") and v}  # fmt: skip
+    if not last:
+        raise SystemExit(f"tonics compare: {root} has no validation metrics (set trainer.val_check_interval)")  # fmt: skip
+    return last
 
 
 def figures_of(root: Path, which: str = "last") -> dict[str, float]:
@@ -92,7 +121,7 @@ def markdown(summary: dict) -> str:
     arms, baseline = summary["arms"], summary["baseline"]
     others = arms[1:]
     header = [
-        f"metric (test, {summary['seeds']} seeds)",
+        f"metric ({summary.get('split', 'test')}, {summary['seeds']} seeds)",
         *arms,
         *(f"{a} - {baseline}" for a in others),
     ]
@@ -135,20 +164,22 @@ def plot_curves(roots: dict[str, list[Path]], path: Path) -> Path:
 
 
 def compare(configs: list[str], seeds: list[int], out: Path, *, which: str = "last",
-            extra: list[str] | None = None) -> dict:  # fmt: skip
-    """Run every config for every seed (seed-major, so a partial comparison is still paired) and
+            extra: list[str] | None = None, split: str = "test") -> dict:  # fmt: skip
+    """Run every arm for every seed (seed-major, so a partial comparison is still paired) and
     write the comparison files; returns the summary."""
-    if len(configs) < 2 or len(set(Path(c).stem for c in configs)) != len(configs):
+    if len(configs) < 2 or len({arm_name(c) for c in configs}) != len(configs):
         raise SystemExit("tonics compare: give two or more configs with different file names")
     if len(seeds) < 2:
         raise SystemExit("tonics compare: give at least two seeds (--seeds 0 1 2 3 4)")
     out.mkdir(parents=True, exist_ok=True)
-    roots: dict[str, list[Path]] = {Path(c).stem: [] for c in configs}
+    roots: dict[str, list[Path]] = {arm_name(c): [] for c in configs}
     for seed in seeds:
         for config in configs:
-            roots[Path(config).stem].append(fit_once(config, seed, out, extra))
-    figures = {arm: [figures_of(r, which) for r in runs] for arm, runs in roots.items()}
-    summary = {**summarise(figures), "checkpoint": which, "seed_list": seeds}
+            roots[arm_name(config)].append(fit_once(config, seed, out, extra, split))
+    read = (lambda r: figures_of(r, which)) if split == "test" else validation_figures
+    figures = {arm: [read(r) for r in runs] for arm, runs in roots.items()}
+    summary = {**summarise(figures), "checkpoint": which if split == "test" else "last validation",
+               "split": split, "seed_list": seeds}  # fmt: skip
     (out / "comparison.json").write_text(json.dumps(summary, indent=2))
     (out / "comparison.md").write_text(markdown(summary) + "\n")
     plot_curves(roots, out / "validation_curves.png")
@@ -163,6 +194,8 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", default="runs/compare")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="compare test figures (after fit) or the last validation's (no test pass)")  # fmt: skip
     parser.add_argument(
         "--checkpoint",
         choices=("last", "best"),
@@ -172,9 +205,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--fit-args", nargs=argparse.REMAINDER, default=[],
                         help="extra `tonics fit` arguments for every run (put last)")  # fmt: skip
     args = parser.parse_args(argv)
-    summary = compare(
-        args.configs, args.seeds, Path(args.out), which=args.checkpoint, extra=args.fit_args
-    )
+    summary = compare(args.configs, args.seeds, Path(args.out), which=args.checkpoint,
+                      extra=args.fit_args, split=args.split)  # fmt: skip
     print(markdown(summary))
     print(f"\nWritten: {Path(args.out) / 'comparison.md'}, comparison.json, validation_curves.png")
     return 0
