@@ -101,3 +101,12 @@ def test_missing_config_file_and_yaml_syntax(tmp_path, capsys):
         assert exit_info.value.code == 2
         errors = [l for l in capsys.readouterr().err.splitlines() if l.startswith("tonics:")]  # noqa: E741
         assert len(errors) == 1 and "config" in errors[0]
+
+
+def test_help_lists_every_command(capsys):
+    from tonics.cli import COMMANDS, TOOL_COMMANDS
+
+    cli_main(["--help"])
+    out = capsys.readouterr().out
+    for name in (*TOOL_COMMANDS, "fit", "validate", "test", "predict"):
+        assert f"  {name} " in out and name in COMMANDS

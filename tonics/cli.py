@@ -206,6 +206,51 @@ def one_line(err: BaseException) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
+COMMANDS = {
+    "fit": "train (LightningCLI): tonics fit --config configs/demo.yaml",
+    "validate": "evaluate a checkpoint on the validation split (LightningCLI)",
+    "test": "evaluate a checkpoint on the test split, with a retrieval report (LightningCLI)",
+    "predict": "embeddings of the test split (LightningCLI)",
+    "ontology": "build or inspect the WordNet object ontology of a dataset",
+    "export": "write a trained checkpoint as a model that loads without the trainer",
+    "retrieval": "retrieval (and zero-shot) figures of an exported model or the untrained baseline",
+    "demo": "build the offline demo dataset",
+    "report": "curriculum-stage figures (PNG) of a finished run",
+    "compare": "recipes over paired seeds: means, paired differences with 95% intervals",
+}
+
+
+def print_commands() -> None:
+    """`tonics --help`: every command, Lightning's and ours, one line each."""
+    print("usage: tonics COMMAND [options]   (tonics COMMAND --help for its options)\n")
+    for name, text in COMMANDS.items():
+        print(f"  {name:<10} {text}")
+    print("\nConfig and data errors print one line (exit 2); TONICS_DEBUG=1 shows the traceback.")
+
+
+def quiet_known_noise() -> None:
+    """Silence start-up messages a user cannot act on (each explained here).
+
+    - "Found N module(s) in eval mode": the frozen encoders are held in eval mode on purpose.
+    - lightning's `_pytree` DeprecationWarning: inside Lightning, nothing for a user to change.
+    - Lightning's "Tip: ... litlogger" advertisement.
+    """
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+    warnings.filterwarnings(
+        "ignore", category=DeprecationWarning, module=r"lightning\.pytorch\.utilities\._pytree"
+    )
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+    class _NoAdverts(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "litlogger" not in record.getMessage().lower()
+
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_NoAdverts())
+
+
 def cli_main(args: list[str] | None = None) -> None:
     """Entry point of the `tonics` console script.
 
@@ -215,7 +260,11 @@ def cli_main(args: list[str] | None = None) -> None:
     import os
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    quiet_known_noise()
     argv = list(sys.argv[1:] if args is None else args)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print_commands()
+        return None
     try:
         if argv and argv[0] in TOOL_COMMANDS:
             from tonics.commands import run_tool
