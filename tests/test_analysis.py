@@ -36,10 +36,35 @@ def test_notebook_is_committed_without_outputs():
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
 
 
-def test_notebook_executes_headless_on_a_tiny_run(tiny_run, monkeypatch):
+@pytest.fixture(scope="module")
+def tiny_comparison(tiny_dataset, tmp_path_factory):
+    split_file, root = tiny_dataset
+    directory = tmp_path_factory.mktemp("cmp")
+    common = {"trainer.max_steps": 4, "trainer.val_check_interval": 2}
+    tonics = tiny_config(directory / "tonics.yaml", split_file, root, directory, **common)
+    random = tiny_config(directory / "random.yaml", split_file, root, directory, **common,
+                         **{"data.stages": [{"name": "random", "mix": {"random": 1.0}}]})  # fmt: skip
+    cli_main(["compare", random, tonics, "--seeds", "0", "1", "--split", "val", "--out", str(directory / "out")])  # fmt: skip
+    return directory / "out"
+
+
+def test_comparison_stage_table(tiny_comparison):
+    from tonics.analysis.comparison import stage_table
+
+    rows = stage_table(tiny_comparison)
+    assert {(r["arm"], r["stage"]) for r in rows} == {
+        ("random", "random"),
+        ("tonics", "diverse"),
+        ("tonics", "coarse"),
+    }
+    assert all(0 <= r["false_negative_rows"] <= 1 and r["steps"] >= 1 for r in rows)
+
+
+def test_notebook_executes_headless_on_a_tiny_run(tiny_run, tiny_comparison, monkeypatch):
     for name in FIGURES:
         (tiny_run / name).unlink(missing_ok=True)
     monkeypatch.setenv("TONICS_RUN_DIR", str(tiny_run))
+    monkeypatch.setenv("TONICS_COMPARE_DIR", str(tiny_comparison))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(
         notebook,
@@ -53,3 +78,5 @@ def test_notebook_executes_headless_on_a_tiny_run(tiny_run, monkeypatch):
     for name in FIGURES:
         assert (tiny_run / name).stat().st_size > 5000, name
     assert os.environ["TONICS_RUN_DIR"] == str(tiny_run)
+    text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert "false_negative_rows" in text and "random" in text  # the comparison section ran

@@ -80,10 +80,16 @@ def sampled_nodes(run: RunData, top: int = 8):
     for k, name in enumerate(names):
         rows = [r for r in run.steps if r["stage_name"] == name]
         depths = Counter(int(r["depth"]) for r in rows if r["depth"] not in ("", None))
-        axes[0][k].bar(list(depths), list(depths.values()), color="#6baed6")
+        kinds = Counter(r["kind"] for r in rows)
+        if depths:
+            axes[0][k].bar(list(depths), list(depths.values()), color="#6baed6")
+        else:  # no empty axis: say why there is nothing to draw
+            axes[0][k].text(0.5, 0.5, "no ontology batches\n" + ", ".join(f"{a}: {b}" for a, b in kinds.items()),
+                            ha="center", va="center", transform=axes[0][k].transAxes, fontsize=8)  # fmt: skip
+            axes[0][k].set_xticks([])
+            axes[0][k].set_yticks([])
         axes[0][k].set_title(f"{name}: node depth", fontsize=9)
         nodes = Counter(r["node"] for r in rows if r["node"]).most_common(top)
-        kinds = Counter(r["kind"] for r in rows)
         if nodes:
             axes[1][k].barh(
                 [n for n, _ in nodes][::-1], [c for _, c in nodes][::-1], color="#fd8d3c"
