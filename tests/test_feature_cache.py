@@ -13,7 +13,7 @@ from tonics.cli import cli_main
 from tonics.data.datamodule import TonicsDataModule
 from tonics.data.readers import KarpathyReader
 from tonics.sampling import Stage
-from tonics.train.feature_cache import load_or_compute
+from tonics.train.feature_cache import cache_key, load_or_compute
 from tonics.train.module import AlignmentModule
 
 STAGES = [
@@ -81,7 +81,9 @@ def test_fit_with_the_feature_cache_through_the_cli(tiny_dataset, tmp_path):
 def test_cache_is_safetensors_and_a_planted_pickle_never_runs(tiny_dataset, tmp_path, caplog):
     dm, module = _setup(tiny_dataset, tmp_path)
     first = load_or_compute(module.model, dm)
-    (path,) = list((cache_dir() / "features").glob("features-*.safetensors"))
+    key = cache_key(module.model, dm.split("train"), dm.max_text_length, dm.image_limits)
+    path = cache_dir() / "features" / f"features-{key}.safetensors"  # (other tests add others)
+    assert path.is_file()
     assert path.read_bytes()[8:9] == b"{"  # safetensors: 8-byte header length, then JSON
     marker = tmp_path / "pwned"
 
