@@ -64,10 +64,19 @@ def fit_once(arm: str, seed: int, out: Path, extra: list[str] | None = None, spl
     return root
 
 
+def fit_metrics(root: Path) -> Path:
+    """The `metrics.csv` of the fit run under `root` (the directory holding curriculum_steps.csv;
+    other evaluations may have written their own metrics.csv beside it)."""
+    steps = sorted(root.rglob("curriculum_steps.csv"))
+    if not steps:
+        raise SystemExit(f"tonics compare: {root} holds no `tonics fit` run")
+    return steps[-1].parent / "metrics.csv"
+
+
 def validation_figures(root: Path) -> dict[str, float]:
     """The metrics of a run's last validation (without the 'val/' prefix)."""
     last: dict[str, float] = {}
-    with open(next(root.rglob("metrics.csv")), newline="") as handle:
+    with open(fit_metrics(root), newline="") as handle:
         for row in csv.DictReader(handle):
             if row.get("val/recall_mean"):
                 last = {k.removeprefix("val/"): float(v) for k, v in row.items() if k.startswith("val/") and v}  # fmt: skip
@@ -86,7 +95,7 @@ def figures_of(root: Path, which: str = "last") -> dict[str, float]:
 def validation_curve(root: Path, key: str) -> dict[int, float]:
     """A logged validation metric by global step."""
     curve = {}
-    with open(next(root.rglob("metrics.csv")), newline="") as handle:
+    with open(fit_metrics(root), newline="") as handle:
         for row in csv.DictReader(handle):
             if row.get(key):
                 curve[int(row["step"]) + 1] = float(row[key])
@@ -143,6 +152,8 @@ def plot_curves(roots: dict[str, list[Path]], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     keys = [k for k in CURVES if any(validation_curve(r, k) for rs in roots.values() for r in rs)]
+    if not keys:
+        return path
     fig, axes = plt.subplots(len(keys), 1, figsize=(8, 2.6 * len(keys)), sharex=True, squeeze=False)
     for ax, key in zip(axes[:, 0], keys):
         for arm, runs in roots.items():
