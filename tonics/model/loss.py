@@ -123,20 +123,15 @@ class ClipLoss(_PairwiseLoss):
         )
         logits_per_image = logit_scale * rows_i @ all_texts.T
         logits_per_text = logit_scale * rows_t @ all_images.T
-        if positives is None:
-            return (
-                F.cross_entropy(logits_per_image, own) + F.cross_entropy(logits_per_text, own)
-            ) / 2
-        if self.false_negatives == "mask":
+        target: torch.Tensor = own  # class indices: each row's own pair
+        if positives is not None and self.false_negatives == "mask":
             others = positives.clone()
             others[torch.arange(len(own), device=own.device), own] = False
             logits_per_image = logits_per_image.masked_fill(others, float("-inf"))
             logits_per_text = logits_per_text.masked_fill(others, float("-inf"))
-            return (
-                F.cross_entropy(logits_per_image, own) + F.cross_entropy(logits_per_text, own)
-            ) / 2
-        target = positives.to(logits_per_image.dtype)
-        target = target / target.sum(dim=1, keepdim=True)
+        elif positives is not None:  # multi-positive: uniform over each row's true matches
+            target = positives.to(logits_per_image.dtype)
+            target = target / target.sum(dim=1, keepdim=True)
         return (
             F.cross_entropy(logits_per_image, target) + F.cross_entropy(logits_per_text, target)
         ) / 2
