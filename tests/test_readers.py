@@ -201,3 +201,33 @@ def test_hf_imagefolder_bad_metadata_lines_are_counted_not_fatal(tmp_path):
     assert reader.skipped == {"metadata line not JSON": 1, "metadata line not UTF-8": 1,
                               "metadata line without a file_name": 1}  # fmt: skip
     assert any(e.startswith(f"{tmp_path / 'metadata.jsonl'}:2") for e in reader.skip_examples)
+
+
+def test_csv_reader_with_open_clip_columns(tmp_path):
+    from tonics.data.readers import CsvReader
+
+    for i in range(3):
+        (tmp_path / f"{i}.jpg").write_bytes(_jpeg((i * 80, 0, 0)))
+    (tmp_path / "train.csv").write_text(
+        "filepath,title,split\n"
+        "0.jpg,a red square,train\n"
+        '0.jpg,"a square, red",train\n'  # a second caption of the same image, quoted comma
+        "1.jpg,,train\n"  # empty caption
+        ",orphan caption,train\n"  # no image
+        "2.jpg,a dark square,validation\n"
+        "1.jpg,too,many,fields\n"
+    )
+    reader = CsvReader(str(tmp_path / "train.csv"), str(tmp_path), split_column="split")
+    records = reader.read()
+    assert [(r.caption, r.split) for r in records] == [
+        ("a red square", "train"), ("a square, red", "train"), ("a dark square", "val")]  # fmt: skip
+    assert records[0].image_id == records[1].image_id == "0.jpg"
+    assert all(load_image(r.image)[1] is None for r in records)
+    assert reader.skipped == {"empty caption": 1, "row without an image path": 1,
+                              "row with more fields than the header": 1}  # fmt: skip
+    assert any(e.startswith(f"{tmp_path / 'train.csv'}:4") for e in reader.skip_examples)
+    (tmp_path / "pairs.tsv").write_text("img\tcap\n0.jpg\ta red square\n")
+    tsv = CsvReader(str(tmp_path / "pairs.tsv"), str(tmp_path), image_column="img", caption_column="cap")  # fmt: skip
+    assert [r.caption for r in tsv.read()] == ["a red square"]
+    with pytest.raises(DataFormatError, match="no column 'title'.*csv-caption-key"):
+        CsvReader(str(tmp_path / "pairs.tsv"), str(tmp_path), image_column="img").read()

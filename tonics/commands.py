@@ -12,6 +12,7 @@ from pathlib import Path
 from tonics.data.readers import (
     CocoCaptionsReader,
     ConceptualCaptionsTsvReader,
+    CsvReader,
     DemoReader,
     HFDatasetReader,
     KarpathyReader,
@@ -31,6 +32,9 @@ def add_reader_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tsv", help="Conceptual Captions TSV")
     group.add_argument("--webdataset", help="glob of webdataset .tar shards")
     group.add_argument("--hf", help="Hugging Face imagefolder directory")
+    group.add_argument("--csv", help="CSV/TSV with a header (image paths relative to --image-root)")
+    group.add_argument("--csv-img-key", default="filepath", help="--csv image-path column")
+    group.add_argument("--csv-caption-key", default="title", help="--csv caption column")
     group.add_argument(
         "--image-root", default=".", help="image directory for --karpathy/--coco-captions/--tsv"
     )
@@ -40,12 +44,12 @@ def reader_from_args(args: argparse.Namespace):
     """The reader the options name; an error if none or several are given."""
     chosen = [
         name
-        for name in ("demo", "karpathy", "coco_captions", "tsv", "webdataset", "hf")
+        for name in ("demo", "karpathy", "coco_captions", "tsv", "webdataset", "hf", "csv")
         if getattr(args, name)
     ]
     if len(chosen) != 1:
         raise SystemExit(
-            "tonics: name exactly one dataset: --demo, --karpathy, --coco-captions, --tsv, --webdataset or --hf"
+            "tonics: name exactly one dataset: --demo, --karpathy, --coco-captions, --tsv, --webdataset, --hf or --csv"
         )
     if args.demo:
         return DemoReader()
@@ -57,6 +61,8 @@ def reader_from_args(args: argparse.Namespace):
         return ConceptualCaptionsTsvReader(args.tsv, args.image_root)
     if args.webdataset:
         return WebDatasetReader(args.webdataset)
+    if args.csv:
+        return CsvReader(args.csv, args.image_root, args.csv_img_key, args.csv_caption_key)
     return HFDatasetReader(args.hf)
 
 

@@ -11,10 +11,12 @@ from tonics.data.readers.conceptual import ConceptualCaptionsTsvReader, WebDatas
 from tonics.data.readers.demo import DemoReader
 from tonics.data.readers.hf import HFDatasetReader
 from tonics.data.readers.karpathy import KarpathyReader
+from tonics.data.readers.table import CsvReader
 
 __all__ = [
     "CocoCaptionsReader",
     "ConceptualCaptionsTsvReader",
+    "CsvReader",
     "DataFormatError",
     "DemoReader",
     "HFDatasetReader",
