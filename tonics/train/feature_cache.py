@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load, save
+from tqdm.auto import tqdm
 
 from ontology.wordnet import cache_dir
 from tonics.atomic import atomic_write
@@ -73,7 +74,8 @@ def compute_features(model, records, tokenizer, image_processor, *, batch_size=6
     loader = image_once_loader(records, image_processor, tokenizer, batch_size=batch_size,
                                num_workers=num_workers, max_length=max_text_length, limits=limits)  # fmt: skip
     images, texts, row_of_image, failures = [], [None] * len(records), {}, {}
-    for batch in loader:
+    progress = tqdm(loader, desc="feature cache (frozen encoders)", unit="batch", mininterval=2.0)
+    for batch in progress:
         if len(batch["indices"]):  # a batch whose every image failed has no row left
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             text = model.text(ids, mask).float().cpu()
