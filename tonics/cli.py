@@ -23,9 +23,10 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
 
 from tonics.data.datamodule import TonicsDataModule
-from tonics.train.callbacks import CurriculumCallback, SkippedImagesCallback, run_dir
+from tonics.train.callbacks import CurriculumCallback, run_dir
 from tonics.train.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from tonics.train.module import AlignmentModule
+from tonics.train.skipped import SkippedImagesCallback
 
 TOOL_COMMANDS = ("ontology", "export", "retrieval", "demo", "report", "compare")
 

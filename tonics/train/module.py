@@ -22,50 +22,13 @@ from tonics.eval.retrieval import collect_embeddings, retrieval_metrics
 from tonics.eval.within_object import caption_novel_metrics, within_object_metrics
 from tonics.model.alignment import AlignmentModel, HeadKind
 from tonics.model.encoders import TextEncoder, TextPooling, VisionEncoder, VisionPooling
-from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss, positive_mask
+from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss
 from tonics.sampling.curriculum import UnfreezeSpec
+from tonics.train.batch_stats import batch_statistics
+from tonics.train.optim import TOWERS, parameter_groups
 from tonics.train.schedule import LrSchedule, group_lambdas, schedule_factor
 
-TOWERS = ("text", "vision")
 log = logging.getLogger(__name__)
-
-
-def batch_statistics(
-    image: torch.Tensor,
-    text: torch.Tensor,
-    scale: torch.Tensor,
-    pair_keys: torch.Tensor | None = None,
-) -> dict[str, float]:
-    """In-batch accuracy both ways (a hit on any true match counts), hardness (mean / max cosine
-    similarity of the true negatives) and the share of rows with a false negative in the batch."""
-    with torch.no_grad():
-        sims = image @ text.T
-        n = sims.shape[0]
-        eye = torch.eye(n, dtype=torch.bool, device=sims.device)
-        positives = positive_mask(pair_keys, pair_keys) | eye if pair_keys is not None else eye
-        rows = torch.arange(n, device=sims.device)
-        negatives = sims[~positives]
-        return {
-            "acc_i2t": float(positives[rows, sims.argmax(1)].float().mean()),
-            "acc_t2i": float(positives[sims.argmax(0), rows].float().mean()),
-            "hardness_mean": float(negatives.mean()) if negatives.numel() else 0.0,
-            "hardness_max": float(negatives.max()) if negatives.numel() else 0.0,
-            "false_negative_rows": float((positives & ~eye).any(1).float().mean()),
-            "temperature": float(1 / scale),
-        }
-
-
-def _no_decay(name: str, parameter: torch.nn.Parameter) -> bool:
-    """Biases, norm weights and scalars take no weight decay."""
-    return parameter.ndim < 2 or name.endswith(".bias") or "norm" in name.lower()
-
-
-def _split_decay(named, **group) -> list[dict]:
-    named = list(named)
-    decay = [p for n, p in named if not _no_decay(n, p)]
-    plain = [p for n, p in named if _no_decay(n, p)]
-    no_decay = {**group, "weight_decay": 0.0, "name": f"{group['name']}_no_decay"}
-    return [g for g in ({**group, "params": decay}, {**no_decay, "params": plain}) if g["params"]]
 
 
 class AlignmentModule(pl.LightningModule):
@@ -195,16 +158,9 @@ class AlignmentModule(pl.LightningModule):
     def parameter_groups(self) -> list[dict]:
         """AdamW groups: heads, temperature (and the loss's own bias), each encoder; no decay on
         biases, norms and scalars. Encoder groups carry their tower for the opening warm-up."""
-        hp, model = self.hparams, self.model
-        heads = [*model.text_head.named_parameters(), *model.vision_head.named_parameters()]
-        groups = _split_decay(heads, lr=hp.lr, weight_decay=hp.weight_decay, name="heads")
-        groups.append({"params": [model.logit_scale, *self.loss.parameters()], "lr": hp.lr,
-                       "weight_decay": 0.0, "name": "temperature"})  # fmt: skip
-        for tower in TOWERS:
-            encoder = model.text if tower == "text" else model.vision
-            groups += _split_decay(encoder.named_parameters(), lr=hp.encoder_lr,
-                                   weight_decay=hp.weight_decay, name=f"{tower}_encoder", tower=tower)  # fmt: skip
-        return groups
+        hp = self.hparams
+        return parameter_groups(self.model, self.loss, lr=hp.lr, encoder_lr=hp.encoder_lr,
+                                weight_decay=hp.weight_decay)  # fmt: skip
 
     def lr_factor(self, step: int) -> float:
         """The schedule's base factor at `step` (the curriculum's stages when there is one)."""
