@@ -112,14 +112,11 @@ def hard_batch_nodes(ontology, records, batch_size: int, top: int = 25) -> dict:
     distinct images / captions: what `object_nodes_only` changes, before training on it."""
     import numpy as np
 
-    from tonics.data.records import normalise_caption
+    from tonics.data.records import group_codes
     from tonics.sampling.kinds import stage_nodes
     from tonics.sampling.nodes import HardNodeRules, blocked_pairs, distinct_counts, hard_pool
 
-    images: dict[str, int] = {}
-    captions: dict[str, int] = {}
-    pair_images = np.array([images.setdefault(r.image_id, len(images)) for r in records])
-    pair_captions = np.array([captions.setdefault(normalise_caption(r.caption), len(captions)) for r in records])  # fmt: skip
+    pair_images, pair_captions = (np.array(codes) for codes in group_codes(records))
     out = {}
     for label, rules in (("fine, any node", HardNodeRules(object_nodes_only=False)),
                          ("fine, object nodes only", HardNodeRules())):  # fmt: skip

@@ -24,7 +24,7 @@ from tonics.data.images import (
     processor_draft_size,
 )
 from tonics.data.readers.base import PairReader
-from tonics.data.records import PairRecord, normalise_caption, select_split
+from tonics.data.records import PairRecord, group_codes, normalise_caption, select_split
 from tonics.errors import require, require_choice, require_number
 from tonics.sampling.curriculum import Curriculum, Stage
 
@@ -169,12 +169,7 @@ class TonicsDataModule(pl.LightningDataModule):
                 )
             from tonics.sampling.sampler import CurriculumBatchSampler
 
-            images: dict[str, int] = {}
-            captions: dict[str, int] = {}
-            pair_images = np.array([images.setdefault(r.image_id, len(images)) for r in train])
-            pair_captions = np.array(
-                [captions.setdefault(normalise_caption(r.caption), len(captions)) for r in train]
-            )
+            pair_images, pair_captions = (np.array(codes) for codes in group_codes(train))
             rank = self.trainer.global_rank if self.trainer else 0
             world = self.trainer.world_size if self.trainer else 1
             self.batch_sampler = CurriculumBatchSampler(

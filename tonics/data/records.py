@@ -69,3 +69,13 @@ def pair_key(image_id: str, caption: str) -> tuple[int, int]:
     """(image key, caption key): two pairs with an equal key are true matches of each other, so the
     loss must not treat them as negatives. Stable 64-bit hashes, identical on every rank."""
     return _key("image\x1f" + image_id), _key("caption\x1f" + normalise_caption(caption))
+
+
+def group_codes(records) -> tuple[list[int], list[int]]:
+    """Each pair's image number and normalised-caption number (0, 1, ... in order of appearance):
+    what the sampler counts as distinct images and captions."""
+    images: dict[str, int] = {}
+    captions: dict[str, int] = {}
+    image_codes = [images.setdefault(r.image_id, len(images)) for r in records]
+    caption_codes = [captions.setdefault(normalise_caption(r.caption), len(captions)) for r in records]  # fmt: skip
+    return image_codes, caption_codes
