@@ -22,6 +22,7 @@ import networkx as nx
 import numpy as np
 
 from ontology.graph import Ontology
+from ontology.wordnet import load_wordnet
 
 OBJECT_LEXNAMES = ("noun.animal", "noun.artifact", "noun.food", "noun.plant", "noun.person",
                    "noun.body", "noun.object", "noun.substance")  # fmt: skip
@@ -41,16 +42,9 @@ def stoplist() -> frozenset[str]:
 def lexname(synset: str) -> str | None:
     """The WordNet lexical file of a synset name ('dog.n.01' -> 'noun.animal'), None if unknown."""
     try:
-        return _wordnet().synset(synset).lexname()
+        return load_wordnet().synset(synset).lexname()  # load_wordnet is cached per process
     except Exception:  # noqa: BLE001 - a node that is not a WordNet synset (tests, labels)
         return None
-
-
-@lru_cache(maxsize=1)
-def _wordnet():
-    from ontology.wordnet import load_wordnet
-
-    return load_wordnet()
 
 
 @dataclass(frozen=True)
