@@ -52,6 +52,7 @@ class TonicsDataModule(pl.LightningDataModule):
         eval_split: str = "val",
         max_eval_pairs: int | None = None,
         feature_cache: bool = False,
+        prefix_cache_dtype: str = "float16",
         one_pair_per_image: bool = False,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         max_image_aspect: float = DEFAULT_MAX_ASPECT,
@@ -60,7 +61,10 @@ class TonicsDataModule(pl.LightningDataModule):
         """`text_encoder`/`vision_encoder`/`unfreeze_at_step` are linked from the model in the CLI.
 
         feature_cache: while both encoders are frozen, train the heads from pooled features
-            computed once (and kept on disk) instead of decoding images and running the encoders.
+            computed once (and kept on disk) instead of decoding images and running the encoders;
+            while only top-k blocks train, run them from the frozen prefix's cached activations.
+        prefix_cache_dtype: storage of those activations, 'float16' (half the size; features
+            agree with live ones to ~1e-3) or 'float32'.
         one_pair_per_image: no training batch holds two captions of the same image.
         max_image_pixels / max_image_aspect: images beyond these (read from the header, before
             decoding) are skipped and counted, never decoded.
@@ -72,6 +76,7 @@ class TonicsDataModule(pl.LightningDataModule):
         require_number(max_text_length, "data.max_text_length", low=2, integer=True)
         require_number(max_image_pixels, "data.max_image_pixels", low=1, integer=True)
         require_number(max_image_aspect, "data.max_image_aspect", low=1)
+        require_choice(prefix_cache_dtype, ("float16", "float32"), "data.prefix_cache_dtype")
         require_choice(object_source, ("caption", "image", "intersection"), "data.object_source")
         if max_eval_pairs is not None:
             require_number(max_eval_pairs, "data.max_eval_pairs", low=1, integer=True)
@@ -92,6 +97,7 @@ class TonicsDataModule(pl.LightningDataModule):
         self.eval_split = eval_split
         self.max_eval_pairs = max_eval_pairs
         self.feature_cache = feature_cache
+        self.prefix_cache_dtype = prefix_cache_dtype
         self.one_pair_per_image = one_pair_per_image
         self.max_image_pixels = max_image_pixels
         self.max_image_aspect = max_image_aspect

@@ -133,6 +133,10 @@ class TextEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Pooled features, shape (batch, output_dim)."""
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.pool(hidden, attention_mask)
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """One vector per caption from the last hidden states (shared with the prefix cache)."""
         if self.pooling == "cls":
             return hidden[:, 0]
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -175,7 +179,11 @@ class VisionEncoder(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Pooled features, shape (batch, output_dim)."""
-        out = self.model(pixel_values=pixel_values)
+        return self.pool(self.model(pixel_values=pixel_values))
+
+    def pool(self, out) -> torch.Tensor:
+        """One vector per image from a model output with `last_hidden_state` (and, where the
+        model has one, `pooler_output`); shared with the prefix cache."""
         if self.pooling == "pooled":
             pooled = getattr(out, "pooler_output", None)
             if pooled is not None:

@@ -40,8 +40,9 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         pair_captions: np.ndarray | None = None,
         one_pair_per_image: bool = False,
     ) -> None:
-        """With `feature_cache`, batches of steps where both encoders are still frozen are
-        yielded as (index, False) pairs: "no image needed, the features are cached".
+        """With `feature_cache`, batches of steps where both encoders are still frozen, or whose
+        opened top blocks run from a frozen-prefix cache (`prefix_cached`), are yielded as
+        (index, False) pairs: "no image needed, the features are cached".
         `pair_images` / `pair_captions`: each pair's image number and normalised-caption number
         (hard-node variety counts; None: every pair distinct). `one_pair_per_image` caps every
         batch at one pair per image (needs `pair_images`)."""
@@ -63,6 +64,9 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         self.pair_images = pair_images
         self.pair_captions = pair_captions
         self.image_of = pair_images if one_pair_per_image else None
+        # set by the model once its caches exist: (step, stage) -> True when a frozen-prefix
+        # cache serves the towers' openings then (top-k blocks train from cached activations)
+        self.prefix_cached = None
         self.epoch = 0
         self.skip = 0
         self.draws: dict[int, Draw] = {}  # step -> how this rank's batch was made (diagnostics)
@@ -129,10 +133,17 @@ class CurriculumBatchSampler(Sampler[list[int]]):
             if k < skip:
                 continue
             self.draws[step] = draw
-            if self.feature_cache and self.encoders_frozen_at(step, draw.stage):
+            if self.feature_cache and self.served_from_cache(step, draw.stage):
                 yield [(i, False) for i in draw.indices.tolist()]
             else:
                 yield draw.indices.tolist()
+
+    def served_from_cache(self, step: int, stage_index: int) -> bool:
+        """Whether the step's batch needs no image: both encoders frozen (pooled features), or
+        the opened top blocks run from a frozen-prefix cache."""
+        if self.encoders_frozen_at(step, stage_index):
+            return True
+        return self.prefix_cached is not None and self.prefix_cached(step, stage_index)
 
     def encoders_frozen_at(self, step: int, stage_index: int) -> bool:
         """Whether both encoders are still frozen at `step` (no stage so far opened one)."""

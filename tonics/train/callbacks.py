@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 STEP_FIELDS = ("step", "epoch", "stage", "stage_name", "kind", "node", "depth", "loss", "acc_i2t",
                "acc_t2i", "hardness_mean", "hardness_max", "false_negative_rows", "temperature",
-               "data_s", "step_s")  # fmt: skip
+               "data_s", "step_s", "path")  # fmt: skip
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
@@ -176,7 +176,8 @@ class CurriculumCallback(pl.Callback):
                    "stage_name": dm.curriculum.stages[draw.stage].name, "kind": draw.kind,
                    "node": draw.node or "", "depth": "" if draw.depth is None else draw.depth,
                    **{k: round(v, 6) for k, v in stats.items()},
-                   "data_s": round(self._data_s, 5), "step_s": round(now - self._t_start, 5)}  # fmt: skip
+                   "data_s": round(self._data_s, 5), "step_s": round(now - self._t_start, 5),
+                   "path": getattr(pl_module, "last_path", "")}  # fmt: skip
             if self._csv is not None:  # one row at a time: a killed run keeps what it trained
                 with open(self._csv, "a", newline="") as handle:
                     csv.DictWriter(handle, fieldnames=STEP_FIELDS, extrasaction="ignore").writerow(
@@ -231,7 +232,10 @@ class CurriculumCallback(pl.Callback):
     def _write_summary(self, trainer) -> None:
         if self._csv is None or trainer.global_rank != 0:  # (only rank 0 has a CSV)
             return
-        summary = stage_summary(read_step_rows(self._csv), self._datamodule(trainer).curriculum)
+        caches = getattr(trainer.lightning_module, "cache_summary", dict)()
+        summary = stage_summary(
+            read_step_rows(self._csv), self._datamodule(trainer).curriculum, caches
+        )
         (self._csv.parent / "stage_summary.json").write_text(json.dumps(summary, indent=2))
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -252,14 +256,16 @@ def read_step_rows(path: Path) -> list[dict]:
     with open(path, newline="") as handle:
         for row in csv.DictReader(handle):
             for key, value in row.items():
-                if value not in ("", None) and key not in ("stage_name", "kind", "node"):
+                if value not in ("", None) and key not in ("stage_name", "kind", "node", "path"):
                     row[key] = int(value) if key in NUMERIC_FIELDS else float(value)
             rows.append(row)
     return rows
 
 
-def stage_summary(rows: list[dict], curriculum) -> list[dict]:
-    """Per stage: steps, first step, means of loss/accuracy/hardness, node depths and top nodes."""
+def stage_summary(rows: list[dict], curriculum, caches: dict | None = None) -> list[dict]:
+    """Per stage: steps, first step, means of loss/accuracy/hardness, step time, node depths and
+    top nodes, and how its steps got their features (`feature_paths`: pooled cache, frozen-prefix
+    cache or live encoders) with each cache's size and build time (`caches`)."""
     by_stage: dict[int, list[dict]] = defaultdict(list)
     for row in rows:
         by_stage[row["stage"]].append(row)
@@ -281,6 +287,9 @@ def stage_summary(rows: list[dict], curriculum) -> list[dict]:
             values = [r[key] for r in stage_rows if isinstance(r.get(key), (int, float))]
             entry[f"mean_{key}"] = round(sum(values) / len(values), 5) if values else None
         entry["kinds"] = dict(Counter(r["kind"] for r in stage_rows))
+        paths = Counter(r.get("path") or "unknown" for r in stage_rows)
+        entry["feature_paths"] = dict(paths)
+        entry["caches"] = {p: (caches or {})[p] for p in paths if p in (caches or {})}
         entry["top_nodes"] = Counter(r["node"] for r in stage_rows if r["node"]).most_common(10)
         entry["depth_histogram"] = dict(
             sorted(Counter(r["depth"] for r in stage_rows if r["depth"] != "").items())

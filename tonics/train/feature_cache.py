@@ -40,6 +40,11 @@ class FeatureCache:
     pair_image: torch.Tensor  # -1 where the pair's image failed to load
     failures: dict[int, tuple[str, str]]  # pair -> (location, reason) for failed images
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in memory."""
+        return sum(t.numel() * t.element_size() for t in (self.image, self.text, self.pair_image))
+
     def lookup(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(image features, text features, usable mask) for these pairs."""
         rows = self.pair_image[indices]
@@ -68,21 +73,28 @@ def cache_key(model, records, max_text_length: int, limits=None) -> str:
 
 
 @torch.no_grad()
-def compute_features(model, records, tokenizer, image_processor, *, batch_size=64, num_workers=0,
-                     max_text_length=64, device="cpu", limits=None) -> FeatureCache:  # fmt: skip
-    """Encode every image once and every caption, with the encoders as they are now."""
+def encode_pairs(records, tokenizer, image_processor, text_fn, image_fn, *, batch_size=64,
+                 num_workers=0, max_text_length=64, device="cpu", limits=None, desc="feature cache",
+                 on_first_batch=None):  # fmt: skip
+    """Run `text_fn(ids, mask) -> one tensor per caption` over every caption and
+    `image_fn(pixels) -> (images, ...)` over every image once (the shared loop of the feature and
+    prefix caches). Returns (per-image tensors in row order, per-pair text tensors, each pair's
+    image row or -1, failures {pair: (location, reason)}). `on_first_batch(ids, mask, pixels)` sees
+    the first batch holding both (a self-check)."""
     loader = image_once_loader(records, image_processor, tokenizer, batch_size=batch_size,
                                num_workers=num_workers, max_length=max_text_length, limits=limits)  # fmt: skip
     images, texts, row_of_image, failures = [], [None] * len(records), {}, {}
-    progress = tqdm(loader, desc="feature cache (frozen encoders)", unit="batch", mininterval=2.0)
-    for batch in progress:
+    for batch in tqdm(loader, desc=desc, unit="batch", mininterval=2.0):
         if len(batch["indices"]):  # a batch whose every image failed has no row left
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-            text = model.text(ids, mask).float().cpu()
-            for k, index in enumerate(batch["indices"].tolist()):
-                texts[index] = text[k]
+            for index, text in zip(batch["indices"].tolist(), text_fn(ids, mask)):
+                texts[index] = text
         if batch["pixel_values"] is not None:
-            images.append(model.vision(batch["pixel_values"].to(device)).float().cpu())
+            pixels = batch["pixel_values"].to(device)
+            if on_first_batch is not None:
+                on_first_batch(ids, mask, pixels, batch["has_image"])
+                on_first_batch = None
+            images.extend(image_fn(pixels).cpu())
             with_image = [
                 i for i, h in zip(batch["indices"].tolist(), batch["has_image"].tolist()) if h
             ]
@@ -93,17 +105,26 @@ def compute_features(model, records, tokenizer, image_processor, *, batch_size=6
     pair_image = torch.tensor([row_of_image.get(r.image_id, -1) for r in records], dtype=torch.long)
     failed = {i: (r.image.describe(), failures.get(r.image.describe(), "image failed"))
               for i, r in enumerate(records) if pair_image[i] < 0}  # fmt: skip
-    missing_text = [i for i, t in enumerate(texts) if t is None]
-    for i in missing_text:  # pairs whose image failed were dropped from their batch: encode alone
+    for i in [i for i, t in enumerate(texts) if t is None]:
+        # pairs whose image failed were dropped from their batch: encode their caption alone
         tokens = tokenizer(
             [records[i].caption], truncation=True, max_length=max_text_length, return_tensors="pt"
         )
-        texts[i] = (
-            model.text(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))[0]
-            .float()
-            .cpu()
-        )
-    image = torch.cat(images) if images else torch.zeros(0, model.vision.output_dim)
+        texts[i] = text_fn(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))[0]
+    return images, texts, pair_image, failed
+
+
+def compute_features(model, records, tokenizer, image_processor, *, batch_size=64, num_workers=0,
+                     max_text_length=64, device="cpu", limits=None) -> FeatureCache:  # fmt: skip
+    """Encode every image once and every caption, with the encoders as they are now."""
+    images, texts, pair_image, failed = encode_pairs(
+        records, tokenizer, image_processor,
+        lambda ids, mask: list(model.text(ids, mask).float().cpu()),
+        lambda pixels: model.vision(pixels).float(),
+        batch_size=batch_size, num_workers=num_workers, max_text_length=max_text_length,
+        device=device, limits=limits, desc="feature cache (frozen encoders)",
+    )  # fmt: skip
+    image = torch.stack(images) if images else torch.zeros(0, model.vision.output_dim)
     return FeatureCache(image, torch.stack(texts), pair_image, failed)
 
 

@@ -12,6 +12,7 @@ splits (`val/recall_mean`, the mean of R@1/5/10 both ways, is the default checkp
 from __future__ import annotations
 
 import logging
+import time
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -26,6 +27,7 @@ from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss
 from tonics.sampling.curriculum import UnfreezeSpec
 from tonics.train.batch_stats import batch_statistics
 from tonics.train.optim import TOWERS, parameter_groups
+from tonics.train.prefix_cache import split_of, widest
 from tonics.train.schedule import LrSchedule, group_lambdas, schedule_factor
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,10 @@ class AlignmentModule(pl.LightningModule):
         self.opened_at: dict[str, int | None] = {"text": None, "vision": None}
         self.last_stats: dict[str, float] = {}
         self.feature_cache = None  # set while both encoders are frozen and the data asks for it
+        self.prefix_caches: dict = {}  # split -> PrefixCache, for stages opening top-k blocks
+        self.stage_paths: dict[int, dict] = {}  # stage -> how its steps got features (summary)
+        self.last_path = "live"
+        self._pooled_info: dict = {}
         self._eval: dict[str, list] = {}
 
     def _validate(self) -> None:
@@ -131,8 +137,8 @@ class AlignmentModule(pl.LightningModule):
         encoder.unfreeze(None if spec == "all" else int(spec))
         if self.unfrozen[tower] is None:
             self.opened_at[tower] = self.global_step
-        self.unfrozen[tower] = spec
-        self.feature_cache = None  # features of a changing encoder are stale
+        self.unfrozen[tower] = widest(self.unfrozen[tower], spec)
+        self.feature_cache = None  # pooled features of a changing encoder are stale
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         """Step-triggered unfreezing."""
@@ -191,25 +197,100 @@ class AlignmentModule(pl.LightningModule):
         text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
         return image, text
 
+    def openings_at(self, step: int, stage_index: int | None) -> dict:
+        """Each tower's opening in force at `step` (stage `stage_index`): None, k or 'all'."""
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        openings = {"text": None, "vision": None}
+        stages = (
+            dm.curriculum.stages[: stage_index + 1]
+            if dm is not None and stage_index is not None
+            else []
+        )
+        for stage in stages:
+            openings["text"] = widest(openings["text"], stage.unfreeze_text)
+            openings["vision"] = widest(openings["vision"], stage.unfreeze_vision)
+        at = self.hparams.unfreeze_at_step
+        if at is not None and step >= at:
+            for tower in TOWERS:
+                openings[tower] = widest(openings[tower], self.hparams.unfreeze_top_k or "all")
+        return openings  # fmt: skip
+
+    def _planned_splits(self, dm) -> list:
+        """Distinct (text k, vision k) splits of the run's stages that open top blocks."""
+        at, splits = self.hparams.unfreeze_at_step, []
+        for index in range(len(dm.curriculum.stages)):
+            for step in {0, at} if at is not None else {0}:
+                split = split_of(self.openings_at(step, index))
+                if split is not None and split != (0, 0) and split not in splits:
+                    splits.append(split)
+        return splits
+
     def on_train_start(self) -> None:
-        """Build (or load) the frozen-stage feature cache when the data module asks for it."""
+        """Build (or load) the caches the data module asks for: the pooled-feature cache for
+        frozen stages, and a frozen-prefix cache for each split of a stage that opens top-k
+        blocks. Stages whose split cannot be cached train live (one line says why)."""
         dm = self.trainer.datamodule
+        if not getattr(dm, "feature_cache", False):
+            return
+        # building (loaders draw seeds) or loading a cache must leave the run's random stream as
+        # it was: a run that computes the cache and one that loads it then train identically
+        with torch.random.fork_rng(devices=[]):
+            self._build_caches(dm)
+        sampler = getattr(dm, "batch_sampler", None)
+        if sampler is not None:
+            sampler.prefix_cached = lambda step, stage: (
+                split_of(self.openings_at(step, stage)) in self.prefix_caches
+            )
+
+    def _build_caches(self, dm) -> None:
+        from tonics.train.prefix_cache import UnsupportedSplit, load_or_compute_prefix
+
+        for split in self._planned_splits(dm):
+            try:
+                self.prefix_caches[split] = load_or_compute_prefix(
+                    self.model, dm, split, self.device
+                )
+            except UnsupportedSplit as why:
+                log.warning("prefix cache (text top %d, vision top %d) not used, those steps run "
+                            "live: %s", split[0], split[1], why)  # fmt: skip
         frozen = self.model.text.is_frozen and self.model.vision.is_frozen
-        if getattr(dm, "feature_cache", False) and frozen:
+        started = time.perf_counter()
+        if frozen and self.prefix_caches:  # derive pooled features: no second encoding pass
+            self.feature_cache = next(iter(self.prefix_caches.values())).pooled(device=self.device)
+        elif frozen:
             from tonics.train.feature_cache import load_or_compute
 
             self.feature_cache = load_or_compute(self.model, dm, self.device)
+        if self.feature_cache is not None:
+            self._pooled_info = {"bytes": self.feature_cache.nbytes, "build_s": round(time.perf_counter() - started, 3),
+                                 "source": "derived from the prefix cache" if self.prefix_caches else "computed or loaded"}  # fmt: skip
+
+    def cache_summary(self) -> dict[str, dict]:
+        """Each feature path's cache: bytes in memory, seconds to build or load, and source."""
+        caches = {"pooled": self._pooled_info} if self._pooled_info else {}
+        for (text_k, vision_k), cache in self.prefix_caches.items():
+            caches[f"prefix text={text_k} vision={vision_k}"] = {
+                "bytes": cache.nbytes, "build_s": round(cache.build_s, 3), "source": cache.source}  # fmt: skip
+        return caches
 
     def _cached_features(self, batch):
-        if self.feature_cache is None:
+        split = split_of(self.unfrozen)
+        if split == (0, 0) and self.feature_cache is not None:
+            image, text, usable = self.feature_cache.lookup(batch["indices"].cpu())
+            self.last_path, cache = "pooled", self.feature_cache
+        elif split in self.prefix_caches:
+            cache = self.prefix_caches[split]
+            image, text, usable = cache.features(batch["indices"].cpu(), self.device)
+            self.last_path = f"prefix text={split[0]} vision={split[1]}"
+        else:
             raise RuntimeError(
-                "a batch marked 'features cached' arrived but the feature cache is gone (an encoder was "
-                "opened outside the curriculum/unfreeze_at_step the sampler knows of); turn "
-                "data.feature_cache off for this run"
+                "a batch marked 'features cached' arrived but no cache serves the encoders as they "
+                f"are now (text {self.unfrozen['text']}, vision {self.unfrozen['vision']}: an "
+                "encoder was opened outside the curriculum/unfreeze_at_step the sampler knows of); "
+                "turn data.feature_cache off for this run"
             )
-        image, text, usable = self.feature_cache.lookup(batch["indices"].cpu())
         for index in batch["indices"][~usable].tolist():
-            batch["skipped"].append((index, *self.feature_cache.failures[index]))
+            batch["skipped"].append((index, *cache.failures[index]))
         batch["has_image"] = usable
         image = torch.nn.functional.normalize(self.model.vision_head(image.to(self.device)), dim=-1)
         text = torch.nn.functional.normalize(self.model.text_head(text.to(self.device)), dim=-1)
@@ -225,6 +306,7 @@ class AlignmentModule(pl.LightningModule):
             return None
         else:
             image, text = self._features(batch)
+            self.last_path = "live"
         keys = batch["pair_keys"].to(self.device)
         if batch.get("has_image") is not None and len(keys) != image.shape[0]:
             keys = keys[batch["has_image"].to(self.device)]
