@@ -184,3 +184,22 @@ def test_unknown_sampler_fails_before_training_naming_the_field(tiny_dataset, tm
     with pytest.raises((SystemExit, ValueError)) as err:
         cli_main(["fit", "--config", config])
     assert "hardest" in str(err.value) or err.type is SystemExit
+
+
+def test_default_loggers_write_csv_and_tensorboard_into_one_run_directory(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    import yaml
+
+    split_file, root = tiny_dataset
+    config = tiny_config(
+        tmp_path / "c.yaml", split_file, root, tmp_path, **{"trainer.max_steps": 2}
+    )
+    settings = yaml.safe_load(open(config))
+    del settings["trainer"]["logger"]  # the CLI's defaults: CSV and TensorBoard under ./runs
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(settings))
+    monkeypatch.chdir(tmp_path)
+    cli_main(["fit", "--config", config, "--no_test", "true"])
+    runs = sorted((tmp_path / "runs" / "tonics").iterdir())
+    assert [r.name for r in runs] == ["version_0"]
+    assert (runs[0] / "metrics.csv").is_file() and list(runs[0].glob("events.out.tfevents.*"))

@@ -49,6 +49,18 @@ def _loggers() -> list[dict]:
     return loggers
 
 
+def share_run_directory(loggers: list) -> None:
+    """Loggers writing under the same save_dir/name (CSV and TensorBoard by default) share the
+    first one's version, so one run is one directory (each would otherwise number its own)."""
+    if not loggers or not hasattr(loggers[0], "version"):
+        return
+    first = loggers[0]
+    for other in loggers[1:]:
+        same_place = (getattr(other, "save_dir", None), getattr(other, "name", None)) == (first.save_dir, first.name)  # fmt: skip
+        if same_place and getattr(other, "_version", "unset") is None:
+            other._version = first.version
+
+
 def format_retrieval(metrics: dict[str, float], prefix: str = "test") -> str:
     """A small Markdown table of R@1/5/10 both directions."""
     lines = ["| direction | R@1 | R@5 | R@10 | mean rank |", "|---|---|---|---|---|"]
@@ -92,7 +104,9 @@ class TonicsCLI(LightningCLI):
         plugins = list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             plugins.append(AtomicCheckpointIO())
-        return super().instantiate_trainer(**{**kwargs, "plugins": plugins})
+        trainer = super().instantiate_trainer(**{**kwargs, "plugins": plugins})
+        share_run_directory(trainer.loggers)
+        return trainer
 
     def before_fit(self) -> None:
         """Check the settings that need the model (stage openings against its blocks)."""

@@ -205,7 +205,8 @@ class CurriculumCallback(pl.Callback):
             return
         directory = getattr(trainer.checkpoint_callback, "dirpath", None) or run_dir(trainer)
         name = dm.curriculum.stages[draw.stage].name
-        trainer.save_checkpoint(str(Path(directory) / f"stage{draw.stage}-{name}-end.ckpt"))
+        path = str(Path(directory) / f"stage{draw.stage}-{name}-end.ckpt")
+        trainer.save_checkpoint(path, weights_only=False)  # whole state: a run can resume from it
 
     def on_validation_end(self, trainer, pl_module) -> None:
         """Plateau rule: after `plateau_patience` checks without improvement, move on; refresh
