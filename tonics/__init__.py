@@ -8,6 +8,11 @@ Library: `tonics.model` (encoders, heads, InfoNCE), `ontology` (WordNet object g
 
 __version__ = "0.1.0"
 
+try:  # make transformers' Auto classes and pipelines know exported tonics models
+    from tonics import hf_model as _hf_model  # noqa: F401
+except ImportError:  # transformers missing: the library parts that need it will say so
+    pass
+
 
 def load(directory):
     """Load an exported aligned model (see `tonics export`): `encode_text`, `encode_image`."""

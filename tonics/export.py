@@ -1,11 +1,17 @@
-"""Export a trained checkpoint to a directory that loads without tonics's training code, and load it.
+"""Export a trained checkpoint as a Hugging Face model directory, and load it back.
 
-Layout of an exported directory:
-  text/    the text encoder (`save_pretrained`) and its tokenizer
-  vision/  the vision encoder (`save_pretrained`) and its image processor
-  heads.pt projection heads + logit scale (a plain state dict)
-  tonics.json  pooling, embedding size, head kind, source checkpoint
-`tonics.load(DIR)` returns an ExportedModel with `encode_text` and `encode_image`.
+`tonics export CKPT DIR` writes
+  config.json, model.safetensors  a `TonicsDualEncoderModel` (both towers, heads, temperature;
+                                  all weights in safetensors), see `tonics.hf_model`
+  tokenizer files, preprocessor_config.json, processor_config.json
+                                  the text tokenizer and image processor, together loadable with
+                                  `AutoProcessor.from_pretrained(DIR)`
+  README.md                       a model card (base encoders, data, curriculum, the run's
+                                  retrieval figures, licences)
+so the model loads three ways: `tonics.load(DIR)`; `AutoModel.from_pretrained(DIR)` (after
+`import tonics`, which registers the model type); `pipeline("zero-shot-image-classification",
+model=DIR)`. Directories written by tonics 0.1's first exporter (`text/`, `vision/`, `heads.pt`,
+`tonics.json`) still load with `tonics.load`.
 """
 
 from __future__ import annotations
@@ -18,10 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
+from tonics.hf_model import TonicsDualEncoderConfig, TonicsDualEncoderModel
 from tonics.model.alignment import LOGIT_SCALE_MAX, projection_head
 from tonics.model.encoders import TextEncoder, VisionEncoder, load_image_processor, load_tokenizer
 
-POOLER_OPTIONAL = ("bert", "roberta", "vit", "deit", "xlm-roberta")
+# where the packaged encoders come from, and their weights' licences (for the model card)
+ORIGINS = {
+    "packaged:minilm": ("sentence-transformers/all-MiniLM-L6-v2", "apache-2.0"),
+    "packaged:mobilenet_v2": ("torchvision MobileNetV2 (ImageNet-1k)", "bsd-3-clause"),
+}
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
@@ -32,72 +43,150 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
     hp = module.hparams
     return export_model(module.model, out, text_name=hp.text_encoder, vision_name=hp.vision_encoder,
                         text_pooling=hp.text_pooling, vision_pooling=hp.vision_pooling, head=hp.head,
-                        source=str(checkpoint))  # fmt: skip
+                        source=str(checkpoint), run=_run_directory(Path(checkpoint)))  # fmt: skip
 
 
-def export_model(
-    model, out, *, text_name, vision_name, text_pooling, vision_pooling, head, source=""
-) -> Path:
-    """Write an AlignmentModel plus its tokenizer and image processor to `out`."""
+def _run_directory(checkpoint: Path) -> Path | None:
+    """The `tonics fit` run directory a checkpoint lies in (`.../version_N/checkpoints/x.ckpt`)."""
+    for parent in checkpoint.resolve().parents[:3]:
+        if (parent / "config.yaml").is_file() or (parent / "stage_summary.json").is_file():
+            return parent
+    return None
+
+
+def to_hf_model(
+    model, *, text_pooling: str, vision_pooling: str, head: str
+) -> TonicsDualEncoderModel:
+    """The `AlignmentModel`'s weights in a `TonicsDualEncoderModel` (checked key for key)."""
+    text, vision = model.text.encoder.model, model.vision.encoder.model
+    config = TonicsDualEncoderConfig(
+        text_config=text.config.to_dict(), vision_config=vision.config.to_dict(),
+        text_pooling=text_pooling, vision_pooling=vision_pooling, head=head,
+        embed_dim=model.embed_dim, text_dim=model.text.output_dim, vision_dim=model.vision.output_dim,
+        text_pooler=getattr(text, "pooler", None) is not None,
+        vision_pooler=getattr(vision, "pooler", None) is not None,
+    )  # fmt: skip
+    hf = TonicsDualEncoderModel(config)
+    hf.text_model.load_state_dict(text.state_dict())
+    hf.vision_model.load_state_dict(vision.state_dict())
+    hf.text_projection.load_state_dict(model.text_head.state_dict())
+    hf.visual_projection.load_state_dict(model.vision_head.state_dict())
+    hf.logit_scale.data.copy_(model.logit_scale.detach())
+    return hf.eval()
+
+
+def export_model(model, out, *, text_name, vision_name, text_pooling, vision_pooling, head,
+                 source="", run: Path | None = None) -> Path:  # fmt: skip
+    """Write an AlignmentModel as a Hugging Face model directory (see the module docstring)."""
+    from transformers import VisionTextDualEncoderProcessor
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model.text.encoder.model.save_pretrained(out / "text")
-    load_tokenizer(text_name).save_pretrained(out / "text")
-    model.vision.encoder.model.save_pretrained(out / "vision")
-    load_image_processor(vision_name).save_pretrained(out / "vision")
-    heads = {"text_head": model.text_head.state_dict(), "vision_head": model.vision_head.state_dict(),
-             "logit_scale": model.logit_scale.detach().clone()}  # fmt: skip
-    torch.save(heads, out / "heads.pt")
-    meta = {"format": 1, "text_pooling": text_pooling, "vision_pooling": vision_pooling, "head": head,
-            "embed_dim": model.embed_dim, "text_encoder": text_name, "vision_encoder": vision_name,
-            "source": source}  # fmt: skip
-    (out / "tonics.json").write_text(json.dumps(meta, indent=2))
+    hf = to_hf_model(model, text_pooling=text_pooling, vision_pooling=vision_pooling, head=head)
+    hf.config.tonics = {"text_encoder": text_name, "vision_encoder": vision_name, "source": source}
+    hf.save_pretrained(out, safe_serialization=True)
+    tokenizer, image_processor = load_tokenizer(text_name), load_image_processor(vision_name)
+    VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)  # fmt: skip
+    (out / "README.md").write_text(
+        model_card(hf.config, text_name=text_name, vision_name=vision_name, run=run)
+    )
     return out
 
 
-def _load_as_saved(directory: Path):
-    """AutoModel.from_pretrained, without adding a pooler the saved model did not have.
+def _run_facts(run: Path | None) -> tuple[dict, list[dict], dict]:
+    """(fit config, stage summary, retrieval figures) of the run, where present."""
+    import yaml
 
-    BERT/ViT-style models get a randomly initialised pooling layer by default; a model trained
-    without one must come back without one, or a "pooled" output would change.
-    """
-    from safetensors import safe_open
+    if run is None:
+        return {}, [], {}
+    read = lambda name, parse: parse((run / name).read_text()) if (run / name).is_file() else None  # noqa: E731
+    config = read("config.yaml", yaml.safe_load) or {}
+    return config, read("stage_summary.json", json.loads) or [], read("retrieval_test.json", json.loads) or {}  # fmt: skip
 
-    weights = directory / "model.safetensors"
-    kwargs = {}
-    if weights.is_file():
-        with safe_open(str(weights), "pt") as handle:
-            has_pooler = any("pooler" in key for key in handle.keys())
-        config = AutoConfig.from_pretrained(directory)
-        if not has_pooler and config.model_type in POOLER_OPTIONAL:
-            kwargs["add_pooling_layer"] = False
-    return AutoModel.from_pretrained(directory, **kwargs)
+
+def model_card(config, *, text_name: str, vision_name: str, run: Path | None) -> str:
+    """A Hugging Face model card: front matter (licence, base model, pipeline tag) and text."""
+    fit, stages, retrieval = _run_facts(run)
+    text_origin, text_licence = ORIGINS.get(text_name, (text_name, None))
+    vision_origin, vision_licence = ORIGINS.get(vision_name, (vision_name, None))
+    licences = sorted({x for x in (text_licence, vision_licence) if x})
+    base = [o for o in (text_origin, vision_origin) if "/" in o and " " not in o and not o.startswith(("/", "."))]  # fmt: skip
+    front = ["---", "library_name: transformers", "pipeline_tag: zero-shot-image-classification",
+             "tags: [tonics, dual-encoder, contrastive, image-text-retrieval]",
+             f"license: {licences[0] if len(licences) == 1 else 'other'}"]  # fmt: skip
+    if base:
+        front.append("base_model: [" + ", ".join(base) + "]")
+    reader = (fit.get("data", {}).get("reader") or {}).get("class_path", "unknown")
+    lines = [*front, "---", "", "# tonics dual encoder", "",
+             "A text encoder and a vision encoder aligned into one embedding space with contrastive "
+             "InfoNCE and an ontology-informed curriculum (TOnICS; Srinivasan, Ren & Thomason 2022), "
+             "trained with [tonics](https://github.com/).", "",
+             "## Model", "",
+             f"- text tower: {text_origin} (`{text_name}`), {config.text_pooling} pooling",
+             f"- vision tower: {vision_origin} (`{vision_name}`), {config.vision_pooling} pooling",
+             f"- projection heads: {config.head}, {config.embed_dim}-d shared space; learnt temperature",
+             f"- weights' licences: {', '.join(f'{o}: {lic}' for o, lic in ((text_origin, text_licence), (vision_origin, vision_licence)))}"
+             " (None: check the base model's own licence)",
+             "", "## Training", "", f"- data reader: `{reader}`",
+             f"- steps: {fit.get('trainer', {}).get('max_steps', 'unknown')}, batch size "
+             f"{fit.get('data', {}).get('batch_size', 'unknown')}, seed {fit.get('seed_everything', 'unknown')}"]  # fmt: skip
+    if stages:
+        lines += ["", "| stage | steps | batch mix | encoders opened |", "|---|---|---|---|"]
+        for stage, spec in zip(stages, (fit.get("data", {}).get("stages") or [{}] * len(stages))):
+            opened = ", ".join(f"{t} {spec.get(f'unfreeze_{t}')}" for t in ("text", "vision") if spec.get(f"unfreeze_{t}")) or "-"  # fmt: skip
+            lines.append(f"| {stage['name']} | {stage['steps']} | {stage['mix']} | {opened} |")
+    lines += ["", "## Evaluation", ""]
+    if retrieval:
+        figures = {k.split("/", 1)[1]: v for k, v in retrieval.items() if isinstance(v, float)}
+        lines += [f"Test split of the training data ({int(figures.get('images', 0))} images, "
+                  f"{int(figures.get('captions', 0))} captions), checkpoint `{Path(str(retrieval.get('checkpoint'))).name}`:", "",
+                  "| metric | value |", "|---|---|"]  # fmt: skip
+        for key in ("recall_mean", "image_to_text_R@1", "image_to_text_R@5", "image_to_text_R@10",
+                    "text_to_image_R@1", "text_to_image_R@5", "text_to_image_R@10",
+                    "within_object_image_to_text_R@1", "within_object_text_to_image_R@1"):  # fmt: skip
+            if key in figures:
+                lines.append(f"| {key} | {figures[key]:.2f} |")
+    else:
+        lines.append("No test figures were found beside the checkpoint.")
+    lines += ["", "## Use", "", "```python",
+              "import tonics  # registers the model type with transformers' Auto classes",
+              "from transformers import AutoModel, AutoProcessor, pipeline", "",
+              "model = tonics.load(DIR)  # encode_text([...]), encode_image([PIL images])",
+              "hf = AutoModel.from_pretrained(DIR)  # get_text_features / get_image_features",
+              "processor = AutoProcessor.from_pretrained(DIR)",
+              'classify = pipeline("zero-shot-image-classification", model=DIR)',
+              "```", ""]  # fmt: skip
+    return "\n".join(lines)
 
 
 class ExportedModel(nn.Module):
-    """An exported aligned model: `encode_text(list[str])`, `encode_image(list[PIL.Image])`."""
+    """An exported aligned model: `encode_text(list[str])`, `encode_image(list[PIL.Image])`;
+    `hf` is the underlying `TonicsDualEncoderModel`."""
 
     def __init__(self, directory: str | Path) -> None:
         super().__init__()
         directory = Path(directory)
-        meta_path = directory / "tonics.json"
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"{directory} is not an exported tonics model (no tonics.json)")
-        self.meta = json.loads(meta_path.read_text())
+        if (directory / "tonics.json").is_file():  # the first exporter's layout
+            self._load_legacy(directory)
+            return
+        if not (directory / "config.json").is_file():
+            raise FileNotFoundError(f"{directory} is not an exported tonics model (no config.json)")
+        self.hf = TonicsDualEncoderModel.from_pretrained(directory).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        self.image_processor = AutoImageProcessor.from_pretrained(directory, use_fast=False)
+        self.meta = {"embed_dim": self.hf.config.embed_dim, **getattr(self.hf.config, "tonics", {})}
+        self.logit_scale = self.hf.logit_scale
+        self.eval()
+
+    def _load_legacy(self, directory: Path) -> None:
+        self.hf = None
+        self.meta = json.loads((directory / "tonics.json").read_text())
         self.tokenizer = AutoTokenizer.from_pretrained(directory / "text")
-        self.image_processor = AutoImageProcessor.from_pretrained(
-            directory / "vision", use_fast=False
-        )
+        self.image_processor = AutoImageProcessor.from_pretrained(directory / "vision", use_fast=False)  # fmt: skip
         self.text = TextEncoder(_load_as_saved(directory / "text"), self.meta["text_pooling"])
-        self.vision = VisionEncoder(
-            _load_as_saved(directory / "vision"), self.meta["vision_pooling"]
-        )
-        self.text_head = projection_head(
-            self.text.output_dim, self.meta["embed_dim"], self.meta["head"]
-        )
-        self.vision_head = projection_head(
-            self.vision.output_dim, self.meta["embed_dim"], self.meta["head"]
-        )
+        self.vision = VisionEncoder(_load_as_saved(directory / "vision"), self.meta["vision_pooling"])  # fmt: skip
+        self.text_head = projection_head(self.text.output_dim, self.meta["embed_dim"], self.meta["head"])  # fmt: skip
+        self.vision_head = projection_head(self.vision.output_dim, self.meta["embed_dim"], self.meta["head"])  # fmt: skip
         heads = torch.load(directory / "heads.pt", map_location="cpu", weights_only=True)
         self.text_head.load_state_dict(heads["text_head"])
         self.vision_head.load_state_dict(heads["vision_head"])
@@ -114,7 +203,11 @@ class ExportedModel(nn.Module):
     @torch.no_grad()
     def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """L2-normalised embeddings of already tokenised captions."""
-        return F.normalize(self.text_head(self.text(input_ids, attention_mask)), dim=-1)
+        if self.hf is not None:
+            features = self.hf.get_text_features(input_ids, attention_mask).pooler_output
+        else:
+            features = self.text_head(self.text(input_ids, attention_mask))
+        return F.normalize(features, dim=-1)
 
     @torch.no_grad()
     def encode_image(self, images) -> torch.Tensor:
@@ -125,11 +218,31 @@ class ExportedModel(nn.Module):
             pixels = self.image_processor(
                 images=[im.convert("RGB") for im in images], return_tensors="pt"
             )["pixel_values"]
+        if self.hf is not None:
+            return F.normalize(self.hf.get_image_features(pixels).pooler_output, dim=-1)
         return F.normalize(self.vision_head(self.vision(pixels)), dim=-1)
 
     def scale(self) -> torch.Tensor:
         """exp(t) clamped at 100."""
         return self.logit_scale.exp().clamp(max=LOGIT_SCALE_MAX)
+
+
+POOLER_OPTIONAL = ("bert", "roberta", "vit", "deit", "xlm-roberta")
+
+
+def _load_as_saved(directory: Path):
+    """AutoModel.from_pretrained without adding a pooler the saved model did not have (legacy)."""
+    from safetensors import safe_open
+
+    weights = directory / "model.safetensors"
+    kwargs = {}
+    if weights.is_file():
+        with safe_open(str(weights), "pt") as handle:
+            has_pooler = any("pooler" in key for key in handle.keys())
+        config = AutoConfig.from_pretrained(directory)
+        if not has_pooler and config.model_type in POOLER_OPTIONAL:
+            kwargs["add_pooling_layer"] = False
+    return AutoModel.from_pretrained(directory, **kwargs)
 
 
 def load(directory: str | Path) -> ExportedModel:

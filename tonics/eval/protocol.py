@@ -31,12 +31,43 @@ class Towers:
         return self.encode_tokens(tokens["input_ids"], tokens["attention_mask"])
 
 
-def exported_towers(model_dir: str) -> Towers:
-    """The towers of a model written by `tonics export`."""
-    from tonics.export import load
+def _features(output) -> torch.Tensor:
+    """A `get_*_features` result: a tensor (transformers 4) or an output whose `pooler_output`
+    holds the projected features (transformers 5)."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
 
-    model = load(model_dir)
-    return Towers(model.tokenizer, model.image_processor, model.encode_tokens, model.encode_image)
+
+def exported_towers(model_dir: str) -> Towers:
+    """The towers of a model written by `tonics export`, or of any dual encoder `transformers`
+    loads with `get_text_features` / `get_image_features` (CLIPModel, SiglipModel,
+    VisionTextDualEncoderModel...), so a reference model is measured on the same protocol."""
+    from pathlib import Path
+
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+
+    from tonics.export import load
+    from tonics.hf_model import MODEL_TYPE
+
+    directory = Path(model_dir)
+    if (directory / "tonics.json").is_file() or AutoConfig.from_pretrained(directory).model_type == MODEL_TYPE:  # fmt: skip
+        model = load(model_dir)
+        return Towers(model.tokenizer, model.image_processor, model.encode_tokens, model.encode_image)  # fmt: skip
+    model = AutoModel.from_pretrained(directory).eval()
+    if not (hasattr(model, "get_text_features") and hasattr(model, "get_image_features")):
+        raise ValueError(f"--model {model_dir}: {type(model).__name__} has no get_text_features/"
+                         "get_image_features; give a dual encoder (CLIP, SigLIP, a tonics export)")  # fmt: skip
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+
+    @torch.no_grad()
+    def encode_tokens(input_ids, attention_mask):
+        return torch.nn.functional.normalize(_features(model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)), dim=-1)  # fmt: skip
+
+    @torch.no_grad()
+    def encode_pixels(pixels):
+        return torch.nn.functional.normalize(_features(model.get_image_features(pixel_values=pixels)), dim=-1)  # fmt: skip
+
+    processor = AutoImageProcessor.from_pretrained(directory, use_fast=False)
+    return Towers(tokenizer, processor, encode_tokens, encode_pixels)
 
 
 def baseline_towers(text_encoder: str, vision_encoder: str) -> Towers:

@@ -109,6 +109,30 @@ def _hidden_size(model: PreTrainedModel) -> int | None:
     return sizes[-1] if sizes else None
 
 
+def pool_text(
+    hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: TextPooling
+) -> torch.Tensor:
+    """A caption's vector: its CLS hidden state, or the mean over its real (unpadded) tokens."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-6)
+
+
+def pool_vision(out, pooling: VisionPooling) -> torch.Tensor:
+    """An image's vector from a model output: the model's own pooled output (CLS where it has
+    none), the CLS token, or the mean over patch tokens / the spatial map."""
+    if pooling == "pooled":
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is not None:
+            return pooled.flatten(1)
+        return out.last_hidden_state[:, 0]  # ViT without a pooler: CLS is its pooled output
+    hidden = out.last_hidden_state
+    if hidden.dim() == 4:  # convolutional feature map (B, C, H, W)
+        return hidden.mean(dim=(2, 3))
+    return hidden[:, 0] if pooling == "cls" else hidden[:, 1:].mean(1)
+
+
 class TextEncoder(nn.Module):
     """A BERT-family encoder pooled to one vector per caption (CLS token or masked mean)."""
 
@@ -137,10 +161,7 @@ class TextEncoder(nn.Module):
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One vector per caption from the last hidden states (shared with the prefix cache)."""
-        if self.pooling == "cls":
-            return hidden[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-6)
+        return pool_text(hidden, attention_mask, self.pooling)
 
 
 class VisionEncoder(nn.Module):
@@ -184,12 +205,4 @@ class VisionEncoder(nn.Module):
     def pool(self, out) -> torch.Tensor:
         """One vector per image from a model output with `last_hidden_state` (and, where the
         model has one, `pooler_output`); shared with the prefix cache."""
-        if self.pooling == "pooled":
-            pooled = getattr(out, "pooler_output", None)
-            if pooled is not None:
-                return pooled.flatten(1)
-            return out.last_hidden_state[:, 0]  # ViT without a pooler: CLS is its pooled output
-        hidden = out.last_hidden_state
-        if hidden.dim() == 4:  # convolutional feature map (B, C, H, W)
-            return hidden.mean(dim=(2, 3))
-        return hidden[:, 0] if self.pooling == "cls" else hidden[:, 1:].mean(1)
+        return pool_vision(out, self.pooling)
