@@ -143,3 +143,43 @@ def test_retrieval_measures_any_transformers_dual_encoder(tiny_dataset, tmp_path
     text_to_image_r1 = 100 * float(((text @ image.T).argmax(1) == owner).float().mean())
     assert figures["captions"] == len(records) and figures["images"] == len(image_ids)
     assert figures["text_to_image_R@1"] == pytest.approx(text_to_image_r1, abs=1e-6)
+
+
+def test_zeroshot_command_on_an_image_folder(tmp_path, capsys):
+    """Top-1 equals a brute-force argmax with one prompt; a broken image is skipped and counted."""
+    from tonics.cli import cli_main
+
+    torch.manual_seed(0)
+    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    out = export_model(module.model, tmp_path / "export", text_name="tiny:bert", vision_name="tiny:vit",
+                       text_pooling="mean", vision_pooling="pooled", head="linear")  # fmt: skip
+    colours = {"red_apple": (200, 20, 20), "green_leaf": (20, 200, 20), "blue_sky": (20, 20, 200)}
+    images, labels = [], []
+    for k, (name, rgb) in enumerate(colours.items()):
+        (tmp_path / "folder" / name).mkdir(parents=True)
+        for j in range(2):
+            image = Image.new("RGB", (30 + 7 * j, 30), tuple(min(255, c + 30 * j) for c in rgb))
+            image.save(tmp_path / "folder" / name / f"{j}.png")
+            images.append(image)
+            labels.append(k)
+    (tmp_path / "folder" / "blue_sky" / "broken.jpg").write_bytes(b"not a jpeg")
+    cli_main(["zeroshot", "--model", str(out), "--image-folder", str(tmp_path / "folder"),
+              "--template", "a photo of a {}.", "--out", str(tmp_path / "z.json")])  # fmt: skip
+    report = json.loads((tmp_path / "z.json").read_text())
+    model = tonics.load(out)
+    prompts = model.encode_text([f"a photo of a {n.replace('_', ' ')}." for n in colours])
+    predicted = (model.encode_image(images) @ prompts.T).argmax(1)
+    expected = 100 * float((predicted == torch.tensor(labels)).float().mean())
+    assert report["top1"] == pytest.approx(expected, abs=1e-6)
+    assert report["images"] == 6 and report["classes"] == 3 and report["skipped"] == 1
+    import datasets
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(colours))})  # fmt: skip
+    data = datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
+    datasets.DatasetDict({"test": data}).save_to_disk(str(tmp_path / "hf"))
+    cli_main(["zeroshot", "--model", str(out), "--hf-dataset", str(tmp_path / "hf"),
+              "--template", "a photo of a {}.", "--out", str(tmp_path / "h.json")])  # fmt: skip
+    from_dataset = json.loads((tmp_path / "h.json").read_text())
+    assert (
+        from_dataset["top1"] == pytest.approx(expected, abs=1e-6) and from_dataset["skipped"] == 0
+    )

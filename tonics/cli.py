@@ -28,7 +28,7 @@ from tonics.train.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from tonics.train.module import AlignmentModule
 from tonics.train.skipped import SkippedImagesCallback
 
-TOOL_COMMANDS = ("ontology", "export", "retrieval", "demo", "report", "compare")
+TOOL_COMMANDS = ("ontology", "export", "retrieval", "zeroshot", "demo", "report", "compare")
 
 
 def _loggers() -> list[dict]:
@@ -227,8 +227,9 @@ COMMANDS = {
     "test": "evaluate a checkpoint on the test split, with a retrieval report (LightningCLI)",
     "predict": "embeddings of the test split (LightningCLI)",
     "ontology": "build or inspect the WordNet object ontology of a dataset",
-    "export": "write a trained checkpoint as a model that loads without the trainer",
-    "retrieval": "retrieval (and zero-shot) figures of an exported model or the untrained baseline",
+    "export": "write a trained checkpoint as a Hugging Face model directory (+ model card)",
+    "retrieval": "retrieval figures of an exported model, any local CLIP-like model, or a baseline",
+    "zeroshot": "zero-shot top-1/top-5 accuracy on an image folder or a local HF dataset",
     "demo": "build the offline demo dataset",
     "report": "curriculum-stage figures (PNG) of a finished run",
     "compare": "recipes over paired seeds: means, paired differences with 95% intervals",

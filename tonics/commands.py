@@ -184,6 +184,40 @@ def _retrieval(argv: list[str]) -> int:
     return 0
 
 
+def _zeroshot(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tonics zeroshot",
+        description="Zero-shot classification accuracy (top-1/top-5) of a dual encoder with a "
+        "prompt-ensemble classifier, on an image folder or a local Hugging Face dataset.",
+    )
+    parser.add_argument("--model", required=True, help="a `tonics export` directory or any local dual encoder (CLIP, SigLIP...)")  # fmt: skip
+    data = parser.add_mutually_exclusive_group(required=True)
+    data.add_argument("--image-folder", help="ROOT/<class name>/<images>")
+    data.add_argument("--hf-dataset", help="local HF dataset (save_to_disk, imagefolder or parquet directory)")  # fmt: skip
+    parser.add_argument("--split", default="test", help="--hf-dataset split")
+    parser.add_argument("--image-column", default="image")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--template", action="append", dest="templates",
+                        help="prompt with {} for the class name (repeat; default: tonics's ensemble)")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", help="write the JSON report here")
+    args = parser.parse_args(argv)
+    from tonics.eval.protocol import exported_towers
+    from tonics.eval.zeroshot import TEMPLATES, classify_images, dataset_samples, folder_samples
+
+    if args.image_folder:
+        names, samples = folder_samples(args.image_folder)
+    else:
+        names, samples = dataset_samples(args.hf_dataset, args.split, args.image_column, args.label_column)  # fmt: skip
+    report = classify_images(exported_towers(args.model), names, samples,
+                             templates=tuple(args.templates or TEMPLATES), batch_size=args.batch_size)  # fmt: skip
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
 def _demo(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="tonics demo", description="Build the offline demo dataset."
@@ -219,7 +253,7 @@ def _compare(argv: list[str]) -> int:
 
 
 def run_tool(argv: list[str]) -> int:
-    """Dispatch `tonics ontology|export|retrieval|demo|report|compare ...`."""
+    """Dispatch `tonics ontology|export|retrieval|zeroshot|demo|report|compare ...`."""
     commands = {
         "compare": _compare,
         "ontology": _ontology,
@@ -227,6 +261,7 @@ def run_tool(argv: list[str]) -> int:
         "retrieval": _retrieval,
         "demo": _demo,
         "report": _report,
+        "zeroshot": _zeroshot,
     }
     code = commands[argv[0]](argv[1:])
     sys.stdout.flush()
