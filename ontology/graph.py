@@ -17,6 +17,7 @@ from typing import Literal
 
 import networkx as nx
 import numpy as np
+from tqdm.auto import tqdm
 
 from ontology.coco_categories import category_synset
 
@@ -212,7 +213,8 @@ def build_ontology(
     wn = extractor.wn
     per_caption: dict[object, list[str]] = {}
     caption_objects = []
-    for caption in captions:
+    for caption in tqdm(captions, desc="ontology: objects in captions", unit="caption",
+                        mininterval=2.0, disable=len(captions) < 5000):  # fmt: skip
         key = caption if isinstance(caption, (str, bytes)) else None
         if key not in per_caption:
             per_caption[key] = extractor.extract(caption)

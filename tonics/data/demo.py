@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+from tqdm.auto import tqdm
 
 from tonics.data.images import to_rgb
 
@@ -130,7 +131,7 @@ def _keyword_caption(keywords: list[str], english: EnglishObjectFilter) -> str:
 def clipart_images(english: EnglishObjectFilter) -> list[DemoImage]:
     """OpenClipart images in object categories with at least one kept caption."""
     images = []
-    for category in CLIPART_CATEGORIES:
+    for category in tqdm(CLIPART_CATEGORIES, desc="demo: reading OpenClipart", unit="category"):
         for png in sorted((OPENCLIPART_ROOT / "png" / category).rglob("*.png")):
             svg = (
                 OPENCLIPART_ROOT / "svg" / png.relative_to(OPENCLIPART_ROOT / "png")
@@ -296,7 +297,8 @@ def build_demo(
     english = EnglishObjectFilter()
     items = clipart_images(english) + emoji_images(english)
     font = ImageFont.truetype(str(EMOJI_FONT), 109)
-    written = [it for it in items if _save_image(it, out / "images" / f"{it.key}.jpg", font)]
+    progress = tqdm(items, desc="demo: writing images", unit="image", mininterval=2.0)
+    written = [it for it in progress if _save_image(it, out / "images" / f"{it.key}.jpg", font)]
     order = list(range(len(written)))
     random.Random(seed).shuffle(order)
     n_val, n_test = round(len(order) * val_share), round(len(order) * test_share)

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from tonics.data.batches import image_once_loader
 from tonics.data.records import select_split
@@ -122,9 +123,8 @@ def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packa
     )
     started = time.perf_counter()
     chunks, failed = [], 0
-    for batch in image_once_loader(
-        records, towers.image_processor, towers.tokenizer, batch_size=batch_size
-    ):
+    loader = image_once_loader(records, towers.image_processor, towers.tokenizer, batch_size=batch_size)  # fmt: skip
+    for batch in tqdm(loader, desc=f"retrieval: encoding {split}", unit="batch", mininterval=2.0):
         failed += len(batch["skipped"])
         images = (
             towers.encode_pixels(batch["pixel_values"])
