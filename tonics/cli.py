@@ -250,6 +250,8 @@ def quiet_known_noise() -> None:
     - "Found N module(s) in eval mode": the frozen encoders are held in eval mode on purpose.
     - lightning's `_pytree` DeprecationWarning: inside Lightning, nothing for a user to change.
     - Lightning's "Tip: ... litlogger" advertisement.
+    - LightningCLI's warning that `args` and `sys.argv` are both given: `tonics compare` (and
+      the tests) pass each run's arguments on purpose while their own command line is in argv.
     """
     import warnings
 
@@ -258,6 +260,7 @@ def quiet_known_noise() -> None:
         "ignore", category=DeprecationWarning, module=r"lightning\.pytorch\.utilities\._pytree"
     )
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
 
     class _NoAdverts(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
