@@ -217,12 +217,18 @@ class AlignmentModule(pl.LightningModule):
 
     def _planned_splits(self, dm) -> list:
         """Distinct (text k, vision k) splits of the run's stages that open top blocks."""
-        at, splits = self.hparams.unfreeze_at_step, []
+        at, splits, whole = self.hparams.unfreeze_at_step, [], set()
         for index in range(len(dm.curriculum.stages)):
             for step in {0, at} if at is not None else {0}:
-                split = split_of(self.openings_at(step, index))
-                if split is not None and split != (0, 0) and split not in splits:
+                openings = self.openings_at(step, index)
+                split = split_of(openings)
+                if split is None:
+                    whole.add(index)
+                elif split != (0, 0) and split not in splits:
                     splits.append(split)
+        if whole:
+            log.info("feature cache: stage(s) %s open a whole tower and run live (a prefix cache "
+                     "needs top-k openings: unfreeze_text/unfreeze_vision: k)", sorted(whole))  # fmt: skip
         return splits
 
     def on_train_start(self) -> None:
