@@ -242,3 +242,32 @@ def test_an_unsupported_split_trains_live_with_one_line(
     assert summary[0]["feature_paths"] == {"pooled": 2}
     assert summary[1]["feature_paths"] == {"live": 3}
     assert any("steps run live: no prefix split is known" in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_resumed_inside_a_prefix_cached_stage_continues_exactly(tiny_dataset, tmp_path):
+    """Resumed mid-way through the opened stage: the same batches, still served by the cache
+    (loaded from disk: its key holds only the frozen prefix, which training never changes)."""
+    split_file, root = tiny_dataset
+    stages = [{"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
+              {"name": "open", "mix": {"random": 1.0}, "unfreeze_text": 1, "unfreeze_vision": 1}]  # fmt: skip
+
+    def run(name, max_steps, ckpt=None):
+        directory = tmp_path / name
+        directory.mkdir(exist_ok=True)
+        record = {"class_path": "helpers.RecordBatches", "init_args": {"path": str(directory / "batches.jsonl")}}  # fmt: skip
+        config = tiny_config(directory / "c.yaml", split_file, root, directory,
+                             **{"data.stages": stages, "data.feature_cache": True, "trainer.max_steps": max_steps,
+                                "trainer.limit_val_batches": 0, "trainer.callbacks": [record]})  # fmt: skip
+        args = ["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null"]
+        cli_main(args + (["--ckpt_path", str(ckpt)] if ckpt else []))
+        return sorted((directory / "tonics").glob("version_*"))[-1]
+
+    full = run("full", 6)
+    part = run("part", 4)
+    resumed = run("part", 6, ckpt=part / "checkpoints" / "last.ckpt")
+    batches = lambda name: (tmp_path / name / "batches.jsonl").read_text().splitlines()  # noqa: E731
+    assert batches("part") == batches("full")
+    summary = json.loads((resumed / "stage_summary.json").read_text())
+    assert summary[1]["feature_paths"] == {"prefix text=1 vision=1": 4}
+    assert json.loads((full / "stage_summary.json").read_text())[1]["feature_paths"] == {"prefix text=1 vision=1": 4}  # fmt: skip
+    assert summary[1]["caches"]["prefix text=1 vision=1"]["source"] == "loaded"
