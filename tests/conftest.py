@@ -37,8 +37,11 @@ PLACES = [
 ]
 
 
-def write_karpathy(root, n_images: int = 48, captions_per_image: int = 2, seed: int = 0) -> str:
-    """A Karpathy-format split file with coloured JPEGs; captions name real objects."""
+def write_karpathy(
+    root, n_images: int = 48, captions_per_image: int = 2, seed: int = 0, transfer: bool = False
+) -> str:
+    """A Karpathy-format split file with coloured JPEGs; captions name real objects. `transfer`:
+    every eighth image (from the third) forms a held-out 'transfer' split."""
     rng = random.Random(seed)
     images = []
     (root / "imgs").mkdir(parents=True, exist_ok=True)
@@ -47,6 +50,8 @@ def write_karpathy(root, n_images: int = 48, captions_per_image: int = 2, seed: 
         colour = tuple(rng.randrange(256) for _ in range(3))
         Image.new("RGB", (40, 30), colour).save(root / "imgs" / f"{i:04d}.jpg")
         split = "test" if i % 8 == 0 else "val" if i % 8 == 1 else "train"
+        if transfer and i % 8 == 2:
+            split = "transfer"
         sentences = [{"raw": f"a {noun} {rng.choice(PLACES)}"} for _ in range(captions_per_image)]
         images.append({"filepath": "imgs", "filename": f"{i:04d}.jpg", "split": split, "cocoid": i,
                        "sentences": sentences})  # fmt: skip

@@ -203,3 +203,22 @@ def test_default_loggers_write_csv_and_tensorboard_into_one_run_directory(
     runs = sorted((tmp_path / "runs" / "tonics").iterdir())
     assert [r.name for r in runs] == ["version_0"]
     assert (runs[0] / "metrics.csv").is_file() and list(runs[0].glob("events.out.tfevents.*"))
+
+
+def test_fit_reports_the_held_out_transfer_split_beside_test(tmp_path, capsys):
+    from conftest import write_karpathy
+
+    split_file = write_karpathy(tmp_path / "data", transfer=True)
+    config = tiny_config(tmp_path / "c.yaml", split_file, str(tmp_path / "data"), tmp_path)
+    cli_main(["fit", "--config", config])
+    out = capsys.readouterr().out
+    assert "Zero-shot transfer, last weights: the 'transfer' split" in out
+    run = _version_dir(tmp_path)
+    retrieval = json.loads((run / "retrieval_test.json").read_text())
+    assert retrieval["test/images"] == 6 and retrieval["transfer"]["transfer/images"] == 6
+    assert 0 <= retrieval["transfer"]["transfer/recall_mean"] <= 100
+    from tonics.compare import figures_of
+
+    figures = figures_of(run)
+    assert figures["transfer_recall_mean"] == retrieval["transfer"]["transfer/recall_mean"]
+    assert figures["recall_mean"] == retrieval["last"]["test/recall_mean"]

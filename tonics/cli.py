@@ -128,12 +128,19 @@ class TonicsCLI(LightningCLI):
         callback = self.trainer.checkpoint_callback
         best = callback.best_model_path if callback else ""
         last = self._test(None)  # the weights in memory: the last step's
+        transfer = self._transfer()  # the same, last weights
         metrics = self._test(best) if best else last
         if self.trainer.global_rank == 0 and metrics:
             directory = run_dir(self.trainer)
             (directory / "retrieval_test.json").write_text(
                 json.dumps(
-                    {"checkpoint": best or "last weights", **metrics, "last": last}, indent=2
+                    {
+                        "checkpoint": best or "last weights",
+                        **metrics,
+                        "last": last,
+                        **({"transfer": transfer} if transfer else {}),
+                    },
+                    indent=2,
                 )
             )
             images, captions = (
@@ -146,8 +153,27 @@ class TonicsCLI(LightningCLI):
             if best:
                 print(f"best checkpoint by {callback.monitor} ({best}):")
                 print(format_retrieval(metrics))
+            if transfer:
+                split = self.datamodule.transfer_split
+                print(f"\nZero-shot transfer, last weights: the '{split}' split, held out of "
+                      f"training ({int(transfer.get(f'{split}/images', 0))} images, "
+                      f"{int(transfer.get(f'{split}/captions', 0))} captions)")  # fmt: skip
+                print(format_retrieval(transfer, prefix=split))
             self._report(directory, metrics, checkpoint=best or "last weights")
             print(f"Run directory: {directory} (retrieval_report.md beside the references)")
+
+    def _transfer(self) -> dict[str, float]:
+        """The transfer split's figures with the weights in memory, renamed `<split>/...`; empty
+        when the data has no such split."""
+        split = getattr(self.datamodule, "transfer_split", None)
+        if not split or not self.datamodule.has_split(split):
+            return {}
+        self.datamodule.test_split = split
+        try:
+            metrics = self._test(None)
+        finally:
+            self.datamodule.test_split = "test"
+        return {f"{split}/" + k.removeprefix("test/"): v for k, v in metrics.items()}
 
     def _test(self, checkpoint: str | None) -> dict[str, float]:
         results = self.trainer.test(

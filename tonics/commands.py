@@ -168,12 +168,19 @@ def _retrieval(argv: list[str]) -> int:
         "--vision-encoder", default="packaged:mobilenet_v2", help="untrained baseline (no --model)"
     )
     parser.add_argument("--split", default="test")
+    parser.add_argument(
+        "--demo-transfer",
+        action="store_true",
+        help="the demo's held-out rendering style (OpenMoji), zero-shot: --demo --split transfer",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", help="write the JSON report here")
     add_reader_options(parser)
     args = parser.parse_args(argv)
     from tonics.eval.protocol import evaluate_reader
 
+    if args.demo_transfer:
+        args.demo, args.split = True, "transfer"
     report = evaluate_reader(reader_from_args(args), split=args.split, model_dir=args.model,
                              text_encoder=args.text_encoder, vision_encoder=args.vision_encoder,
                              batch_size=args.batch_size)  # fmt: skip
@@ -220,15 +227,25 @@ def _zeroshot(argv: list[str]) -> int:
 
 def _demo(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="tonics demo", description="Build the offline demo dataset."
+        prog="tonics demo", description="Build the offline demo dataset (or print its data card)."
     )
     parser.add_argument("--root", help="output directory (default: the cache)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--stats", action="store_true", help="print the data card (sources, splits, captions)"
+    )
+    parser.add_argument("--json", action="store_true", help="with --stats: the card as JSON")
     args = parser.parse_args(argv)
-    from tonics.data.demo import build_demo
+    from tonics.data.demo import build_demo, format_card
 
     path = build_demo(args.root, seed=args.seed)
-    print(json.dumps({"split_file": str(path), **json.loads(path.read_text())["tonics_demo"]}))
+    meta = json.loads(path.read_text())["tonics_demo"]
+    if args.stats:
+        print(json.dumps(meta["card"], indent=2) if args.json else format_card(meta["card"]))
+    else:
+        print(
+            json.dumps({"split_file": str(path), **{k: v for k, v in meta.items() if k != "card"}})
+        )
     return 0
 
 

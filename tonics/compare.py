@@ -28,7 +28,8 @@ from tonics.eval.intervals import paired_difference
 TABLE_METRICS = ("recall_mean", "image_to_text_R@1", "text_to_image_R@1",
                  "within_object_image_to_text_R@1", "within_object_text_to_image_R@1",
                  "caption_novel_text_to_image_R@1", "image_to_text_R@5", "text_to_image_R@5",
-                 "image_to_text_R@10", "text_to_image_R@10")  # fmt: skip
+                 "image_to_text_R@10", "text_to_image_R@10", "transfer_recall_mean",
+                 "transfer_image_to_text_R@1", "transfer_text_to_image_R@1")  # fmt: skip
 CURVES = ("val/recall_mean", "val/within_object_text_to_image_R@1", "val/loss")
 
 
@@ -89,7 +90,9 @@ def figures_of(root: Path, which: str = "last") -> dict[str, float]:
     """A run's test metrics (without the 'test/' prefix): the 'last' weights' or the 'best'."""
     report = json.loads(next(root.rglob("retrieval_test.json")).read_text())
     figures = report["last"] if which == "last" else report
-    return {k.removeprefix("test/"): v for k, v in figures.items() if k.startswith("test/")}
+    test = {k.removeprefix("test/"): v for k, v in figures.items() if k.startswith("test/")}
+    transfer = {"transfer_" + k.split("/", 1)[1]: v for k, v in report.get("transfer", {}).items()}
+    return test | transfer  # the transfer split is measured with the last weights
 
 
 def validation_curve(root: Path, key: str) -> dict[int, float]:

@@ -50,6 +50,7 @@ class TonicsDataModule(pl.LightningDataModule):
         text_encoder: str = "packaged:minilm",
         vision_encoder: str = "packaged:mobilenet_v2",
         eval_split: str = "val",
+        transfer_split: str | None = "transfer",
         max_eval_pairs: int | None = None,
         feature_cache: bool = False,
         prefix_cache_dtype: str = "float16",
@@ -66,6 +67,8 @@ class TonicsDataModule(pl.LightningDataModule):
         prefix_cache_dtype: storage of those activations, 'float16' (half the size; features
             agree with live ones to ~1e-3) or 'float32'.
         one_pair_per_image: no training batch holds two captions of the same image.
+        transfer_split: a split held out of training entirely (the demo's OpenMoji renderings),
+            evaluated zero-shot after fit beside the test split when the data has it; None: skip.
         max_image_pixels / max_image_aspect: images beyond these (read from the header, before
             decoding) are skipped and counted, never decoded.
         """
@@ -95,6 +98,9 @@ class TonicsDataModule(pl.LightningDataModule):
         self.text_encoder = text_encoder
         self.vision_encoder = vision_encoder
         self.eval_split = eval_split
+        self.transfer_split = transfer_split
+        # what test_dataloader serves; the CLI points it at the transfer split for one pass
+        self.test_split = "test"
         self.max_eval_pairs = max_eval_pairs
         self.feature_cache = feature_cache
         self.prefix_cache_dtype = prefix_cache_dtype
@@ -226,8 +232,8 @@ class TonicsDataModule(pl.LightningDataModule):
         return self._eval_loader(self.eval_split)
 
     def test_dataloader(self) -> DataLoader:
-        """Sequential batches of the test split."""
-        return self._eval_loader("test")
+        """Sequential batches of the test split (or of `test_split` when the CLI sets it)."""
+        return self._eval_loader(self.test_split)
 
     def predict_dataloader(self) -> DataLoader:
         """The test split, for `tonics predict` (embeddings)."""

@@ -392,7 +392,9 @@ class AlignmentModule(pl.LightningModule):
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         if not hasattr(datamodule, "eval_annotations") or split.kept is None:
             return {}
-        name = datamodule.eval_split if prefix == "val" else prefix
+        name = (
+            datamodule.eval_split if prefix == "val" else getattr(datamodule, "test_split", prefix)
+        )
         objects, novel = datamodule.eval_annotations(name)
         ks = self.hparams.retrieval_ks
         return {
