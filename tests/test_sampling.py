@@ -240,3 +240,19 @@ def test_stop_listed_pairs_do_not_reappear_under_the_parent():
     for node in stage_nodes(onto, 16, rules=HardNodeRules()):
         assert not blocked[hard_pool(onto, node, blocked)].any()
     assert "paper.n.01" not in stage_nodes(onto, 16, rules=HardNodeRules())
+
+
+def test_sibling_candidates_need_only_their_share_of_a_batch():
+    """Objects holding between batch/k and batch pairs cannot fill a batch alone but can fill
+    their share of a sibling batch (the defect: candidates used to need a whole batch each)."""
+    fruits = ["apple", "pear", "grape", "lemon", "orange"]
+    captions = [f"a {fruits[i % 5]} number {i}" for i in range(30)]  # 6 pairs per fruit
+    onto = build_ontology(captions, [str(i) for i in range(30)])
+    stage = Stage("siblings", {"ontology": 1.0}, "fine", siblings=2, object_nodes_only=False)
+    sampler = _sampler(onto, [stage], batch_size=8)
+    batches = _epoch(sampler)
+    sibling_draws = [s for s in range(len(batches)) if "siblings" in (sampler.draws[s].node or "")]
+    assert sibling_draws
+    for step in sibling_draws:
+        objects = [onto.pair_objects[i][0] for i in batches[step]]
+        assert len(set(objects)) == 2 and objects.count(objects[0]) == 4

@@ -14,7 +14,7 @@ batch never holds two captions of one image (true matches the loss would otherwi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -159,7 +159,19 @@ class OntologyKind(BatchKind):
         blocked = blocked_pairs(ontology, rules)
         self.pools = [hard_pool(ontology, node, blocked) for node in self.nodes]
         self.siblings = siblings
-        self.sibling_groups = self._sibling_groups() if siblings > 1 else []
+        self.sibling_nodes, self.sibling_pools, self.sibling_groups = [], [], []
+        if siblings > 1:
+            # a sibling needs only its share of a batch: its candidates are the nodes that hold
+            # batch/k pairs (and distinct images/captions), usually finer than the batch's nodes
+            share = max(1, batch_size // siblings)
+            share_rules = replace(rules, min_distinct=None if rules.min_distinct is None
+                                  else max(1, rules.min_distinct // siblings))  # fmt: skip
+            self.sibling_nodes = stage_nodes(ontology, share, granularity=granularity,
+                                             min_depth=min_depth, max_depth=max_depth,
+                                             rules=share_rules, pair_images=pair_images,
+                                             pair_captions=pair_captions)  # fmt: skip
+            self.sibling_pools = [hard_pool(ontology, n, blocked) for n in self.sibling_nodes]
+            self.sibling_groups = self._sibling_groups()
         self.counts = np.array([len(pool) for pool in self.pools], dtype=float)
         self.alpha = alpha
         self.reset()
@@ -192,10 +204,10 @@ class OntologyKind(BatchKind):
         return None, None
 
     def _sibling_groups(self) -> list[tuple[str, list[int]]]:
-        """(parent, indices into self.nodes of its children among the stage's nodes), for parents
+        """(parent, indices into self.sibling_nodes of its children among them), for parents
         with at least `siblings` such children."""
         children: dict[str, list[int]] = {}
-        for j, node in enumerate(self.nodes):
+        for j, node in enumerate(self.sibling_nodes):
             parent = self.ontology.parent(node)
             if parent is not None:
                 children.setdefault(parent, []).append(j)
@@ -207,7 +219,7 @@ class OntologyKind(BatchKind):
         order = rng.permutation(len(self.sibling_groups))
         for g in order:
             parent, members = self.sibling_groups[g]
-            free = {j: int(available[self.pools[j]].sum()) for j in members}
+            free = {j: int(available[self.sibling_pools[j]].sum()) for j in members}
             ready = [j for j in members if free[j] >= share]
             if len(ready) < self.siblings:
                 continue
@@ -216,9 +228,8 @@ class OntologyKind(BatchKind):
             parts = []
             for n, j in enumerate(chosen):
                 want = share if n < self.siblings - 1 else size - share * (self.siblings - 1)
-                pool = self.pools[j]
+                pool = self.sibling_pools[j]
                 parts.append(_take(pool, available, want, rng, self.image_of))
-                self.remaining[j] = max(0, free[j] - want)
             depth = self.ontology.graph.nodes[parent]["depth"]
             return Draw(
                 np.concatenate(parts), self.name, f"{parent} ({self.siblings} siblings)", depth + 1
