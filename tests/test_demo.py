@@ -145,3 +145,14 @@ def test_demo_stats_prints_the_data_card(demo, capsys):
     card = json.loads(capsys.readouterr().out)
     assert card["pairs"] == sum(card["caption_words"]["histogram"].values())
     assert sum(s["images"] for s in card["splits"].values()) == card["images"]
+
+
+def test_retrieval_on_the_held_out_transfer_split(demo, tmp_path):
+    root, _, _ = demo
+    out = tmp_path / "transfer.json"
+    cli_main(["retrieval", "--demo-transfer", "--demo-root", str(root), "--text-encoder", "tiny:bert",
+              "--vision-encoder", "tiny:vit", "--batch-size", "256", "--out", str(out)])  # fmt: skip
+    figures = json.loads(out.read_text())
+    transfer = [i for i in _images(demo[1]) if i["split"] == "transfer"]
+    assert figures["split"] == "transfer" and figures["images"] == len(transfer)
+    assert figures["images_failed"] == 0 and 0 <= figures["text_to_image_R@1"] <= 100

@@ -60,3 +60,7 @@ def test_fit_test_export_retrieval_commands(tiny_dataset, tmp_path, capsys):
         and figures["captions"] == 12
         and 0 <= figures["image_to_text_R@10"] <= 100
     )
+    # the metrics the curriculum should move, as at validation: objects from the captions,
+    # novelty against the reader's training split
+    assert 0 <= figures["within_object_text_to_image_R@1"] <= 100
+    assert 0 <= figures["caption_novel_share"] <= 100

@@ -25,6 +25,9 @@ def add_reader_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dataset (choose one)")
     group.add_argument("--demo", action="store_true", help="the built-in offline demo dataset")
     group.add_argument(
+        "--demo-root", help="with --demo: a demo built elsewhere (tonics demo --root)"
+    )
+    group.add_argument(
         "--karpathy", help="Karpathy split file (dataset_coco.json / dataset_flickr30k.json)"
     )
     group.add_argument("--coco-captions", help="COCO captions_*.json")
@@ -52,7 +55,7 @@ def reader_from_args(args: argparse.Namespace):
             "tonics: name exactly one dataset: --demo, --karpathy, --coco-captions, --tsv, --webdataset, --hf or --csv"
         )
     if args.demo:
-        return DemoReader()
+        return DemoReader(getattr(args, "demo_root", None))
     if args.karpathy:
         return KarpathyReader(args.karpathy, args.image_root)
     if args.coco_captions:

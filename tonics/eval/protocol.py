@@ -113,11 +113,33 @@ def _zero_shot(towers: Towers, split: EmbeddedSplit, records) -> dict:
     return {f"zeroshot_{k}": v for k, v in accuracy.items()} | {"zeroshot_classes": len(names)}
 
 
+def _hard_figures(split: EmbeddedSplit, split_records, all_records) -> dict:
+    """Within-object R@K (objects extracted from the captions, as at validation) and
+    caption-novel R@K (captions never seen verbatim in the reader's training split)."""
+    from ontology.index import ontology_for_records
+    from tonics.data.records import normalise_caption
+    from tonics.eval.within_object import caption_novel_metrics, within_object_metrics
+
+    if split.kept is None:
+        return {}
+    ontology = ontology_for_records(split_records)
+    objects = [objs[0] if objs else None for objs in ontology.pair_objects]
+    seen = {normalise_caption(r.caption) for r in all_records if r.split == "train"}
+    novel = [normalise_caption(r.caption) not in seen for r in split_records]
+    return {
+        **within_object_metrics(split.images, split.texts, split.text_to_image,
+                                [objects[k] for k in split.kept]),
+        **caption_novel_metrics(split.images, split.texts, split.text_to_image,
+                                [novel[k] for k in split.kept]),
+    }  # fmt: skip
+
+
 @torch.no_grad()
 def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packaged:minilm",
                     vision_encoder="packaged:mobilenet_v2", batch_size=64) -> dict:  # fmt: skip
     """Retrieval figures for one split of a reader's dataset."""
-    records = sorted(select_split(reader.read(), split), key=lambda r: r.image_id)
+    all_records = reader.read()
+    records = sorted(select_split(all_records, split), key=lambda r: r.image_id)
     towers = (
         exported_towers(model_dir) if model_dir else baseline_towers(text_encoder, vision_encoder)
     )
@@ -137,7 +159,8 @@ def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packa
     if embedded is None:
         raise ValueError(f"split '{split}': no image could be loaded ({failed} failed)")
     result = retrieval_metrics(embedded.images, embedded.texts, embedded.text_to_image)
+    hard = _hard_figures(embedded, records, all_records)
     model = model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)"
     return {**_zero_shot(towers, embedded, records), "split": split, "model": model,
             "images": len(embedded.image_ids), "captions": len(embedded.texts), "images_failed": failed,
-            "seconds": round(time.perf_counter() - started, 1), **result.metrics}  # fmt: skip
+            "seconds": round(time.perf_counter() - started, 1), **result.metrics, **hard}  # fmt: skip
