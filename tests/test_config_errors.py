@@ -110,3 +110,37 @@ def test_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for name in (*TOOL_COMMANDS, "fit", "validate", "test", "predict"):
         assert f"  {name} " in out and name in COMMANDS
+
+
+def _printed(capsys, *configs):
+    import yaml
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", *[a for c in configs for a in ("--config", c)], "--print_config"])
+    assert exit_info.value.code in (0, None)
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    "configs", [["demo"], ["random_baseline"], ["coco_bert_vit"], ["cc3m"], ["demo", "ddp"]]
+)
+def test_shipped_configs_parse(configs, capsys):
+    config = _printed(capsys, *[f"configs/{name}.yaml" for name in configs])
+    assert config["data"]["stages"]
+
+
+def test_ablation_arms_take_their_stages_whole_from_the_base(capsys):
+    from pathlib import Path
+
+    import yaml
+
+    for arm in sorted(Path("configs/ablations").glob("*.yaml")):
+        if arm.name == "base.yaml":
+            continue
+        own = yaml.safe_load(arm.read_text())["data"]["stages"]
+        printed = _printed(capsys, "configs/ablations/base.yaml", str(arm))["data"]["stages"]
+        assert [s["name"] for s in printed] == [s["name"] for s in own], arm.name
+        for mine, got in zip(own, printed, strict=True):
+            for key in ("unfreeze_text", "unfreeze_vision", "object_nodes_only", "ramp_steps"):
+                expected = mine.get(key, {"object_nodes_only": False, "ramp_steps": 0}.get(key))
+                assert got.get(key) == expected, (arm.name, mine["name"], key)
