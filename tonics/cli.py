@@ -5,11 +5,13 @@
   tonics ontology build|stats --demo             the WordNet object graph of a dataset
   tonics export CKPT OUT                          a model that loads without the training code
   tonics retrieval --model OUT --demo             retrieval figures of an exported model
-  tonics demo                                     build the offline demo dataset
+  tonics retrieval --model OUT --demo-transfer    zero-shot on the demo's held-out style
+  tonics demo [--stats]                           build the offline demo dataset (its data card)
   tonics report RUN_DIR                           curriculum-stage figures (PNG) of a finished run
   tonics compare A.yaml B.yaml --seeds 0 1 2 3 4   paired-seed comparison of recipes, with intervals
 
-After `fit`, the test split is evaluated and its retrieval figures printed (unless --no_test).
+After `fit`, the test split is evaluated and its retrieval figures printed (unless --no_test),
+and a held-out `transfer` split (the demo's OpenMoji renderings) beside it when the data has one.
 """
 
 from __future__ import annotations
@@ -256,7 +258,7 @@ COMMANDS = {
     "export": "write a trained checkpoint as a Hugging Face model directory (+ model card)",
     "retrieval": "retrieval figures of an exported model, any local CLIP-like model, or a baseline",
     "zeroshot": "zero-shot top-1/top-5 accuracy on an image folder or a local HF dataset",
-    "demo": "build the offline demo dataset",
+    "demo": "build the offline demo dataset (--stats: its data card)",
     "report": "curriculum-stage figures (PNG) of a finished run",
     "compare": "recipes over paired seeds: means, paired differences with 95% intervals",
 }
