@@ -7,6 +7,7 @@
   tonics retrieval --model OUT --demo             retrieval figures of an exported model
   tonics retrieval --model OUT --demo-transfer    zero-shot on the demo's held-out style
   tonics demo [--stats]                           build the offline demo dataset (its data card)
+  tonics index 'SHARDS/*.tar' [--out FILE]         random-access index of webdataset shards
   tonics report RUN_DIR                           curriculum-stage figures (PNG) of a finished run
   tonics compare A.yaml B.yaml --seeds 0 1 2 3 4   paired-seed comparison of recipes, with intervals
 
@@ -30,7 +31,16 @@ from tonics.train.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from tonics.train.module import AlignmentModule
 from tonics.train.skipped import SkippedImagesCallback
 
-TOOL_COMMANDS = ("ontology", "export", "retrieval", "zeroshot", "demo", "report", "compare")
+TOOL_COMMANDS = (
+    "ontology",
+    "export",
+    "retrieval",
+    "zeroshot",
+    "demo",
+    "index",
+    "report",
+    "compare",
+)
 
 
 def _loggers() -> list[dict]:
@@ -259,6 +269,7 @@ COMMANDS = {
     "retrieval": "retrieval figures of an exported model, any local CLIP-like model, or a baseline",
     "zeroshot": "zero-shot top-1/top-5 accuracy on an image folder or a local HF dataset",
     "demo": "build the offline demo dataset (--stats: its data card)",
+    "index": "index webdataset shards for random access (tonics index 'shards/*.tar')",
     "report": "curriculum-stage figures (PNG) of a finished run",
     "compare": "recipes over paired seeds: means, paired differences with 95% intervals",
 }

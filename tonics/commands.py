@@ -252,6 +252,38 @@ def _demo(argv: list[str]) -> int:
     return 0
 
 
+def _index(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tonics index",
+        description="Index webdataset shards for random access (one seek + read per image).",
+    )
+    parser.add_argument("shards", help="glob of .tar shards, e.g. 'cc3m/*.tar'")
+    parser.add_argument("--out", help="index file (default: kept in the tonics cache)")
+    parser.add_argument("--caption-extension", default="txt")
+    args = parser.parse_args(argv)
+    import time
+
+    from tonics.data.readers import WebDatasetReader
+    from tonics.data.shard_index import build_index, save_index
+
+    shards = WebDatasetReader(args.shards).shard_paths()
+    if not shards:
+        raise SystemExit(f"tonics index: no shards match '{args.shards}'")
+    started = time.perf_counter()
+    if args.out:
+        index = build_index([s.resolve() for s in shards], args.caption_extension)
+        path = save_index(index, args.out, args.caption_extension)
+    else:
+        from tonics.data.shard_index import default_index_path, index_for
+
+        index = index_for(shards, args.caption_extension)
+        path = default_index_path([s.resolve() for s in shards], args.caption_extension)
+    print(json.dumps({"index": str(path), "shards": len(shards), "pairs": len(index),
+                      "skipped": len(index.skipped), "bytes": path.stat().st_size,
+                      "seconds": round(time.perf_counter() - started, 2)}))  # fmt: skip
+    return 0
+
+
 def _report(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="tonics report", description="Curriculum-stage figures of a finished run."
@@ -280,6 +312,7 @@ def run_tool(argv: list[str]) -> int:
         "export": _export,
         "retrieval": _retrieval,
         "demo": _demo,
+        "index": _index,
         "report": _report,
         "zeroshot": _zeroshot,
     }

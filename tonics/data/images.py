@@ -48,6 +48,13 @@ def read_bytes(ref: ImageRef) -> bytes:
     """The raw bytes behind an ImageRef (file, tar member, or memory)."""
     if ref.data is not None:
         return ref.data
+    if ref.offset is not None and ref.size is not None:
+        with open(ref.path, "rb") as handle:
+            handle.seek(ref.offset)
+            data = handle.read(ref.size)
+        if len(data) != ref.size:
+            raise OSError(f"{ref.describe()}: shard shorter than its index says; re-index it")
+        return data
     if ref.tar_member is not None:
         member = _open_tar(ref.path).extractfile(ref.tar_member)
         if member is None:

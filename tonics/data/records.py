@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class ImageRef:
-    """Where an image's bytes live: a file, a member of a tar shard, or bytes in memory."""
+    """Where an image's bytes live: a file, a member of a tar shard, or bytes in memory. A tar
+    member with `offset`/`size` (from a shard index) is read with one seek + read."""
 
     path: str | None = None
     tar_member: str | None = None
     data: bytes | None = field(default=None, repr=False)
+    offset: int | None = None
+    size: int | None = None
 
     def __post_init__(self) -> None:
         if self.path is None and self.data is None:

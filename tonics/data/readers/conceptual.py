@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import glob
 import logging
-import tarfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Literal
@@ -102,13 +101,19 @@ class ConceptualCaptionsTsvReader(PairReader):
 
 
 class WebDatasetReader(PairReader):
-    """Pairs from webdataset `.tar` shards matched by a glob (sorted), read with `tarfile`."""
+    """Pairs from webdataset `.tar` shards matched by a glob (sorted), through a random-access
+    index (`tonics.data.shard_index`): built on first use (or by `tonics index`), then start-up
+    reads the index and each image is one seek + read in its shard."""
 
-    def __init__(self, shards: str, split: str = "train", caption_extension: str = "txt") -> None:
+    def __init__(self, shards: str, split: str = "train", caption_extension: str = "txt",
+                 index: str | None = None) -> None:  # fmt: skip
+        """index: an index file written by `tonics index --out` (default: one kept in the tonics
+        cache, rebuilt when a shard changes)."""
         super().__init__()
         self.shards = shards
         self.split = split
         self.caption_extension = caption_extension
+        self.index = index
 
     def shard_paths(self) -> list[Path]:
         """The shard files the glob matches, sorted."""
@@ -116,63 +121,22 @@ class WebDatasetReader(PairReader):
 
     def read(self) -> list[PairRecord]:
         """One record per key holding both an image and a caption; orphans are counted."""
+        from tonics.data.shard_index import index_for
+
         shards = self.shard_paths()
         if not shards:
             raise DataFormatError(f"no webdataset shards match '{self.shards}'")
+        index = index_for(shards, self.caption_extension, self.index)
+        for reason, where in index.skipped:
+            self.skip(reason, where)
+        paths = [Path(s["path"]) for s in index.shards]
         records = []
-        for shard in shards:
-            try:
-                with tarfile.open(shard, "r") as tar:
-                    members = self._complete_members(tar, shard)
-                    groups: dict[str, dict[str, tarfile.TarInfo]] = defaultdict(dict)
-                    for member in members:
-                        key, _, extension = Path(member.name).name.partition(".")
-                        directory = str(Path(member.name).parent)
-                        groups[f"{directory}/{key}"][extension.lower()] = member
-                    for key in sorted(groups):
-                        records.extend(self._pair(tar, shard, key, groups[key]))
-            except tarfile.TarError as err:
-                raise DataFormatError(f"{shard}: not a readable tar shard ({err})") from err
+        for shard, offset, size, member, caption in zip(
+            index.shard, index.offset, index.size, index.member, index.caption, strict=True
+        ):
+            path = paths[shard]
+            key = str(Path(member).parent / Path(member).name.partition(".")[0])
+            name = f"{path.stem}/{key.lstrip('./')}"
+            image = ImageRef(path=str(path), tar_member=member, offset=offset, size=size)
+            records.append(PairRecord(pair_id=name, image=image, caption=caption, image_id=name, split=self.split))  # fmt: skip
         return records
-
-    def _complete_members(self, tar: tarfile.TarFile, shard: Path) -> list[tarfile.TarInfo]:
-        """The shard's regular members whose data is wholly in the file. `tarfile` stops silently
-        at a truncated header; a shard that does not end with the end-of-archive blocks, or whose
-        last member's data runs past the end of the file, is counted and named as truncated."""
-        members = tar.getmembers()
-        size = shard.stat().st_size
-        complete = [m for m in members if m.isfile() and m.offset_data + m.size <= size]
-        for member in members:
-            if member.isfile() and member.offset_data + member.size > size:
-                self.skip("member cut off by the end of a truncated shard", f"{shard}::{member.name}")  # fmt: skip
-        tar.fileobj.seek(tar.offset)
-        trailer = tar.fileobj.read(1024)
-        if len(trailer) < 1024 or trailer.strip(b"\0"):
-            self.skip("truncated or corrupt shard (members after this point unreadable)", str(shard))  # fmt: skip
-            log.warning("webdataset: %s is truncated or corrupt after byte %d; kept the %d complete members before it",
-                        shard, tar.offset, len(complete))  # fmt: skip
-        return complete
-
-    def _pair(self, tar, shard: Path, key: str, parts: dict) -> list[PairRecord]:
-        image = next((parts[e] for e in parts if f".{e}" in IMAGE_EXTENSIONS), None)
-        text = parts.get(self.caption_extension)
-        if image is None:
-            self.skip("tar key with a caption and no image")
-            return []
-        if text is None:
-            self.skip("tar key with an image and no caption")
-            return []
-        caption = clean_caption(tar.extractfile(text).read())
-        if not caption:
-            self.skip("empty or undecodable caption")
-            return []
-        name = f"{shard.stem}/{key.lstrip('./')}"
-        return [
-            PairRecord(
-                pair_id=name,
-                image=ImageRef(path=str(shard), tar_member=image.name),
-                caption=caption,
-                image_id=name,
-                split=self.split,
-            )
-        ]

@@ -1,0 +1,201 @@
+"""A random-access index of webdataset shards, so a curriculum batch (pairs scattered over many
+shards, chosen by ontology node) reads each image with one `seek` + `read`, and start-up reads the
+index instead of walking every member of every shard.
+
+One row per image-caption key: shard number, byte offset and size of the image member's data, the
+member's name (for messages) and the caption. Stored as Parquet (pyarrow, already a dependency
+through `datasets`), with a manifest in the file's metadata: every shard's path, size and mtime and
+what indexing skipped (orphans, truncated shards), so a loaded index reports the same skips. A shard
+that changed or disappeared since indexing is detected from its size and mtime. Written here rather
+than taken from webdataset's `wids` or Lightning's `litdata` because neither is installed and
+litdata would re-pack the corpus into its own chunks (a second copy of CC3M); this index reads the
+shards as img2dataset wrote them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tarfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tonics.atomic import atomic_write
+from tonics.data.readers.base import DataFormatError, clean_caption
+
+log = logging.getLogger(__name__)
+
+INDEX_VERSION = 1
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+Skip = Callable[[str, str | None], None]
+
+
+@dataclass
+class ShardIndex:
+    """The index in memory: parallel columns, one entry per pair, and the shards' manifest."""
+
+    shards: list[dict]  # {"path", "size", "mtime_ns"} per shard
+    shard: list[int] = field(default_factory=list)
+    offset: list[int] = field(default_factory=list)
+    size: list[int] = field(default_factory=list)
+    member: list[str] = field(default_factory=list)
+    caption: list[str] = field(default_factory=list)
+    skipped: list[list] = field(default_factory=list)  # [reason, where or None] per skip
+
+    def __len__(self) -> int:
+        return len(self.offset)
+
+
+def _stat(path: Path) -> dict:
+    stat = path.stat()
+    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _complete_members(tar: tarfile.TarFile, shard: Path, skip: Skip) -> list[tarfile.TarInfo]:
+    """The shard's regular members whose data is wholly in the file. `tarfile` stops silently at
+    a truncated header; a shard that does not end with the end-of-archive blocks, or whose last
+    member's data runs past the end of the file, is counted and named as truncated."""
+    members = tar.getmembers()
+    size = shard.stat().st_size
+    complete = [m for m in members if m.isfile() and m.offset_data + m.size <= size]
+    for member in members:
+        if member.isfile() and member.offset_data + member.size > size:
+            skip("member cut off by the end of a truncated shard", f"{shard}::{member.name}")
+    tar.fileobj.seek(tar.offset)
+    trailer = tar.fileobj.read(1024)
+    if len(trailer) < 1024 or trailer.strip(b"\0"):
+        skip("truncated or corrupt shard (members after this point unreadable)", str(shard))
+        log.warning("webdataset: %s is truncated or corrupt after byte %d; kept the %d complete members before it",
+                    shard, tar.offset, len(complete))  # fmt: skip
+    return complete
+
+
+def _index_shard(index: ShardIndex, number: int, shard: Path, caption_extension: str) -> None:
+    def skip(reason: str, where: str | None = None) -> None:
+        index.skipped.append([reason, where])
+
+    try:
+        with tarfile.open(shard, "r") as tar:
+            groups: dict[str, dict[str, tarfile.TarInfo]] = defaultdict(dict)
+            for member in _complete_members(tar, shard, skip):
+                key, _, extension = Path(member.name).name.partition(".")
+                groups[f"{Path(member.name).parent}/{key}"][extension.lower()] = member
+            for key in sorted(groups):
+                parts = groups[key]
+                image = next((parts[e] for e in parts if f".{e}" in IMAGE_EXTENSIONS), None)
+                text = parts.get(caption_extension)
+                if image is None:
+                    skip("tar key with a caption and no image")
+                    continue
+                if text is None:
+                    skip("tar key with an image and no caption")
+                    continue
+                caption = clean_caption(tar.extractfile(text).read())
+                if not caption:
+                    skip("empty or undecodable caption")
+                    continue
+                index.shard.append(number)
+                index.offset.append(image.offset_data)
+                index.size.append(image.size)
+                index.member.append(image.name)
+                index.caption.append(caption)
+    except tarfile.TarError as err:
+        raise DataFormatError(f"{shard}: not a readable tar shard ({err})") from err
+
+
+def build_index(shards: list[Path], caption_extension: str = "txt") -> ShardIndex:
+    """Walk every shard once and index its image-caption keys."""
+    from tqdm.auto import tqdm
+
+    index = ShardIndex(shards=[_stat(s) for s in shards])
+    for number, shard in enumerate(tqdm(shards, desc="indexing shards", unit="shard", mininterval=2.0)):  # fmt: skip
+        _index_shard(index, number, shard, caption_extension)
+    return index
+
+
+def save_index(index: ShardIndex, path: str | Path, caption_extension: str) -> Path:
+    """Write the index as one Parquet file (atomically), its manifest in the file metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "shard": pa.array(index.shard, pa.int32()), "offset": pa.array(index.offset, pa.int64()),
+        "size": pa.array(index.size, pa.int64()), "member": pa.array(index.member, pa.string()),
+        "caption": pa.array(index.caption, pa.string()),
+    })  # fmt: skip
+    manifest = {"version": INDEX_VERSION, "caption_extension": caption_extension,
+                "shards": index.shards, "skipped": index.skipped}  # fmt: skip
+    table = table.replace_schema_metadata({"tonics_shard_index": json.dumps(manifest)})
+    return atomic_write(path, lambda handle: pq.write_table(table, handle))
+
+
+def load_index(path: str | Path) -> tuple[ShardIndex, dict]:
+    """The index and its manifest, read without touching the shards."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    raw = (table.schema.metadata or {}).get(b"tonics_shard_index")
+    if raw is None:
+        raise DataFormatError(f"{path}: not a tonics shard index (no manifest); rebuild it with `tonics index`")  # fmt: skip
+    manifest = json.loads(raw)
+    columns = table.to_pydict()
+    index = ShardIndex(manifest["shards"], columns["shard"], columns["offset"], columns["size"],
+                       columns["member"], columns["caption"], manifest["skipped"])  # fmt: skip
+    return index, manifest
+
+
+def changed_shards(index: ShardIndex, shards: list[Path]) -> list[str]:
+    """Why the index no longer describes these shards (empty when it does): a shard added,
+    missing, or with another size or mtime than when it was indexed."""
+    indexed = {s["path"]: s for s in index.shards}
+    problems = [
+        f"{s} is not in the index (new shard)" for s in map(str, shards) if s not in indexed
+    ]
+    for entry in index.shards:
+        path = Path(entry["path"])
+        if not path.exists():
+            problems.append(f"{path} is missing")
+        elif (stat := _stat(path)) != entry:
+            problems.append(f"{path} changed since it was indexed (size {entry['size']} -> "
+                            f"{stat['size']}, mtime {entry['mtime_ns']} -> {stat['mtime_ns']})")  # fmt: skip
+    return problems
+
+
+def default_index_path(shards: list[Path], caption_extension: str) -> Path:
+    """Where an index is kept when none is named: the tonics cache, keyed by the shard paths."""
+    from ontology.wordnet import cache_dir
+
+    key = hashlib.blake2b(
+        "\n".join([caption_extension, *map(str, shards)]).encode(), digest_size=10
+    )
+    return cache_dir() / "shard-index" / f"index-{key.hexdigest()}.parquet"
+
+
+def index_for(shards: list[Path], caption_extension: str = "txt", path: str | Path | None = None) -> ShardIndex:  # fmt: skip
+    """The index of these shards: loaded when current, else built and saved. A named index file
+    (`tonics index --out`) that no longer matches its shards is an error naming them; the
+    automatic one in the cache is rebuilt."""
+    shards = [s.resolve() for s in shards]
+    named = path is not None
+    path = Path(path) if named else default_index_path(shards, caption_extension)
+    if path.is_file():
+        index, manifest = load_index(path)
+        problems = changed_shards(index, shards)
+        if manifest.get("caption_extension") != caption_extension:
+            problems.append(f"indexed with caption extension '{manifest.get('caption_extension')}'")
+        if not problems:
+            return index
+        if named:
+            raise DataFormatError(f"{path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                                  + "; re-run `tonics index` on the shards")  # fmt: skip
+        log.info("shard index %s is stale (%s): rebuilding", path, problems[0])
+    started = time.perf_counter()
+    index = build_index(shards, caption_extension)
+    save_index(index, path, caption_extension)
+    log.info("shard index: %d pairs in %d shards indexed in %.1f s -> %s", len(index),
+             len(shards), time.perf_counter() - started, path)  # fmt: skip
+    return index
