@@ -24,7 +24,7 @@ from tonics.data.images import (
     processor_draft_size,
 )
 from tonics.data.readers.base import PairReader
-from tonics.data.records import PairRecord, group_codes, normalise_caption, select_split
+from tonics.data.records import PairRecord, group_codes, select_split
 from tonics.errors import require, require_choice, require_number
 from tonics.sampling.curriculum import Curriculum, Stage
 
@@ -213,12 +213,15 @@ class TonicsDataModule(pl.LightningDataModule):
         extracts, None if none) and whether it is novel (never seen verbatim in training). Used by
         the within-object and caption-novel metrics; computed once per split."""
         if split not in self._annotations:
-            records = self.eval_records(split)
-            ontology = ontology_for_records(records, source=self.object_source, cache=self.ontology_cache)  # fmt: skip
-            objects = [objs[0] if objs else None for objs in ontology.pair_objects]
-            seen = {normalise_caption(r.caption) for r in self.split("train")} if self.has_split("train") else set()  # fmt: skip
-            novel = [normalise_caption(r.caption) not in seen for r in records]
-            self._annotations[split] = (objects, novel)
+            from tonics.eval.within_object import caption_annotations
+
+            train = self.split("train") if self.has_split("train") else []
+            self._annotations[split] = caption_annotations(
+                self.eval_records(split),
+                train,
+                source=self.object_source,
+                cache=self.ontology_cache,
+            )
         return self._annotations[split]
 
     def _eval_loader(self, split: str) -> DataLoader:

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from tonics.atomic import atomic_write
 from tonics.data.readers.base import DataFormatError, clean_caption
+from tonics.data.readers.conceptual import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 Skip = Callable[[str, str | None], None]
 
 

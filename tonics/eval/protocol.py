@@ -116,16 +116,16 @@ def _zero_shot(towers: Towers, split: EmbeddedSplit, records) -> dict:
 def _hard_figures(split: EmbeddedSplit, split_records, all_records) -> dict:
     """Within-object R@K (objects extracted from the captions, as at validation) and
     caption-novel R@K (captions never seen verbatim in the reader's training split)."""
-    from ontology.index import ontology_for_records
-    from tonics.data.records import normalise_caption
-    from tonics.eval.within_object import caption_novel_metrics, within_object_metrics
+    from tonics.eval.within_object import (
+        caption_annotations,
+        caption_novel_metrics,
+        within_object_metrics,
+    )
 
     if split.kept is None:
         return {}
-    ontology = ontology_for_records(split_records)
-    objects = [objs[0] if objs else None for objs in ontology.pair_objects]
-    seen = {normalise_caption(r.caption) for r in all_records if r.split == "train"}
-    novel = [normalise_caption(r.caption) not in seen for r in split_records]
+    train = [r for r in all_records if r.split == "train"]
+    objects, novel = caption_annotations(split_records, train)
     return {
         **within_object_metrics(split.images, split.texts, split.text_to_image,
                                 [objects[k] for k in split.kept]),

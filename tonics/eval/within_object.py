@@ -28,6 +28,20 @@ def _recalls(ranks: list[int], ks: Sequence[int], prefix: str) -> dict[str, floa
     return out
 
 
+def caption_annotations(records, train_records, **ontology_options) -> tuple[list[str | None], list[bool]]:  # fmt: skip
+    """For each record, in order: its caption's object (the first the ontology extracts, None if
+    none) and whether its caption is novel (never seen verbatim, normalised, in `train_records`):
+    what the within-object and caption-novel metrics need. `ontology_options` go to
+    `ontology_for_records` (object source, cache)."""
+    from ontology.index import ontology_for_records
+    from tonics.data.records import normalise_caption
+
+    ontology = ontology_for_records(records, **ontology_options)
+    objects = [objs[0] if objs else None for objs in ontology.pair_objects]
+    seen = {normalise_caption(r.caption) for r in train_records}
+    return objects, [normalise_caption(r.caption) not in seen for r in records]
+
+
 def within_object_metrics(
     images: torch.Tensor,
     texts: torch.Tensor,

@@ -21,7 +21,7 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -75,7 +75,6 @@ class DemoImage:
     concept: str
     render: tuple[str, str]  # ("file", png path) | ("font", characters) | ("svg", svg path)
     split: str | None = None  # fixed by the source (the held-out transfer split), else assigned
-    hash: int | None = field(default=None, repr=False)
 
 
 def sources_dir() -> Path:
