@@ -17,6 +17,7 @@ import logging
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
@@ -115,7 +116,10 @@ def prefix_vs_live_top2(steps: int, batch_size: int) -> tuple[float, float, int]
     """(cached-prefix step s, live step s, cache bytes per pair): `tonics` training steps inside
     `Trainer.fit` with the top 2 blocks of both towers open. Live and cached batches alternate in
     one run, so that machine noise hits both alike (medians of each)."""
+    import tempfile
+
     from tonics.train.prefix_cache import PrefixCache, TowerSplit, text_states
+    from tonics.train.sharded_store import load_or_build
 
     module = _module(False)
     module.unfreeze("text", 2)
@@ -123,14 +127,12 @@ def prefix_vs_live_top2(steps: int, batch_size: int) -> tuple[float, float, int]
     model, live = module.model, _batch(batch_size)
     ids, mask, pixels = live["input_ids"], live["attention_mask"], live["pixel_values"]
     texts = [t.half() for t in text_states(TowerSplit(model.text.encoder, 2), ids, mask)]
-    module.prefix_caches[(2, 2)] = PrefixCache(
-        split=(2, 2),
-        text_states=torch.cat(texts),
-        text_offsets=torch.tensor([0] + [len(t) for t in texts]).cumsum(0),
-        image_states=TowerSplit(model.vision.encoder, 2).prefix(pixels).half(),
-        pair_image=torch.arange(batch_size),
-        failures={},
-    ).bind(model)
+    arrays = {"text": torch.cat(texts), "text_offsets": torch.tensor([0] + [len(t) for t in texts]).cumsum(0),
+              "image": TowerSplit(model.vision.encoder, 2).prefix(pixels).half(),
+              "pair_image": torch.arange(batch_size)}  # fmt: skip
+    store = load_or_build(Path(tempfile.mkdtemp()) / "prefix", "bench", [str(i) for i in range(batch_size)],
+                          lambda pairs, description: (arrays, {}))  # fmt: skip
+    module.prefix_caches[(2, 2)] = PrefixCache(split=(2, 2), store=store).bind(model)
     cached = {**live, "pixel_values": None, "cached": True}
     loader = torch.utils.data.DataLoader([live, cached] * (steps + 1), batch_size=None)
     timer = _StepTimer()

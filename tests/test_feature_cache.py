@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 
 import torch
@@ -47,13 +48,43 @@ def test_cached_and_live_losses_match_on_the_same_batch(tiny_dataset, tmp_path):
     assert torch.allclose(cached_loss, live_loss, atol=1e-5)
 
 
-def test_second_run_loads_the_cache_from_disk(tiny_dataset, tmp_path):
+def _all(cache):
+    return cache.lookup(torch.arange(cache.store.num_pairs))
+
+
+def test_second_run_loads_the_cache_from_disk(tiny_dataset, tmp_path, caplog):
     dm, module = _setup(tiny_dataset, tmp_path)
     first = load_or_compute(module.model, dm)
-    again = load_or_compute(module.model, dm)
-    assert torch.equal(first.image, again.image) and torch.equal(first.text, again.text)
+    with caplog.at_level(logging.INFO, logger="tonics.train.sharded_store"):
+        again = load_or_compute(module.model, dm)
+    assert "loaded" in caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(_all(first), _all(again)))
     module.model.vision_head.weight.data.add_(1.0)  # heads are not part of the key
-    assert torch.equal(load_or_compute(module.model, dm).text, first.text)
+    assert torch.equal(_all(load_or_compute(module.model, dm))[1], _all(first)[1])
+
+
+def test_lookup_returns_the_live_features_of_each_pair(tiny_dataset, tmp_path):
+    """Every pair's rows, in the order asked, equal the encoders' outputs (float32 and float16)."""
+    dm, module = _setup(tiny_dataset, tmp_path)
+    records = dm.split("train")
+    order = torch.tensor([5, 0, 3, 3, 1])
+    batch = dm.train_dataloader().collate_fn([dm.train_dataloader().dataset[i] for i in order.tolist()])  # fmt: skip
+    with torch.no_grad():
+        live_image = module.model.vision(batch["pixel_values"])
+        live_text = module.model.text(batch["input_ids"], batch["attention_mask"])
+    full = load_or_compute(module.model, dm)
+    image, text, usable = full.lookup(order)
+    assert usable.all() and len(records) > 5
+    assert torch.allclose(image, live_image, atol=1e-5) and torch.allclose(
+        text, live_text, atol=1e-5
+    )
+    dm.feature_cache_dtype = "float16"
+    half = load_or_compute(module.model, dm)
+    assert half.store.dtype("text") == torch.float16 and half.nbytes < 0.6 * full.nbytes
+    image16, text16, _ = half.lookup(order)
+    assert torch.allclose(image16, live_image, atol=1e-2) and torch.allclose(
+        text16, live_text, atol=1e-2
+    )
 
 
 def test_a_stage_that_unfreezes_invalidates_the_cache(tiny_dataset, tmp_path):
@@ -80,10 +111,11 @@ def test_fit_with_the_feature_cache_through_the_cli(tiny_dataset, tmp_path):
 
 def test_cache_is_safetensors_and_a_planted_pickle_never_runs(tiny_dataset, tmp_path, caplog):
     dm, module = _setup(tiny_dataset, tmp_path)
-    first = load_or_compute(module.model, dm)
+    first_text = _all(load_or_compute(module.model, dm))[1]  # read before the file is overwritten
     key = cache_key(module.model, dm.split("train"), dm.max_text_length, dm.image_limits)
-    path = cache_dir() / "features" / f"features-{key}.safetensors"  # (other tests add others)
-    assert path.is_file()
+    directory = cache_dir() / "features" / f"features-{key}"  # (other tests add others)
+    (path,) = directory.glob("part-*.safetensors")
+    assert (directory / "manifest.json").is_file()
     assert path.read_bytes()[8:9] == b"{"  # safetensors: 8-byte header length, then JSON
     marker = tmp_path / "pwned"
 
@@ -95,5 +127,5 @@ def test_cache_is_safetensors_and_a_planted_pickle_never_runs(tiny_dataset, tmp_
     again = load_or_compute(module.model, dm)
     assert not marker.exists()  # never unpickled
     assert str(path) in caplog.text and "not a valid" in caplog.text
-    assert torch.equal(first.text, again.text)  # recomputed, and rewritten as safetensors
+    assert torch.equal(first_text, _all(again)[1])  # recomputed, and rewritten as safetensors
     assert path.read_bytes()[8:9] == b"{"

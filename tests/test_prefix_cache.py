@@ -23,11 +23,8 @@ from tonics.train.module import AlignmentModule
 from tonics.train.prefix_cache import (
     TowerSplit,
     UnsupportedSplit,
-    compute_prefix_cache,
     load_or_compute_prefix,
     prefix_key,
-    read_prefix_cache,
-    save_prefix_cache,
     split_of,
     text_states,
     widest,
@@ -158,20 +155,30 @@ def _datamodule(tiny_dataset, tmp_path, dtype="float32"):
     return dm
 
 
-def test_cache_file_round_trip_key_and_damage(tiny_dataset, tmp_path, caplog):
+def test_cache_store_round_trip_key_and_damage(tiny_dataset, tmp_path, caplog):
     dm = _datamodule(tiny_dataset, tmp_path, "float16")
     torch.manual_seed(0)
     module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
     records = dm.split("train")
-    cache = compute_prefix_cache(module.model, records, dm.tokenizer, dm.image_processor, (1, 1),
-                                 dtype="float16", max_text_length=dm.max_text_length)  # fmt: skip
-    assert cache.text_states.dtype == torch.float16 and cache.image_states.dtype == torch.float16
-    assert len(cache.text_offsets) == len(records) + 1 and cache.nbytes > 0
-    path = tmp_path / "p.safetensors"
-    save_prefix_cache(cache, path)
-    again = read_prefix_cache(path)
-    assert again.split == (1, 1) and torch.equal(again.text_states, cache.text_states)
-    assert torch.equal(again.image_states, cache.image_states)
+    cache = load_or_compute_prefix(module.model, dm, (1, 1))
+    assert cache.source == "computed" and cache.nbytes > 0
+    assert (
+        cache.store.dtype("text") == torch.float16 and cache.store.dtype("image") == torch.float16
+    )
+    rows = cache.store.ragged("text", torch.arange(len(records)))
+    assert [len(r) for r in rows] == [int(m.sum()) for m in dm.tokenizer(
+        [r.caption for r in records], truncation=True, max_length=dm.max_text_length,
+        padding=True, return_tensors="pt")["attention_mask"]]  # fmt: skip
+    again = load_or_compute_prefix(module.model, dm, (1, 1))
+    assert again.source == "loaded"
+    assert all(torch.equal(a, b) for a, b in zip(again.store.ragged("text", torch.arange(len(records))), rows))  # fmt: skip
+
+    part = next(cache.store.directory.glob("part-*.safetensors"))
+    part.write_bytes(b"\x00" * 16)  # damaged: refused with its name, recomputed
+    with caplog.at_level(logging.WARNING):
+        again = load_or_compute_prefix(module.model, dm, (1, 1))
+    assert part.name in caplog.text and again.source == "computed"
+    assert torch.equal(again.store.ragged("text", torch.arange(len(records)))[0], rows[0])
 
     def key(split=(1, 1), dtype="float16"):
         return prefix_key(module.model, split, records, 64, None, dtype)
@@ -183,10 +190,6 @@ def test_cache_file_round_trip_key_and_damage(tiny_dataset, tmp_path, caplog):
     assert key() == before
     module.model.vision.encoder.blocks[0].mlp.fc1.weight.data.add_(1.0)  # the prefix is
     assert key() != before
-
-    path.write_bytes(b"\x00" * 16)
-    with pytest.raises(ValueError, match="p.safetensors"):
-        read_prefix_cache(path)
 
 
 def test_a_failed_self_check_refuses_the_cache(tiny_dataset, tmp_path, monkeypatch):

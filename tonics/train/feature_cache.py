@@ -2,54 +2,56 @@
 so each training pair's features are computed once and the heads train from them.
 
 Features are pooled encoder outputs (before the projection heads): images once per image, captions
-once per pair. They are kept in memory and saved under the cache directory, keyed by the encoders'
-names, a fingerprint of their weights, the tokenisation length and the training pairs, so a second
-run (another seed, the random baseline) loads them at once. Preprocessing is deterministic (no
-augmentation), so cached and live features are the same up to float rounding.
-
-The file is safetensors (tensors plus a JSON metadata field for the failures), written atomically:
-reading it back never runs code. A file that is not valid safetensors (damaged, or planted) is
-refused with a warning that names it, and the features are computed again.
+once per pair, stored as float32 or float16 (`data.feature_cache_dtype`). They live in a sharded,
+memory-mapped store under the cache directory (`tonics.train.sharded_store`: every DDP rank
+encodes its own parts, rank 0 writes the manifest; a killed build resumes; reading never runs
+code), keyed by the encoders' names, a fingerprint of their weights, the storage dtype, the
+tokenisation length, the image limits and the training pairs, so a second run (another seed, the
+random baseline) maps it at once. Preprocessing is deterministic (no augmentation), so cached and
+live features are the same up to float rounding. A damaged or planted file is refused with a
+warning that names it, and its part is computed again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-from safetensors.torch import load, save
 from tqdm.auto import tqdm
 
 from ontology.wordnet import cache_dir
-from tonics.atomic import atomic_write
 from tonics.data.batches import image_once_loader
+from tonics.train.sharded_store import Failures, ShardedStore, load_or_build, ranks_of
 
 log = logging.getLogger(__name__)
 
 
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
 @dataclass
 class FeatureCache:
-    """Pooled features: `image[pair_image[i]]` and `text[i]` for training pair i."""
+    """Pooled features of the training pairs, mapped from a sharded store."""
 
-    image: torch.Tensor
-    text: torch.Tensor
-    pair_image: torch.Tensor  # -1 where the pair's image failed to load
-    failures: dict[int, tuple[str, str]]  # pair -> (location, reason) for failed images
+    store: ShardedStore
+
+    @property
+    def failures(self) -> Failures:
+        """pair -> (location, reason) for pairs whose image failed to load."""
+        return self.store.failures
 
     @property
     def nbytes(self) -> int:
-        """Bytes held in memory."""
-        return sum(t.numel() * t.element_size() for t in (self.image, self.text, self.pair_image))
+        """Bytes of features on disk (memory-mapped: only the rows a batch touches are read)."""
+        return self.store.nbytes
 
     def lookup(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(image features, text features, usable mask) for these pairs."""
-        rows = self.pair_image[indices]
-        usable = rows >= 0
-        return self.image[rows[usable]], self.text[indices[usable]], usable
+        """(image features, text features, usable mask) for these pairs, as float32."""
+        image, usable = self.store.images_of("image", indices)
+        text = self.store.per_pair("text", indices[usable])
+        return image.float(), text.float(), usable
 
 
 def _fingerprint(module: torch.nn.Module) -> str:
@@ -60,12 +62,12 @@ def _fingerprint(module: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_key(model, records, max_text_length: int, limits=None) -> str:
-    """Encoders' weights, tokenisation length, image decoding limits (JPEG draft size) and the
-    pairs (ids and captions) in one hash."""
+def cache_key(model, records, max_text_length: int, limits=None, dtype: str = "float32") -> str:
+    """Encoders' weights, storage dtype, tokenisation length, image decoding limits (JPEG draft
+    size) and the pairs (ids and captions) in one hash."""
     digest = hashlib.sha256()
     digest.update(
-        f"{_fingerprint(model.text)}|{_fingerprint(model.vision)}|{max_text_length}|{limits!r}".encode()
+        f"{_fingerprint(model.text)}|{_fingerprint(model.vision)}|{dtype}|{max_text_length}|{limits!r}".encode()
     )
     for r in records:
         digest.update(f"{r.pair_id}\x1f{r.image_id}\x1f{r.caption}\x1e".encode("utf-8", "replace"))
@@ -114,63 +116,43 @@ def encode_pairs(records, tokenizer, image_processor, text_fn, image_fn, *, batc
     return images, texts, pair_image, failed
 
 
-def compute_features(model, records, tokenizer, image_processor, *, batch_size=64, num_workers=0,
-                     max_text_length=64, device="cpu", limits=None) -> FeatureCache:  # fmt: skip
-    """Encode every image once and every caption, with the encoders as they are now."""
+def encode_part(records, pairs: list[int], description: str, text_fn, image_fn, *, image_width: int,
+                text_dtype, image_dtype, datamodule, device,
+                on_first_batch=None) -> tuple[dict[str, torch.Tensor], Failures]:  # fmt: skip
+    """One part of a cache: `pair_image`, `image` and `text` (or its `text_offsets` when the text
+    rows are ragged, `text_fn` giving a variable number of rows per caption) for these pairs."""
+    subset = [records[i] for i in pairs]
     images, texts, pair_image, failed = encode_pairs(
-        records, tokenizer, image_processor,
-        lambda ids, mask: list(model.text(ids, mask).float().cpu()),
-        lambda pixels: model.vision(pixels).float(),
-        batch_size=batch_size, num_workers=num_workers, max_text_length=max_text_length,
-        device=device, limits=limits, desc="feature cache (frozen encoders)",
+        subset, datamodule.tokenizer, datamodule.image_processor, text_fn, image_fn,
+        batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers,
+        max_text_length=datamodule.max_text_length, device=device, limits=datamodule.image_limits,
+        desc=description, on_first_batch=on_first_batch,
     )  # fmt: skip
-    image = torch.stack(images) if images else torch.zeros(0, model.vision.output_dim)
-    return FeatureCache(image, torch.stack(texts), pair_image, failed)
+    arrays = {"pair_image": pair_image}
+    arrays["image"] = torch.stack(images).to(image_dtype) if images else torch.zeros(0, *image_width, dtype=image_dtype)  # fmt: skip
+    ragged = bool(texts) and texts[0].dim() == 2
+    arrays["text"] = (torch.cat(texts) if ragged else torch.stack(texts)).to(text_dtype)
+    if ragged:
+        arrays["text_offsets"] = torch.tensor([0] + [len(t) for t in texts]).cumsum(0)
+    return arrays, {pairs[i]: reason for i, reason in failed.items()}
 
 
-def save_cache(cache: FeatureCache, path: Path) -> None:
-    """Write the cache as safetensors (failures as JSON metadata), atomically."""
-    tensors = {"image": cache.image.contiguous(), "text": cache.text.contiguous(),
-               "pair_image": cache.pair_image.contiguous()}  # fmt: skip
-    failures = {str(k): list(v) for k, v in cache.failures.items()}
-    payload = save(tensors, metadata={"failures": json.dumps(failures)})
-    atomic_write(path, lambda out: out.write(payload))
-
-
-def read_cache(path: Path) -> FeatureCache:
-    """Read a cache written by `save_cache`; any invalid file raises ValueError naming it."""
-    try:  # read into memory, not mmap: a file replaced in place later cannot fault a reader
-        data = path.read_bytes()
-        tensors = load(data)
-        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
-        failures = json.loads(header["__metadata__"]["failures"])
-        tensors = {name: tensors[name] for name in ("image", "text", "pair_image")}
-    except Exception as err:  # noqa: BLE001 - whatever is wrong, the file is not ours
-        raise ValueError(f"feature cache {path} is not a valid tonics safetensors file ({type(err).__name__})") from err  # fmt: skip
-    return FeatureCache(**tensors, failures={int(k): tuple(v) for k, v in failures.items()})
-
-
-def load_or_compute(model, datamodule, device="cpu") -> FeatureCache:
-    """The cache for the datamodule's training pairs: from disk when present, else computed."""
+def load_or_compute(model, datamodule, device="cpu", trainer=None) -> FeatureCache:
+    """The cache for the datamodule's training pairs: mapped from disk when complete, else
+    computed (each rank of `trainer` encoding its own parts)."""
     records = datamodule.split("train")
-    key = cache_key(model, records, datamodule.max_text_length, datamodule.image_limits)
-    path = cache_dir() / "features" / f"features-{key}.safetensors"
-    if path.is_file():
-        try:
-            cache = read_cache(path)
-            log.info("feature cache: loaded %s", path)
-            return cache
-        except ValueError as err:
-            log.warning("%s; refusing it and computing the features again", err)
-    cache = compute_features(model, records, datamodule.tokenizer, datamodule.image_processor,
-                             batch_size=datamodule.eval_batch_size, num_workers=datamodule.num_workers,
-                             max_text_length=datamodule.max_text_length, device=device,
-                             limits=datamodule.image_limits)  # fmt: skip
-    save_cache(cache, path)
-    log.info(
-        "feature cache: %d images, %d captions computed, saved to %s",
-        len(cache.image),
-        len(cache.text),
-        path,
-    )
-    return cache
+    dtype = getattr(datamodule, "feature_cache_dtype", "float32")
+    key = cache_key(model, records, datamodule.max_text_length, datamodule.image_limits, dtype)
+    storage = STORAGE_DTYPES[dtype]
+
+    def build(pairs: list[int], description: str):
+        return encode_part(records, pairs, f"feature cache (frozen encoders), {description}",
+                           lambda ids, mask: list(model.text(ids, mask).float().cpu()),
+                           lambda pixels: model.vision(pixels).float(),
+                           image_width=(model.vision.output_dim,), text_dtype=storage,
+                           image_dtype=storage, datamodule=datamodule, device=device)  # fmt: skip
+
+    store = load_or_build(cache_dir() / "features" / f"features-{key}", key,
+                          [r.image_id for r in records], build, what="feature cache",
+                          **ranks_of(trainer))  # fmt: skip
+    return FeatureCache(store)

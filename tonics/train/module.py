@@ -249,12 +249,16 @@ class AlignmentModule(pl.LightningModule):
             )
 
     def _build_caches(self, dm) -> None:
-        from tonics.train.prefix_cache import UnsupportedSplit, load_or_compute_prefix
+        from tonics.train.prefix_cache import (
+            UnsupportedSplit,
+            derive_feature_cache,
+            load_or_compute_prefix,
+        )
 
         for split in self._planned_splits(dm):
             try:
                 self.prefix_caches[split] = load_or_compute_prefix(
-                    self.model, dm, split, self.device
+                    self.model, dm, split, self.device, trainer=self.trainer
                 )
             except UnsupportedSplit as why:
                 log.warning("prefix cache (text top %d, vision top %d) not used, those steps run "
@@ -262,11 +266,12 @@ class AlignmentModule(pl.LightningModule):
         frozen = self.model.text.is_frozen and self.model.vision.is_frozen
         started = time.perf_counter()
         if frozen and self.prefix_caches:  # derive pooled features: no second encoding pass
-            self.feature_cache = next(iter(self.prefix_caches.values())).pooled(device=self.device)
+            prefix = next(iter(self.prefix_caches.values()))
+            self.feature_cache = derive_feature_cache(prefix, self.model, dm, self.device, self.trainer)  # fmt: skip
         elif frozen:
             from tonics.train.feature_cache import load_or_compute
 
-            self.feature_cache = load_or_compute(self.model, dm, self.device)
+            self.feature_cache = load_or_compute(self.model, dm, self.device, self.trainer)
         if self.feature_cache is not None:
             self._pooled_info = {"bytes": self.feature_cache.nbytes, "build_s": round(time.perf_counter() - started, 3),
                                  "source": "derived from the prefix cache" if self.prefix_caches else "computed or loaded"}  # fmt: skip

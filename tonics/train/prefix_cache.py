@@ -14,32 +14,32 @@ first batch is run both ways (live and cached prefix) and must agree; any other 
 opened wholly, or a parameter below the top blocks that would train makes `UnsupportedSplit`, and
 the trainer trains those stages live with one line saying why.
 
-Storage follows the feature cache: safetensors, written atomically, keyed by the frozen prefix's
-weights, the split, the storage dtype (fp16 halves the size; outputs then agree to ~1e-3), the
-tokenisation length, image limits and the training pairs; read back without running code.
+Storage follows the feature cache: a sharded, memory-mapped store (`tonics.train.sharded_store`:
+every DDP rank writes its own parts, a killed build resumes, nothing is unpickled), keyed by the
+frozen prefix's weights, the split, the storage dtype (fp16 halves the size; outputs then agree to
+~1e-3), the tokenisation length, image limits and the training pairs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import torch
-from safetensors.torch import load, save
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
+from tqdm.auto import tqdm
 
 from ontology.wordnet import cache_dir
-from tonics.atomic import atomic_write
 from tonics.model.alignment import _is_tail_parameter
 from tonics.model.encoders import TextEncoder
-from tonics.train.feature_cache import FeatureCache, encode_pairs
+from tonics.train.feature_cache import FeatureCache, cache_key, encode_part
+from tonics.train.sharded_store import Failures, ShardedStore, load_or_build, ranks_of
 
 log = logging.getLogger(__name__)
 
@@ -211,27 +211,27 @@ def text_states(split: TowerSplit, ids: torch.Tensor, mask: torch.Tensor) -> lis
 
 @dataclass
 class PrefixCache:
-    """Cached prefix states for the training pairs under one split.
+    """Cached prefix states for the training pairs under one split, mapped from a sharded store.
 
-    Text: with k > 0, the hidden states of all captions' tokens end to end (`text_states`), pair i
-    owning rows `text_offsets[i]:text_offsets[i+1]`; with k = 0, one pooled row per pair. Images:
-    one state per image, pair i using row `pair_image[i]` (-1: its image failed to load)."""
+    Text (`text`): with k > 0, the hidden states of each caption's tokens (`text_states`, ragged);
+    with k = 0, one pooled row per pair. Images (`image`): one state per image."""
 
     split: Split
-    text_states: torch.Tensor
-    text_offsets: torch.Tensor
-    image_states: torch.Tensor
-    pair_image: torch.Tensor
-    failures: dict[int, tuple[str, str]]
+    store: ShardedStore
+    key: str = ""
     build_s: float = 0.0
     source: str = "computed"
     splits: dict = field(default_factory=dict, repr=False)  # tower -> TowerSplit, set on bind
 
     @property
+    def failures(self) -> Failures:
+        """pair -> (location, reason) for pairs whose image failed to load."""
+        return self.store.failures
+
+    @property
     def nbytes(self) -> int:
-        """Bytes held in memory (and, to within the header, on disk)."""
-        return sum(t.numel() * t.element_size() for t in
-                   (self.text_states, self.text_offsets, self.image_states, self.pair_image))  # fmt: skip
+        """Bytes of cached states on disk (memory-mapped)."""
+        return self.store.nbytes
 
     def bind(self, model) -> PrefixCache:
         """Attach the model's towers (split as this cache was made) for `features`."""
@@ -241,8 +241,8 @@ class PrefixCache:
 
     def _text(self, pairs: torch.Tensor, device, dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.split[0] == 0:
-            return self.text_states[pairs].to(device, dtype), None
-        rows = [self.text_states[self.text_offsets[i] : self.text_offsets[i + 1]] for i in pairs.tolist()]  # fmt: skip
+            return self.store.per_pair("text", pairs).to(device, dtype), None
+        rows = self.store.ragged("text", pairs)
         states = pad_sequence(rows, batch_first=True).to(device, dtype)
         lengths = torch.tensor([len(r) for r in rows], device=device)
         mask = (torch.arange(states.shape[1], device=device)[None] < lengths[:, None]).long()
@@ -253,32 +253,55 @@ class PrefixCache:
         towers' trainable top blocks (gradients flow into them)."""
         for split in self.splits.values():
             split.check_trainable()
-        rows = self.pair_image[indices]
-        usable = rows >= 0
+        keys = self.store.image_keys(indices)
+        usable = torch.from_numpy(keys >= 0)
         if int(usable.sum()) < 2:  # nothing to contrast: the step is skipped
             empty = [
                 torch.zeros(0, s.encoder.output_dim, device=device) for s in self.splits.values()
             ]
             return empty[1], empty[0], usable
-        image = self.splits["vision"].suffix(self.image_states[rows[usable]].to(device, dtype))
+        image = self.splits["vision"].suffix(self.store.per_image("image", keys[keys >= 0]).to(device, dtype))  # fmt: skip
         states, mask = self._text(indices[usable], device, dtype)
         return image, self.splits["text"].suffix(states, mask), usable
 
     @torch.no_grad()
-    def pooled(self, batch_size: int = 256, device="cpu") -> FeatureCache:
-        """Pooled features of every pair through the current (frozen) top blocks, in eval mode:
-        the frozen stages' cache, derived without encoding anything again."""
+    def pooled_part(self, pairs: list[int], description: str, batch_size: int = 256, device="cpu"):
+        """Pooled features of these pairs (and their images, once each) through the current
+        (frozen) top blocks, in eval mode: one part of the derived feature cache."""
+        keys = self.store.image_keys(torch.tensor(pairs))
+        images, inverse = np.unique(keys[keys >= 0], return_inverse=True)
+        pair_image = torch.full((len(pairs),), -1, dtype=torch.long)
+        pair_image[torch.from_numpy(keys >= 0)] = torch.from_numpy(inverse.reshape(-1))
         text, image = [], []
+        chunks = [("text", pairs[i : i + batch_size]) for i in range(0, len(pairs), batch_size)]
+        chunks += [("image", images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
         with eval_mode(self.splits["text"].encoder), eval_mode(self.splits["vision"].encoder):
-            for start in range(0, len(self.pair_image), batch_size):
-                pairs = torch.arange(start, min(start + batch_size, len(self.pair_image)))
-                text.append(self.splits["text"].suffix(*self._text(pairs, device, torch.float32)).float().cpu())  # fmt: skip
-            for start in range(0, len(self.image_states), batch_size):
-                chunk = self.image_states[start : start + batch_size].to(device, torch.float32)
-                image.append(self.splits["vision"].suffix(chunk).float().cpu())
+            for kind, chunk in tqdm(chunks, desc=description, unit="batch", mininterval=2.0):
+                if kind == "text":
+                    states = self._text(torch.tensor(chunk), device, torch.float32)
+                    text.append(self.splits["text"].suffix(*states).float().cpu())
+                else:
+                    states = self.store.per_image("image", chunk).to(device, torch.float32)
+                    image.append(self.splits["vision"].suffix(states).float().cpu())
         width = self.splits["vision"].encoder.output_dim
-        image_features = torch.cat(image) if image else torch.zeros(0, width)
-        return FeatureCache(image_features, torch.cat(text), self.pair_image, self.failures)
+        arrays = {"pair_image": pair_image, "text": torch.cat(text),
+                  "image": torch.cat(image) if image else torch.zeros(0, width)}  # fmt: skip
+        return arrays, {p: self.failures[p] for p in pairs if p in self.failures}
+
+
+def derive_feature_cache(prefix: PrefixCache, model, datamodule, device="cpu", trainer=None) -> FeatureCache:  # fmt: skip
+    """The frozen stages' pooled features, derived from a prefix cache through the current
+    (frozen) top blocks without encoding anything again; stored like any feature cache, under a
+    key of its own (fp16 prefix states make them differ from directly encoded ones by ~1e-3)."""
+    records = datamodule.split("train")
+    base = cache_key(model, records, datamodule.max_text_length, datamodule.image_limits)
+    key = hashlib.sha256(f"{base}|derived from prefix {prefix.key}".encode()).hexdigest()[:20]
+    store = load_or_build(
+        cache_dir() / "features" / f"features-derived-{key}", key, [r.image_id for r in records],
+        lambda pairs, description: prefix.pooled_part(pairs, f"feature cache from the prefix cache, {description}", device=device),
+        what="feature cache (derived from the prefix cache)", **ranks_of(trainer),
+    )  # fmt: skip
+    return FeatureCache(store)
 
 
 def _fingerprint_prefix(split: TowerSplit) -> str:
@@ -335,82 +358,38 @@ def _verify(towers: dict[str, TowerSplit], dtype: torch.dtype):
     return check
 
 
-def compute_prefix_cache(model, records, tokenizer, image_processor, split: Split, *,
-                         dtype: str = "float16", batch_size=64, num_workers=0, max_text_length=64,
-                         device="cpu", limits=None) -> PrefixCache:  # fmt: skip
-    """Encode every caption and image once up to the split, checking the first batch both ways."""
-    towers = {"text": TowerSplit(model.text.encoder, split[0]),
-              "vision": TowerSplit(model.vision.encoder, split[1])}  # fmt: skip
-    storage = STORAGE_DTYPES[dtype]
-    images, texts, pair_image, failed = encode_pairs(
-        records, tokenizer, image_processor,
-        lambda ids, mask: [t.to(storage if split[0] else torch.float32) for t in text_states(towers["text"], ids, mask)],
-        lambda pixels: towers["vision"].prefix(pixels).to(storage if split[1] else torch.float32),
-        batch_size=batch_size, num_workers=num_workers, max_text_length=max_text_length,
-        device=device, limits=limits, on_first_batch=_verify(towers, storage),
-        desc=f"prefix cache (text top {split[0]}, vision top {split[1]})",
-    )  # fmt: skip
-    lengths = torch.tensor([0] + [len(t) for t in texts]) if split[0] else torch.zeros(0)
-    return PrefixCache(
-        split=split,
-        text_states=torch.cat(texts) if split[0] else torch.stack(texts),
-        text_offsets=lengths.cumsum(0).long() if split[0] else torch.zeros(0, dtype=torch.long),
-        image_states=torch.stack(images) if images else torch.zeros(0),
-        pair_image=pair_image,
-        failures=failed,
-    )
-
-
-TENSORS = ("text_states", "text_offsets", "image_states", "pair_image")
-
-
-def save_prefix_cache(cache: PrefixCache, path: Path) -> None:
-    """Safetensors (split and failures as JSON metadata), written atomically."""
-    tensors = {name: getattr(cache, name).contiguous() for name in TENSORS}
-    metadata = {"split": json.dumps(list(cache.split)),
-                "failures": json.dumps({str(k): list(v) for k, v in cache.failures.items()})}  # fmt: skip
-    payload = save(tensors, metadata=metadata)
-    atomic_write(path, lambda out: out.write(payload))
-
-
-def read_prefix_cache(path: Path) -> PrefixCache:
-    """A cache written by `save_prefix_cache`; anything else raises ValueError naming the file."""
-    try:  # whole file into memory (no mmap): a file replaced later cannot fault this reader
-        data = path.read_bytes()
-        tensors = load(data)
-        meta = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])["__metadata__"]
-        split = tuple(int(k) for k in json.loads(meta["split"]))
-        failures = {int(k): tuple(v) for k, v in json.loads(meta["failures"]).items()}
-        fields = {name: tensors[name] for name in TENSORS}
-    except Exception as err:  # noqa: BLE001 - whatever is wrong, the file is not ours
-        raise ValueError(f"prefix cache {path} is not a valid tonics safetensors file ({type(err).__name__})") from err  # fmt: skip
-    return PrefixCache(split=split, **fields, failures=failures, source="loaded")
-
-
-def load_or_compute_prefix(model, datamodule, split: Split, device="cpu") -> PrefixCache:
-    """The prefix cache of the datamodule's training pairs for `split`: from disk when present,
-    else computed (and saved); bound to the model's towers."""
+def load_or_compute_prefix(model, datamodule, split: Split, device="cpu", trainer=None) -> PrefixCache:  # fmt: skip
+    """The prefix cache of the datamodule's training pairs for `split`: mapped from disk when
+    complete, else computed (each rank of `trainer` its own parts, the first batch of each part
+    checked both ways); bound to the model's towers."""
     records = datamodule.split("train")
     dtype = getattr(datamodule, "prefix_cache_dtype", "float16")
     key = prefix_key(model, split, records, datamodule.max_text_length, datamodule.image_limits, dtype)  # fmt: skip
-    path = cache_dir() / "features" / f"prefix-{key}.safetensors"
+    towers = {"text": TowerSplit(model.text.encoder, split[0]),
+              "vision": TowerSplit(model.vision.encoder, split[1])}  # fmt: skip
+    storage = STORAGE_DTYPES[dtype]
+    computed = []
+
+    def build(pairs: list[int], description: str):
+        computed.append(description)
+        return encode_part(
+            records, pairs, f"prefix cache (text top {split[0]}, vision top {split[1]}), {description}",
+            lambda ids, mask: [t.to(storage if split[0] else torch.float32) for t in text_states(towers["text"], ids, mask)],
+            lambda pixels: towers["vision"].prefix(pixels).to(storage if split[1] else torch.float32),
+            image_width=() if split[1] else (model.vision.output_dim,),
+            text_dtype=storage if split[0] else torch.float32,
+            image_dtype=storage if split[1] else torch.float32,
+            datamodule=datamodule, device=device, on_first_batch=_verify(towers, storage),
+        )  # fmt: skip
+
     started = time.perf_counter()
-    cache = None
-    if path.is_file():
-        try:
-            cache = read_prefix_cache(path)
-        except ValueError as err:
-            log.warning("%s; refusing it and computing the states again", err)
-    if cache is None:
-        cache = compute_prefix_cache(model, records, datamodule.tokenizer, datamodule.image_processor,
-                                     split, dtype=dtype, batch_size=datamodule.eval_batch_size,
-                                     num_workers=datamodule.num_workers, device=device,
-                                     max_text_length=datamodule.max_text_length,
-                                     limits=datamodule.image_limits)  # fmt: skip
-        save_prefix_cache(cache, path)
+    store = load_or_build(cache_dir() / "features" / f"prefix-{key}", key,
+                          [r.image_id for r in records], build, what="prefix cache",
+                          **ranks_of(trainer))  # fmt: skip
+    cache = PrefixCache(split=split, store=store, key=key, source="computed" if computed else "loaded")  # fmt: skip
     cache.build_s = time.perf_counter() - started
     log.info("prefix cache (text top %d, vision top %d): %s in %.1f s, %.1f MB, %s", split[0],
-             split[1], cache.source, cache.build_s, cache.nbytes / 1e6, path)  # fmt: skip
+             split[1], cache.source, cache.build_s, cache.nbytes / 1e6, store.directory)  # fmt: skip
     return cache.bind(model)
 
 

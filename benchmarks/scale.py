@@ -1,0 +1,366 @@
+"""Scale simulation: what a Conceptual-Captions-sized corpus costs tonics on one machine.
+
+    python benchmarks/scale.py [--sizes 300000 1000000 3300000] [--work /tmp/tonics-scale]
+
+For each size it writes a synthetic CC-like corpus (img2dataset webdataset layout, 10,000 pairs a
+shard, one caption per image; captions composed from WordNet noun lemmas with a heavy-tailed
+frequency, tiny generated JPEGs) and measures, each phase in a fresh process (so peak RSS is the
+phase's own):
+
+- index: build time and size of the shard index (`tonics index`);
+- ontology: building it from the captions (time, peak RSS);
+- start-up, what every rank does before its first step: records from the index, the cached
+  ontology, the batch sampler and each batch kind's state (time, peak RSS);
+- sampling: per-batch time of each batch kind (batch 256), against a 0.3 s GPU step (ViT-B/32,
+  batch 256); a rank draws every rank's batch of a step, so multiply by the world size;
+- reads: a random image read through the index against the same bytes as a plain file;
+- feature cache: a sharded, memory-mapped store of the corpus (narrow fp16 rows): build, open and
+  per-batch lookup times; bytes per pair for real encoder widths from the measured layout.
+
+Then it extrapolates each figure linearly to 12M pairs (CC12M) and prints a Markdown table and one
+JSON line. Targets at 3.3M pairs: start-up < 60 s and < 4 GB RSS per process, sampling < 1% of a
+0.3 s step, index read <= 2x a plain file read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PER_SHARD = 10_000
+BATCH = 256
+STEP_S = 0.3  # ViT-B/32, batch 256, one GPU: the issue's reference step
+WIDTHS = {"MobileNetV2 + MiniLM": (1280, 384), "ViT-B/16 + BERT-base": (768, 768)}
+TARGETS = {"startup_s": 60.0, "startup_rss_gb": 4.0, "sampling_share": 0.01, "read_ratio": 2.0}
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident set size so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def _vocabulary(rng: random.Random) -> list[str]:
+    """Single-word noun lemmas of physical things from the installed WordNet."""
+    from ontology.wordnet import load_wordnet
+
+    wn = load_wordnet()
+    words = set()
+    for root in ("animal.n.01", "artifact.n.01", "food.n.02", "plant.n.02", "person.n.01",
+                 "natural_object.n.01", "geological_formation.n.01"):  # fmt: skip
+        for synset in wn.synset(root).closure(lambda s: s.hyponyms()):
+            words.update(name for name in synset.lemma_names() if name.isalpha() and name.islower())
+    words = sorted(words)
+    rng.shuffle(words)
+    return words
+
+
+ADJECTIVES = ["red", "small", "old", "large", "white", "wooden", "black", "young", "green", "blue"]
+PLACES = ["on", "near", "under", "beside", "in front of", "behind", "with", "in"]
+
+
+def _captions(n: int, seed: int):
+    """`n` captions of 1-3 WordNet nouns, drawn with a Zipf-like frequency (a few nouns in many
+    captions, most in few), as in web alt-text."""
+    rng = random.Random(seed)
+    words = _vocabulary(rng)
+    weights = 1.0 / np.arange(1, len(words) + 1) ** 1.1
+    cumulative = np.cumsum(weights / weights.sum())
+    picks = np.searchsorted(cumulative, np.random.default_rng(seed).random((n, 3)))
+    for i in range(n):
+        a, b, c = (words[j] for j in picks[i])
+        form = i % 3
+        if form == 0:
+            yield f"a {rng.choice(ADJECTIVES)} {a} {rng.choice(PLACES)} the {b}"
+        elif form == 1:
+            yield f"{a} and {b} {rng.choice(PLACES)} a {rng.choice(ADJECTIVES)} {c}"
+        else:
+            yield f"the {a} of a {b}"
+
+
+def _member(name: str, data: bytes) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info.tobuf(tarfile.USTAR_FORMAT) + data + b"\0" * (-len(data) % 512)
+
+
+def write_corpus(root: Path, pairs: int, seed: int = 0) -> float:
+    """img2dataset-layout shards of `pairs` pairs; returns seconds taken."""
+    from PIL import Image
+
+    started = time.perf_counter()
+    root.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    jpegs = []
+    for _ in range(512):  # a pool of tiny JPEGs: content does not matter for these costs
+        buffer = io.BytesIO()
+        Image.new("RGB", (16, 16), tuple(rng.randrange(256) for _ in range(3))).save(buffer, "JPEG")  # fmt: skip
+        jpegs.append(buffer.getvalue())
+    captions = _captions(pairs, seed)
+    for start in range(0, pairs, PER_SHARD):
+        shard = start // PER_SHARD
+        with open(root / f"{shard:05d}.tar", "wb") as out:
+            for n in range(start, min(pairs, start + PER_SHARD)):
+                key = f"{shard:05d}{n - start:04d}"
+                out.write(_member(f"{key}.jpg", jpegs[n % len(jpegs)]))
+                out.write(_member(f"{key}.txt", next(captions).encode()))
+            out.write(b"\0" * 1024)
+    return time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- phases (each in its own process)
+
+
+def _stages():
+    from tonics.sampling import Curriculum, Stage
+
+    return Curriculum([
+        Stage("random", {"random": 1.0}, steps=1),
+        Stage("diverse", {"diverse": 1.0}, steps=1),
+        Stage("fine", {"ontology": 1.0}, "fine", steps=1),
+        Stage("depth", {"ontology": 1.0}, "depth", min_depth=4, max_depth=7, steps=1),
+        Stage("objects", {"ontology": 1.0}, "fine", object_nodes_only=True, steps=1),
+        Stage("siblings", {"ontology": 1.0}, "fine", siblings=4),
+    ])  # fmt: skip
+
+
+def phase_index(corpus: Path) -> dict:
+    from tonics.data.shard_index import build_index, save_index
+
+    started = time.perf_counter()
+    index = build_index(sorted(corpus.glob("*.tar")))
+    path = save_index(index, corpus / "index.parquet", "txt")
+    return {"index_build_s": time.perf_counter() - started, "index_bytes": path.stat().st_size,
+            "index_rss_gb": peak_rss_gb()}  # fmt: skip
+
+
+def _records(corpus: Path):
+    from tonics.data.readers import WebDatasetReader
+
+    return WebDatasetReader(str(corpus / "*.tar"), index=str(corpus / "index.parquet")).read()
+
+
+def phase_ontology(corpus: Path) -> dict:
+    from ontology.index import ontology_for_records
+
+    records = _records(corpus)
+    started = time.perf_counter()
+    ontology = ontology_for_records(records, cache=corpus / "ontology")
+    return {"ontology_build_s": time.perf_counter() - started, "ontology_rss_gb": peak_rss_gb(),
+            "ontology_nodes": ontology.graph.number_of_nodes(), "coverage": ontology.coverage()}  # fmt: skip
+
+
+def phase_startup(corpus: Path) -> dict:
+    from ontology.index import ontology_for_records
+    from tonics.data.records import group_codes
+    from tonics.sampling.sampler import CurriculumBatchSampler
+
+    started = time.perf_counter()
+    records = _records(corpus)
+    records_s = time.perf_counter() - started
+    ontology = ontology_for_records(records, cache=corpus / "ontology")
+    ontology_s = time.perf_counter() - started - records_s
+    images, captions = (np.array(codes) for codes in group_codes(records))
+    curriculum = _stages()
+    sampler = CurriculumBatchSampler(ontology, curriculum, batch_size=BATCH, pair_images=images,
+                                     pair_captions=captions)  # fmt: skip
+    kinds = {stage.name: sampler._kind(i, next(iter(stage.mix))) for i, stage in enumerate(curriculum.stages)}  # fmt: skip
+    startup_s = time.perf_counter() - started
+    result = {"startup_s": startup_s, "startup_records_s": records_s,
+              "startup_ontology_s": ontology_s, "startup_rss_gb": peak_rss_gb()}  # fmt: skip
+    rng = np.random.default_rng(0)
+    for name, kind in kinds.items():
+        available = np.ones(len(ontology), dtype=bool)
+        times = []
+        for _ in range(40):
+            t = time.perf_counter()
+            kind.draw(available, BATCH, rng)
+            times.append(time.perf_counter() - t)
+        result[f"sample_{name}_ms"] = 1000 * float(np.median(times[1:]))
+    return result
+
+
+def phase_reads(corpus: Path, reads: int = 2000) -> dict:
+    from tonics.data.images import read_bytes
+
+    records = _records(corpus)
+    picks = random.Random(1).sample(range(len(records)), reads)
+    files = corpus / "files"
+    files.mkdir(exist_ok=True)
+    for n in picks:
+        (files / f"{n}.jpg").write_bytes(read_bytes(records[n].image))
+    index_times, file_times = [], []
+    for n in picks:  # alternating, so that noise hits both alike
+        t = time.perf_counter()
+        read_bytes(records[n].image)
+        index_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        with open(files / f"{n}.jpg", "rb") as handle:
+            handle.read()
+        file_times.append(time.perf_counter() - t)
+    index_us, file_us = 1e6 * float(np.median(index_times)), 1e6 * float(np.median(file_times))
+    return {"read_index_us": index_us, "read_file_us": file_us, "read_ratio": index_us / file_us}
+
+
+def phase_feature_cache(corpus: Path, width: int = 8) -> dict:
+    import torch
+
+    from tonics.train.sharded_store import load_or_build
+
+    records = _records(corpus)
+    image_ids = [r.image_id for r in records]
+    del records
+
+    def build(pairs, description):
+        n = len(pairs)
+        return {"pair_image": torch.arange(n), "image": torch.zeros(n, width, dtype=torch.float16),
+                "text": torch.zeros(n, width, dtype=torch.float16)}, {}  # fmt: skip
+
+    directory = corpus / "features"
+    started = time.perf_counter()
+    load_or_build(directory, "scale", image_ids, build)
+    build_s = time.perf_counter() - started
+    before = peak_rss_gb()
+    started = time.perf_counter()
+    store = load_or_build(directory, "scale", image_ids, build)
+    open_s = time.perf_counter() - started
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(50):
+        pairs = torch.from_numpy(rng.choice(len(image_ids), BATCH, replace=False))
+        t = time.perf_counter()
+        store.images_of("image", pairs)
+        store.per_pair("text", pairs)
+        times.append(time.perf_counter() - t)
+    per_pair = store.nbytes / len(image_ids)
+    overhead = per_pair - 2 * width * 2  # the index arrays every pair carries
+    result = {"cache_build_s": build_s, "cache_open_s": open_s,
+              "cache_lookup_ms": 1000 * float(np.median(times[1:])),
+              "cache_overhead_bytes_per_pair": overhead, "cache_open_rss_gb": peak_rss_gb(),
+              "cache_rss_before_open_gb": before}  # fmt: skip
+    for name, (image, text) in WIDTHS.items():
+        result[f"cache_bytes_per_pair {name} fp16"] = overhead + 2 * (image + text)
+    return result
+
+
+PHASES = {"index": phase_index, "ontology": phase_ontology, "startup": phase_startup,
+          "reads": phase_reads, "feature_cache": phase_feature_cache}  # fmt: skip
+
+
+def run_phase(name: str, corpus: Path) -> dict:
+    """One phase in a fresh interpreter; its JSON result."""
+    done = subprocess.run([sys.executable, __file__, "--phase", name, "--corpus", str(corpus)],
+                          check=True, capture_output=True, text=True)  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- report
+
+
+def extrapolate(sizes: list[int], values: list[float], target: int) -> float:
+    """Least-squares line through (size, value), read at `target`."""
+    slope, intercept = np.polyfit(np.array(sizes, float), np.array(values, float), 1)
+    return float(slope * target + intercept)
+
+
+ROWS = [  # (key, label, format)
+    ("corpus_write_s", "write synthetic shards (s)", "{:.0f}"),
+    ("index_build_s", "index build (s)", "{:.1f}"),
+    ("index_bytes", "index size (MB)", "mb"),
+    ("ontology_build_s", "ontology build (s)", "{:.0f}"),
+    ("ontology_rss_gb", "ontology build peak RSS (GB)", "{:.2f}"),
+    ("startup_records_s", "start-up: records from the index (s)", "{:.1f}"),
+    ("startup_ontology_s", "start-up: cached ontology (s)", "{:.1f}"),
+    ("startup_s", "**start-up total, with sampler (s)** (target < 60)", "{:.1f}"),
+    ("startup_rss_gb", "**start-up peak RSS (GB)** (target < 4)", "{:.2f}"),
+    *[(f"sample_{k}_ms", f"sampling, {k} batch of 256 (ms)", "{:.2f}")
+      for k in ("random", "diverse", "fine", "depth", "objects", "siblings")],  # fmt: skip
+    ("sampling_share", "**slowest kind / 0.3 s step** (target < 1%)", "pct"),
+    ("read_index_us", "image read by index (us)", "{:.1f}"),
+    ("read_file_us", "same bytes, plain file (us)", "{:.1f}"),
+    ("read_ratio", "**index / plain file** (target <= 2x)", "{:.2f}x"),
+    ("cache_build_s", "feature store write, 8-wide fp16 rows (s)", "{:.1f}"),
+    ("cache_open_s", "feature store open (s)", "{:.2f}"),
+    ("cache_lookup_ms", "feature lookup, batch of 256 (ms)", "{:.2f}"),
+    *[(f"cache_bytes_per_pair {k} fp16", f"feature cache bytes/pair, {k}, fp16", "{:.0f}")
+      for k in WIDTHS],  # fmt: skip
+    *[(f"cache_gb {k} fp16", f"feature cache on disk, {k}, fp16 (GB)", "{:.1f}") for k in WIDTHS],
+]
+
+
+def _cell(value: float, style: str) -> str:
+    if style == "mb":
+        return f"{value / 1e6:.1f}"
+    if style == "pct":
+        return f"{100 * value:.3f}%"
+    return style.format(value)
+
+
+def table(results: dict[int, dict], extra: int = 12_000_000) -> str:
+    """Markdown table: one column per measured size, one extrapolated to `extra` pairs."""
+    sizes = sorted(results)
+    lines = ["| | " + " | ".join(f"{s / 1e6:g}M pairs" for s in sizes) + f" | {extra / 1e6:g}M (extrapolated) |",
+             "|---" * (len(sizes) + 2) + "|"]  # fmt: skip
+    for key, label, style in ROWS:
+        values = [results[s].get(key) for s in sizes]
+        if any(v is None for v in values):
+            continue
+        linear = key not in ("read_index_us", "read_file_us", "read_ratio", "cache_lookup_ms") and "per_pair" not in key and not key.startswith("sample")  # fmt: skip
+        far = extrapolate(sizes, values, extra) if linear and len(sizes) > 1 else values[-1]
+        lines.append(f"| {label} | " + " | ".join(_cell(v, style) for v in values) + f" | {_cell(far, style)} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Build each corpus, run each phase, print the table and one JSON line."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[300_000, 1_000_000, 3_300_000])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/tonics-scale"))
+    parser.add_argument("--keep", action="store_true", help="keep each corpus on disk")
+    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(PHASES[args.phase](args.corpus)))
+        return
+    started, results = time.perf_counter(), {}
+    for size in args.sizes:
+        corpus = args.work / f"corpus-{size}"
+        shutil.rmtree(corpus, ignore_errors=True)
+        results[size] = {"corpus_write_s": write_corpus(corpus, size)}
+        for name in PHASES:
+            results[size].update(run_phase(name, corpus))
+            print(f"[{size}] {name} done, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+        figures = results[size]
+        figures["sampling_share"] = max(v for k, v in figures.items() if k.startswith("sample_")) / 1000 / STEP_S  # fmt: skip
+        for name in WIDTHS:
+            figures[f"cache_gb {name} fp16"] = figures[f"cache_bytes_per_pair {name} fp16"] * size / 1e9  # fmt: skip
+        if not args.keep:
+            shutil.rmtree(corpus, ignore_errors=True)
+    print(table(results))
+    at = results[max(results)]
+    print(json.dumps({"benchmark": "scale", "sizes": sorted(results), "seconds": round(time.perf_counter() - started),
+                      "cpu_count": os.cpu_count(), "targets": TARGETS,
+                      "met_at_largest": {"startup_s": at["startup_s"] < TARGETS["startup_s"],
+                                         "startup_rss_gb": at["startup_rss_gb"] < TARGETS["startup_rss_gb"],
+                                         "sampling_share": at["sampling_share"] < TARGETS["sampling_share"],
+                                         "read_ratio": at["read_ratio"] <= TARGETS["read_ratio"]},
+                      "results": {str(k): v for k, v in results.items()}}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
