@@ -287,8 +287,10 @@ ROWS = [  # (key, label, format)
     ("startup_ontology_s", "start-up: cached ontology (s)", "{:.1f}"),
     ("startup_s", "**start-up total, with sampler (s)** (target < 60)", "{:.1f}"),
     ("startup_rss_gb", "**start-up peak RSS (GB)** (target < 4)", "{:.2f}"),
-    *[(f"sample_{k}_ms", f"sampling, {k} batch of 256 (ms)", "{:.2f}")
-      for k in ("random", "diverse", "fine", "depth", "objects", "siblings")],  # fmt: skip
+    *[
+        (f"sample_{k}_ms", f"sampling, {k} batch of 256 (ms)", "{:.2f}")
+        for k in ("random", "diverse", "fine", "depth", "objects", "siblings")
+    ],  # fmt: skip
     ("sampling_share", "**slowest kind / 0.3 s step** (target < 1%)", "pct"),
     ("read_index_us", "image read by index (us)", "{:.1f}"),
     ("read_file_us", "same bytes, plain file (us)", "{:.1f}"),
@@ -296,8 +298,10 @@ ROWS = [  # (key, label, format)
     ("cache_build_s", "feature store write, 8-wide fp16 rows (s)", "{:.1f}"),
     ("cache_open_s", "feature store open (s)", "{:.2f}"),
     ("cache_lookup_ms", "feature lookup, batch of 256 (ms)", "{:.2f}"),
-    *[(f"cache_bytes_per_pair {k} fp16", f"feature cache bytes/pair, {k}, fp16", "{:.0f}")
-      for k in WIDTHS],  # fmt: skip
+    *[
+        (f"cache_bytes_per_pair {k} fp16", f"feature cache bytes/pair, {k}, fp16", "{:.0f}")
+        for k in WIDTHS
+    ],  # fmt: skip
     *[(f"cache_gb {k} fp16", f"feature cache on disk, {k}, fp16 (GB)", "{:.1f}") for k in WIDTHS],
 ]
 
