@@ -20,9 +20,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ontology.coco_categories import category_synset
+from ontology.memory import paused_gc
 
 ObjectSource = Literal["caption", "image", "intersection"]
 FORMAT_VERSION = 1
+PAIR_ID_SEPARATOR = "\x1e"  # ASCII record separator: never in a pair id
 
 
 @dataclass
@@ -56,14 +58,26 @@ class Ontology:
         return cached
 
     def precompute_subtrees(self) -> None:
-        """Fill the subtree index for every node in one pass over the pairs (fast sampling)."""
-        rows: dict[str, list[int]] = {n: [] for n in self.graph}
-        ancestors = {n: nx.ancestors(self.graph, n) | {n} for n in self.graph}
-        for i, objects in enumerate(self.pair_objects):
-            covered = set().union(*(ancestors[o] for o in objects)) if objects else set()
-            for node in covered:
-                rows[node].append(i)
-        self._subtree_cache = {n: np.asarray(v, dtype=np.int64) for n, v in rows.items()}
+        """Fill the subtree index for every node in one vectorised pass (fast sampling): each
+        pair is listed under every node that is one of its objects or their ancestor."""
+        nodes = sorted(self.graph.nodes)
+        number = {n: i for i, n in enumerate(nodes)}
+        counts = np.fromiter((len(o) for o in self.pair_objects), np.int64, len(self.pair_objects))
+        flat = np.fromiter((number[o] for objs in self.pair_objects for o in objs), np.int64, int(counts.sum()))  # fmt: skip
+        closure = [sorted(number[a] for a in nx.ancestors(self.graph, n) | {n}) for n in nodes]
+        lengths = np.array([len(c) for c in closure], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        closure_flat = np.array([a for c in closure for a in c], dtype=np.int64)
+        # one (node, pair) entry per ancestor of each of a pair's objects, then de-duplicated
+        per_object = lengths[flat]
+        pair_of = np.repeat(np.repeat(np.arange(len(counts)), counts), per_object)
+        within = np.arange(int(per_object.sum())) - np.repeat(np.cumsum(per_object) - per_object, per_object)  # fmt: skip
+        node_of = closure_flat[np.repeat(starts[flat], per_object) + within]
+        keys = np.unique(node_of * len(counts) + pair_of)
+        node_of, pair_of = np.divmod(keys, max(len(counts), 1))
+        bounds = np.searchsorted(node_of, np.arange(len(nodes) + 1))
+        pairs = pair_of.astype(np.int32 if len(counts) < 2**31 else np.int64)
+        self._subtree_cache = {n: pairs[bounds[i] : bounds[i + 1]] for i, n in enumerate(nodes)}
 
     def parent(self, node: str) -> str | None:
         """The hypernym nearest the root (smallest depth) or None at the root."""
@@ -106,38 +120,52 @@ class Ontology:
             "version": FORMAT_VERSION,
             "nodes": [[n, self.graph.nodes[n]] for n in nodes],
             "edges": sorted(self.graph.edges),
-            "pair_ids": self.pair_ids,
             "settings": self.settings,
         }
+        if set(self._subtree_cache) != set(nodes):
+            self.precompute_subtrees()
+        subtrees = [self._subtree_cache[n] for n in nodes]
         tmp = path.with_suffix(".tmp.npz")
-        np.savez_compressed(
+        np.savez(  # uncompressed: start-up reads it on every rank, at CC scale in seconds
             tmp,
             meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
             pair_nodes=np.asarray(flat, dtype=np.int32),
             pair_indptr=np.asarray(indptr, dtype=np.int64),
+            subtree_pairs=np.concatenate(subtrees) if subtrees else np.zeros(0, np.int32),
+            subtree_indptr=np.cumsum([0] + [len(p) for p in subtrees]).astype(np.int64),
+            # apart from the JSON, so that a caller holding the ids already need not parse them
+            pair_ids=np.frombuffer(PAIR_ID_SEPARATOR.join(self.pair_ids).encode(), dtype=np.uint8),
         )
         tmp.replace(path)
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Ontology:
-        """Read an ontology written by `save` (no WordNet needed)."""
+    def load(cls, path: str | Path, pair_ids: list[str] | None = None) -> Ontology:
+        """Read an ontology written by `save` (no WordNet needed). `pair_ids`: the pairs' ids
+        when the caller already holds them (a cache keyed by them), so they are not read again."""
         with np.load(path) as data:
             meta = json.loads(data["meta"].tobytes().decode())
-            flat, indptr = data["pair_nodes"], data["pair_indptr"]
+            if pair_ids is None and "pair_ids" not in meta:
+                stored = data["pair_ids"].tobytes().decode()
+                pair_ids = stored.split(PAIR_ID_SEPARATOR) if stored or len(data["pair_indptr"]) > 1 else []  # fmt: skip
+            flat, indptr = data["pair_nodes"].tolist(), data["pair_indptr"].tolist()
+            subtrees = (data["subtree_pairs"], data["subtree_indptr"]) if "subtree_pairs" in data else None  # fmt: skip
         if meta.get("version") != FORMAT_VERSION:
             raise ValueError(
                 f"{path}: ontology format {meta.get('version')}, expected {FORMAT_VERSION}"
             )
         graph = nx.DiGraph()
-        for name, attrs in meta["nodes"]:
-            graph.add_node(name, **attrs)
+        graph.add_nodes_from((name, attrs) for name, attrs in meta["nodes"])
         graph.add_edges_from(tuple(e) for e in meta["edges"])
         names = [n for n, _ in meta["nodes"]]
-        objects = [
-            tuple(names[j] for j in flat[indptr[i] : indptr[i + 1]]) for i in range(len(indptr) - 1)
-        ]
-        return cls(graph, objects, meta["pair_ids"], meta["settings"])
+        with paused_gc():
+            named = [names[j] for j in flat]
+            objects = [tuple(named[a:b]) for a, b in zip(indptr[:-1], indptr[1:])]
+        ontology = cls(graph, objects, meta["pair_ids"] if pair_ids is None else pair_ids, meta["settings"])  # fmt: skip
+        if subtrees is not None:
+            pairs, bounds = subtrees
+            ontology._subtree_cache = {n: pairs[bounds[i] : bounds[i + 1]] for i, n in enumerate(names)}  # fmt: skip
+        return ontology
 
 
 def _hypernym_closure(wn, synset_names: Iterable[str]) -> nx.DiGraph:
@@ -153,6 +181,7 @@ def _hypernym_closure(wn, synset_names: Iterable[str]) -> nx.DiGraph:
             synset.name(),
             lemmas=synset.lemma_names()[:5],
             depth=synset.min_depth(),
+            lexname=synset.lexname(),
             own=0,
             subtree=0,
         )
@@ -162,9 +191,8 @@ def _hypernym_closure(wn, synset_names: Iterable[str]) -> nx.DiGraph:
     for name in graph:  # parents reached only as edges still need attributes
         if "depth" not in graph.nodes[name]:
             synset = wn.synset(name)
-            graph.nodes[name].update(
-                lemmas=synset.lemma_names()[:5], depth=synset.min_depth(), own=0, subtree=0
-            )
+            graph.nodes[name].update(lemmas=synset.lemma_names()[:5], depth=synset.min_depth(),
+                                     lexname=synset.lexname(), own=0, subtree=0)  # fmt: skip
     return graph
 
 

@@ -19,7 +19,7 @@ from ontology.graph import ObjectSource, Ontology, build_ontology
 from ontology.wordnet import cache_dir
 
 log = logging.getLogger(__name__)
-EXTRACTOR_VERSION = 3  # bump when extraction rules change, so cached ontologies are rebuilt
+EXTRACTOR_VERSION = 4  # bump when extraction rules change, so cached ontologies are rebuilt
 
 
 def ontology_cache_key(
@@ -52,8 +52,9 @@ def ontology_for_records(
     path = directory / f"ontology-{key}.npz"
     if path.is_file():
         log.info("ontology: loaded from cache %s", path)
-        ontology = Ontology.load(path)
-        ontology.precompute_subtrees()
+        ontology = Ontology.load(path, pair_ids=[r.pair_id for r in records])  # in the key
+        if not ontology._subtree_cache:  # a file written before the subtree index was stored
+            ontology.precompute_subtrees()
         return ontology
     ontology = build_ontology(
         [r.caption for r in records],

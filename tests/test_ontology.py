@@ -146,3 +146,18 @@ def test_image_objects_from_coco_labels_in_intersection_mode(tmp_path):
     assert ontology.pair_objects == [("puppy.n.01", "frisbee.n.01"), ("bench.n.01",)]
     cached = ontology_for_records(records, source="intersection", cache=tmp_path)
     assert cached.pair_objects == ontology.pair_objects and len(list(tmp_path.glob("*.npz"))) == 1
+
+
+def test_subtree_index_equals_the_definition_and_survives_a_round_trip(tmp_path):
+    """Reference: a node's pairs are those naming it or any descendant (nx.descendants)."""
+    captions = ["a dog and a cat on grass", "a puppy in a field", "a cat on a sofa", "",
+                "a plate of pasta", "a dog with a bone", "a horse and a dog"]  # fmt: skip
+    ontology = build_ontology(captions, [f"p{i}" for i in range(len(captions))])
+    again = Ontology.load(ontology.save(tmp_path / "o.npz"))
+    assert again.graph.nodes["dog.n.01"]["lexname"] == "noun.animal"  # stored: no WordNet needed
+    for node in ontology.graph:
+        members = {node} | nx.descendants(ontology.graph, node)
+        expected = [i for i, objs in enumerate(ontology.pair_objects) if members & set(objs)]
+        assert ontology.subtree_pairs(node).tolist() == expected, node
+        assert again.subtree_pairs(node).tolist() == expected, node
+        assert ontology.graph.nodes[node]["subtree"] == len(expected)

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageRef:
     """Where an image's bytes live: a file, a member of a tar shard, or bytes in memory. A tar
     member with `offset`/`size` (from a shard index) is read with one seek + read."""
@@ -30,7 +30,7 @@ class ImageRef:
         return self.path if self.path is not None else f"<{len(self.data or b'')} bytes in memory>"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PairRecord:
     """One image-caption pair. Several pairs may share an `image_id` (COCO has ~5 per image).
 

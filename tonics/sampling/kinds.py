@@ -266,10 +266,16 @@ class DiverseKind(BatchKind):
     def __init__(self, ontology: Ontology, image_of: np.ndarray | None = None) -> None:
         self.random = RandomKind(len(ontology), image_of)
         self.image_of = image_of
-        groups: dict[str, list[int]] = {}
-        for i, objects in enumerate(ontology.pair_objects):
-            groups.setdefault(objects[0] if objects else f"<none-{i % 997}>", []).append(i)
-        self.groups = [np.asarray(v) for _, v in sorted(groups.items())]
+        # pairs grouped by main object (groups in name order, pairs ascending), vectorised
+        keys = [objs[0] if objs else f"<none-{i % 997}>" for i, objs in enumerate(ontology.pair_objects)]  # fmt: skip
+        codes: dict[str, int] = {}
+        numbers = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), np.int64, len(keys))
+        rank = np.empty(len(codes), dtype=np.int64)
+        rank[[codes[k] for k in sorted(codes)]] = np.arange(len(codes))
+        group_of = rank[numbers]
+        order = np.argsort(group_of, kind="stable")
+        bounds = np.searchsorted(group_of[order], np.arange(len(codes) + 1))
+        self.groups = [order[bounds[g] : bounds[g + 1]] for g in range(len(codes))]
 
     def draw(self, available, size, rng) -> Draw:
         """One pair from each of `size` different object groups; topped up at random if needed."""

@@ -92,7 +92,8 @@ def eligible_nodes(ontology: Ontology, batch_size: int, rules: HardNodeRules = H
     for node, data in ontology.graph.nodes(data=True):
         if data["subtree"] < need or node in excluded:
             continue
-        if rules.object_nodes_only and lexname(node) not in rules.lexnames:
+        lexical_file = data["lexname"] if "lexname" in data else lexname(node)  # stored at build
+        if rules.object_nodes_only and lexical_file not in rules.lexnames:
             continue
         images, captions = distinct_counts(hard_pool(ontology, node, blocked), image_of, caption_of)
         if not rules.object_nodes_only or (images >= need and captions >= need):

@@ -10,6 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
+from ontology.memory import paused_gc
 from tonics.data.readers.base import DataFormatError, PairReader, clean_caption
 from tonics.data.records import ImageRef, PairRecord
 
@@ -129,14 +130,20 @@ class WebDatasetReader(PairReader):
         index = index_for(shards, self.caption_extension, self.index)
         for reason, where in index.skipped:
             self.skip(reason, where)
-        paths = [Path(s["path"]) for s in index.shards]
-        records = []
-        for shard, offset, size, member, caption in zip(
-            index.shard, index.offset, index.size, index.member, index.caption, strict=True
-        ):
-            path = paths[shard]
-            key = str(Path(member).parent / Path(member).name.partition(".")[0])
-            name = f"{path.stem}/{key.lstrip('./')}"
-            image = ImageRef(path=str(path), tar_member=member, offset=offset, size=size)
-            records.append(PairRecord(pair_id=name, image=image, caption=caption, image_id=name, split=self.split))  # fmt: skip
+        with paused_gc():  # millions of records: no collection while they are built
+            paths = [str(Path(s["path"])) for s in index.shards]  # one string per shard, shared
+            stems = [Path(p).stem for p in paths]
+            records = []
+            for shard, offset, size, member, caption in zip(
+                index.shard, index.offset, index.size, index.member, index.caption, strict=True
+            ):
+                folder, _, filename = member.rpartition("/")
+                key = (
+                    f"{folder}/{filename.partition('.')[0]}"
+                    if folder
+                    else filename.partition(".")[0]
+                )
+                name = f"{stems[shard]}/{key.lstrip('./')}"
+                image = ImageRef(path=paths[shard], tar_member=member, offset=offset, size=size)
+                records.append(PairRecord(pair_id=name, image=image, caption=caption, image_id=name, split=self.split))  # fmt: skip
         return records
