@@ -122,7 +122,15 @@ def _printed(capsys, *configs):
 
 
 @pytest.mark.parametrize(
-    "configs", [["demo"], ["random_baseline"], ["coco_bert_vit"], ["cc3m"], ["demo", "ddp"]]
+    "configs",
+    [
+        ["demo"],
+        ["random_baseline"],
+        ["coco_bert_vit"],
+        ["cc3m"],
+        ["demo", "ddp"],
+        ["cc3m", "multinode"],
+    ],
 )
 def test_shipped_configs_parse(configs, capsys):
     config = _printed(capsys, *[f"configs/{name}.yaml" for name in configs])

@@ -1,6 +1,8 @@
-"""Two CPU processes under DDP through the paths a CC-scale run takes: webdataset shards read by a
-written index, the feature and prefix caches built in parts by both ranks, and a resumed run that
-continues exactly (same batches on each rank, caches mapped from disk)."""
+"""Two "nodes" (one CPU process each, launched as a scheduler would: NODE_RANK, MASTER_ADDR...)
+under DDP with `configs/multinode.yaml`'s layout, through the paths a CC-scale run takes:
+webdataset shards read by a written index, the feature and prefix caches built in parts by both
+ranks, and a resumed run that continues exactly (same batches on each rank, caches mapped from
+disk). Nodes that do not share the cache directory stop with an error naming the missing part."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import io
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
 import tarfile
@@ -38,36 +41,64 @@ def write_shards(directory: Path, n_shards: int = 3, per_shard: int = 16) -> str
     return str(directory / "*.tar")
 
 
-def test_two_ranks_share_index_and_caches_and_resume_exactly(tmp_path):
-    shards = write_shards(tmp_path / "data")
-    index = tmp_path / "data" / "index.parquet"
-    cli_main(["index", shards, "--out", str(index)])
-    cache = tmp_path / "cache"
-    env = {**os.environ, "TONICS_CACHE": str(cache),
-           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
-    stages = [{"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
-              {"name": "open", "mix": {"random": 1.0}, "unfreeze_text": 1, "unfreeze_vision": 1}]  # fmt: skip
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _launch_nodes(command, caches, cwd, timeout=300):
+    """Start `command` once per node (node n with cache directory caches[n]); their exit codes."""
+    port = _free_port()
+    processes = []
+    for node, cache in enumerate(caches):
+        env = {**os.environ, "TONICS_CACHE": str(cache), "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(port), "NODE_RANK": str(node), "LOCAL_RANK": "0",
+               "WORLD_SIZE": str(len(caches)),
+               "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+        log = open(Path(cwd) / f"node{node}.log", "w")  # noqa: SIM115 - closed with the process
+        processes.append((subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT), log))  # fmt: skip
+    codes = []
+    for process, log in processes:
+        codes.append(process.wait(timeout=timeout))
+        log.close()
+    return codes
+
+
+STAGES = [{"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
+          {"name": "open", "mix": {"random": 1.0}, "unfreeze_text": 1, "unfreeze_vision": 1}]  # fmt: skip
+
+
+def _command(tmp_path, name, max_steps, ckpt=None):
+    shards = str(tmp_path / "data" / "*.tar")
     reader = {"class_path": "tonics.data.readers.WebDatasetReader",
-              "init_args": {"shards": shards, "index": str(index)}}  # fmt: skip
+              "init_args": {"shards": shards, "index": str(tmp_path / "data" / "index.parquet")}}  # fmt: skip
+    directory = tmp_path / name
+    directory.mkdir(exist_ok=True)
+    record = {"class_path": "helpers.RecordBatches", "init_args": {"path": str(directory / "batches.jsonl")}}  # fmt: skip
+    config = tiny_config(directory / "c.yaml", "unused", "unused", directory,
+                         **{"data.reader": reader, "data.eval_split": "train", "data.stages": STAGES,
+                            "data.feature_cache": True, "data.batch_size": 4, "trainer.max_steps": max_steps,
+                            "trainer.limit_val_batches": 0, "trainer.callbacks": [record],
+                            "trainer.strategy": "ddp", "trainer.num_nodes": 2, "trainer.devices": 1})  # fmt: skip
+    command = [sys.executable, "-m", "tonics.cli", "fit", "--config", config, "--no_test", "true",
+               "--checkpoint.monitor", "null"]  # fmt: skip
+    return command + (["--ckpt_path", str(ckpt)] if ckpt else []), directory
+
+
+def test_two_nodes_share_index_and_caches_and_resume_exactly(tmp_path):
+    write_shards(tmp_path / "data")
+    cli_main(["index", str(tmp_path / "data" / "*.tar"), "--out", str(tmp_path / "data" / "index.parquet")])  # fmt: skip
+    cache = tmp_path / "cache"
 
     def run(name, max_steps, ckpt=None):
-        directory = tmp_path / name
-        directory.mkdir(exist_ok=True)
-        record = {"class_path": "helpers.RecordBatches", "init_args": {"path": str(directory / "batches.jsonl")}}  # fmt: skip
-        config = tiny_config(directory / "c.yaml", "unused", "unused", directory,
-                             **{"data.reader": reader, "data.eval_split": "train", "data.stages": stages,
-                                "data.feature_cache": True, "data.batch_size": 4, "trainer.max_steps": max_steps,
-                                "trainer.limit_val_batches": 0, "trainer.callbacks": [record],
-                                "trainer.strategy": "ddp", "trainer.devices": 2})  # fmt: skip
-        command = [sys.executable, "-m", "tonics.cli", "fit", "--config", config, "--no_test",
-                   "true", "--checkpoint.monitor", "null"]  # fmt: skip
-        if ckpt:
-            command += ["--ckpt_path", str(ckpt)]
-        subprocess.run(command, check=True, env=env, cwd=tmp_path, timeout=300, capture_output=True)
+        command, directory = _command(tmp_path, name, max_steps, ckpt)
+        codes = _launch_nodes(command, [cache, cache], tmp_path)
+        assert codes == [0, 0], (tmp_path / "node1.log").read_text()[-3000:]
         return sorted((directory / "tonics").glob("version_*"))[-1]
 
     full = run("full", 6)
-    # both caches were written in parts by both ranks: rank 0 wrote the manifests
+    # both caches were written in parts by both ranks, and rank 0 wrote their manifests
     manifests = sorted(cache.glob("features/*/manifest.json"))
     kinds = sorted(p.parent.name.split("-")[0] for p in manifests)
     assert kinds == ["features", "prefix"]  # pooled features derived from the prefix cache
@@ -88,3 +119,13 @@ def test_two_ranks_share_index_and_caches_and_resume_exactly(tmp_path):
     summary = json.loads((full / "stage_summary.json").read_text())
     assert summary[0]["feature_paths"] == {"pooled": 2}
     assert summary[1]["feature_paths"] == {"prefix text=1 vision=1": 4}
+
+
+def test_nodes_without_a_shared_cache_stop_naming_the_missing_part(tmp_path):
+    write_shards(tmp_path / "data")
+    cli_main(["index", str(tmp_path / "data" / "*.tar"), "--out", str(tmp_path / "data" / "index.parquet")])  # fmt: skip
+    command, _ = _command(tmp_path, "run", 2)
+    codes = _launch_nodes(command, [tmp_path / "cache0", tmp_path / "cache1"], tmp_path)
+    assert codes[0] != 0 and codes[1] != 0
+    log = (tmp_path / "node0.log").read_text()
+    assert "part-00001-of-00002" in log and "TONICS_CACHE" in log

@@ -146,13 +146,13 @@ def load_or_compute(model, datamodule, device="cpu", trainer=None) -> FeatureCac
     storage = STORAGE_DTYPES[dtype]
 
     def build(pairs: list[int], description: str):
-        return encode_part(records, pairs, f"feature cache (frozen encoders), {description}",
+        return encode_part(records, pairs, description,
                            lambda ids, mask: list(model.text(ids, mask).float().cpu()),
                            lambda pixels: model.vision(pixels).float(),
                            image_width=(model.vision.output_dim,), text_dtype=storage,
                            image_dtype=storage, datamodule=datamodule, device=device)  # fmt: skip
 
     store = load_or_build(cache_dir() / "features" / f"features-{key}", key,
-                          [r.image_id for r in records], build, what="feature cache",
+                          [r.image_id for r in records], build, what="feature cache (frozen encoders)",
                           **ranks_of(trainer))  # fmt: skip
     return FeatureCache(store)

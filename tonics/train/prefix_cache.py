@@ -298,7 +298,7 @@ def derive_feature_cache(prefix: PrefixCache, model, datamodule, device="cpu", t
     key = hashlib.sha256(f"{base}|derived from prefix {prefix.key}".encode()).hexdigest()[:20]
     store = load_or_build(
         cache_dir() / "features" / f"features-derived-{key}", key, [r.image_id for r in records],
-        lambda pairs, description: prefix.pooled_part(pairs, f"feature cache from the prefix cache, {description}", device=device),
+        lambda pairs, description: prefix.pooled_part(pairs, description, device=device),
         what="feature cache (derived from the prefix cache)", **ranks_of(trainer),
     )  # fmt: skip
     return FeatureCache(store)
@@ -373,7 +373,7 @@ def load_or_compute_prefix(model, datamodule, split: Split, device="cpu", traine
     def build(pairs: list[int], description: str):
         computed.append(description)
         return encode_part(
-            records, pairs, f"prefix cache (text top {split[0]}, vision top {split[1]}), {description}",
+            records, pairs, description,
             lambda ids, mask: [t.to(storage if split[0] else torch.float32) for t in text_states(towers["text"], ids, mask)],
             lambda pixels: towers["vision"].prefix(pixels).to(storage if split[1] else torch.float32),
             image_width=() if split[1] else (model.vision.output_dim,),
@@ -384,7 +384,8 @@ def load_or_compute_prefix(model, datamodule, split: Split, device="cpu", traine
 
     started = time.perf_counter()
     store = load_or_build(cache_dir() / "features" / f"prefix-{key}", key,
-                          [r.image_id for r in records], build, what="prefix cache",
+                          [r.image_id for r in records], build,
+                          what=f"prefix cache (text top {split[0]}, vision top {split[1]})",
                           **ranks_of(trainer))  # fmt: skip
     cache = PrefixCache(split=split, store=store, key=key, source="computed" if computed else "loaded")  # fmt: skip
     cache.build_s = time.perf_counter() - started

@@ -262,7 +262,7 @@ def load_or_build(directory: Path, key: str, image_ids: Sequence[str], build_par
             continue
         for partial in directory.glob(f".{path.name}.*.partial"):  # left by a killed writer
             partial.unlink(missing_ok=True)
-        arrays, failures = build_part(groups[index], f"{what} part {index + 1}/{count}")
+        arrays, failures = build_part(groups[index], f"{what}, part {index + 1}/{count}")
         write_part(path, key, groups[index], arrays, failures)
     barrier()
     missing = [name for name in names if not (directory / name).is_file()]
