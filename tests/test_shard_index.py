@@ -102,3 +102,44 @@ def test_default_index_lives_in_the_cache_keyed_by_shards(tmp_path):
     shards = [p.resolve() for p in reader.shard_paths()]
     assert default_index_path(shards, "txt").is_file()
     assert default_index_path(shards[:1], "txt") != default_index_path(shards, "txt")
+
+
+def _parquet_shards(directory, n_shards=2, per_shard=5):
+    """img2dataset's parquet output: key, caption, status, jpg (null where the download failed)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    directory.mkdir(parents=True, exist_ok=True)
+    images = {}
+    for s in range(n_shards):
+        rows = {"key": [], "caption": [], "status": [], "jpg": [], "url": []}
+        for i in range(per_shard):
+            key = f"{s:05d}{i:04d}"
+            failed = i == 3
+            images[key] = None if failed else _jpeg((50 * s, 40 * i, 9))
+            rows["key"].append(key)
+            rows["caption"].append(f"a blue square {key}")
+            rows["status"].append("failed_to_download" if failed else "success")
+            rows["jpg"].append(images[key])
+            rows["url"].append(f"http://example.invalid/{key}.jpg")
+        table = pa.table({**rows, "jpg": pa.array(rows["jpg"], pa.binary())})
+        pq.write_table(table, directory / f"{s:05d}.parquet", row_group_size=2)
+    return str(directory / "*.parquet"), images
+
+
+def test_img2dataset_parquet_output_reads_through_the_same_index(tmp_path, monkeypatch):
+    pattern, images = _parquet_shards(tmp_path / "data")
+    out = tmp_path / "idx" / "cc.parquet"
+    cli_main(["index", pattern, "--out", str(out)])
+    reader = WebDatasetReader(pattern, index=str(out))
+    records = reader.read()
+    assert len(records) == 8 and reader.skipped == {"parquet row without image bytes (download failed)": 2}  # fmt: skip
+    for record in records:  # one seek + read in the blob, the bytes img2dataset stored
+        key = record.pair_id.split("/")[1]
+        assert record.caption == f"a blue square {key}" and read_bytes(record.image) == images[key]
+        assert record.image.path.startswith(str(out) + ".images")
+    blob = next((tmp_path / "idx" / "cc.parquet.images").glob("*.bin"))
+    blob.unlink()  # the copied images are part of the index: missing means re-index
+    with pytest.raises(DataFormatError, match=r"\.bin \(the image bytes copied from .*\.parquet\) is missing"):  # fmt: skip
+        WebDatasetReader(pattern, index=str(out)).read()
+    assert len(WebDatasetReader(pattern).read()) == 8  # the automatic index in the cache works too

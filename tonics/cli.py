@@ -269,7 +269,7 @@ COMMANDS = {
     "retrieval": "retrieval figures of an exported model, any local CLIP-like model, or a baseline",
     "zeroshot": "zero-shot top-1/top-5 accuracy on an image folder or a local HF dataset",
     "demo": "build the offline demo dataset (--stats: its data card)",
-    "index": "index webdataset shards for random access (tonics index 'shards/*.tar')",
+    "index": "index img2dataset shards (.tar or .parquet) for random access (tonics index 'shards/*.tar')",
     "report": "curriculum-stage figures (PNG) of a finished run",
     "compare": "recipes over paired seeds: means, paired differences with 95% intervals",
 }

@@ -255,9 +255,10 @@ def _demo(argv: list[str]) -> int:
 def _index(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="tonics index",
-        description="Index webdataset shards for random access (one seek + read per image).",
+        description="Index img2dataset shards (webdataset .tar, or .parquet whose images are "
+        "copied once into a blob beside the index) for random access: one seek + read per image.",
     )
-    parser.add_argument("shards", help="glob of .tar shards, e.g. 'cc3m/*.tar'")
+    parser.add_argument("shards", help="glob of .tar or .parquet shards, e.g. 'cc3m/*.tar'")
     parser.add_argument("--out", help="index file (default: kept in the tonics cache)")
     parser.add_argument("--caption-extension", default="txt")
     args = parser.parse_args(argv)
@@ -271,7 +272,7 @@ def _index(argv: list[str]) -> int:
         raise SystemExit(f"tonics index: no shards match '{args.shards}'")
     started = time.perf_counter()
     if args.out:
-        index = build_index([s.resolve() for s in shards], args.caption_extension)
+        index = build_index([s.resolve() for s in shards], args.caption_extension, Path(args.out))
         path = save_index(index, args.out, args.caption_extension)
     else:
         from tonics.data.shard_index import default_index_path, index_for

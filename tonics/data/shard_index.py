@@ -10,6 +10,13 @@ that changed or disappeared since indexing is detected from its size and mtime. 
 than taken from webdataset's `wids` or Lightning's `litdata` because neither is installed and
 litdata would re-pack the corpus into its own chunks (a second copy of CC3M); this index reads the
 shards as img2dataset wrote them.
+
+img2dataset's parquet output (`output_format: parquet`: one row per sample, the image bytes in a
+`jpg`/`png`/`webp` column, `caption`, `key`, `status`) has no byte range per image (column chunks
+are compressed and paged), so indexing it copies each shard's image bytes once, end to end, into a
+sidecar blob beside the index (`<index>.images/`), and the index points into that: the same one
+seek + read as a tar member, at the price of a second copy of the images. At CC scale prefer
+img2dataset's webdataset output, which is read in place.
 """
 
 from __future__ import annotations
@@ -108,13 +115,76 @@ def _index_shard(index: ShardIndex, number: int, shard: Path, caption_extension:
         raise DataFormatError(f"{shard}: not a readable tar shard ({err})") from err
 
 
-def build_index(shards: list[Path], caption_extension: str = "txt") -> ShardIndex:
-    """Walk every shard once and index its image-caption keys."""
+PARQUET_IMAGE_COLUMNS = ("jpg", "png", "webp")
+
+
+def _index_parquet_shard(index: ShardIndex, number: int, shard: Path, blob: Path) -> None:
+    """Index an img2dataset parquet shard, copying its image bytes into `blob` (row order)."""
+    import pyarrow.parquet as pq
+
+    def skip(reason: str, where: str | None = None) -> None:
+        index.skipped.append([reason, where])
+
+    try:
+        file = pq.ParquetFile(shard)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise DataFormatError(f"{shard}: not a readable parquet shard ({err})") from err
+    names = file.schema_arrow.names
+    image_column = next((c for c in PARQUET_IMAGE_COLUMNS if c in names), None)
+    if image_column is None or "caption" not in names:
+        raise DataFormatError(f"{shard}: an img2dataset parquet shard needs a 'caption' column and an image column "
+                              f"({', '.join(PARQUET_IMAGE_COLUMNS)}); found {', '.join(names)}")  # fmt: skip
+    columns = [image_column, "caption"] + [c for c in ("key", "status") if c in names]
+
+    def copy(out) -> None:
+        offset, row = 0, 0
+        for group in range(file.num_row_groups):
+            table = file.read_row_group(group, columns=columns).to_pydict()
+            keys = table.get("key") or [None] * len(table["caption"])
+            statuses = table.get("status") or ["success"] * len(table["caption"])
+            for image, caption, key, status in zip(table[image_column], table["caption"], keys, statuses):  # fmt: skip
+                where = f"{shard}::{key if key is not None else f'row {row}'}"
+                row += 1
+                if status not in (None, "success") or not image:
+                    skip("parquet row without image bytes (download failed)", where)
+                    continue
+                caption = clean_caption(caption)
+                if not caption:
+                    skip("empty or undecodable caption")
+                    continue
+                out.write(image)
+                index.shard.append(number)
+                index.offset.append(offset)
+                index.size.append(len(image))
+                index.member.append(f"{key if key is not None else row - 1}.{image_column}")
+                index.caption.append(caption)
+                offset += len(image)
+
+    atomic_write(blob, copy)
+
+
+def blob_path(index_path: Path, number: int, shard: Path) -> Path:
+    """Where the image bytes of parquet shard `number` are copied for an index at `index_path`."""
+    return index_path.parent / f"{index_path.name}.images" / f"{number:05d}-{shard.stem}.bin"
+
+
+def build_index(shards: list[Path], caption_extension: str = "txt", path: Path | None = None) -> ShardIndex:  # fmt: skip
+    """Walk every shard once and index its image-caption keys (`path`: where the index will be
+    written, which parquet shards' image blobs sit beside)."""
     from tqdm.auto import tqdm
 
     index = ShardIndex(shards=[_stat(s) for s in shards])
     for number, shard in enumerate(tqdm(shards, desc="indexing shards", unit="shard", mininterval=2.0)):  # fmt: skip
-        _index_shard(index, number, shard, caption_extension)
+        if shard.suffix == ".parquet":
+            if path is None:
+                raise ValueError(
+                    "indexing parquet shards needs the index path (blobs sit beside it)"
+                )
+            blob = blob_path(Path(path), number, shard)
+            _index_parquet_shard(index, number, shard, blob)
+            index.shards[number]["blob"] = str(blob)
+        else:
+            _index_shard(index, number, shard, caption_extension)
     return index
 
 
@@ -162,7 +232,9 @@ def changed_shards(index: ShardIndex, shards: list[Path]) -> list[str]:
         path = Path(entry["path"])
         if not path.exists():
             problems.append(f"{path} is missing")
-        elif (stat := _stat(path)) != entry:
+        elif "blob" in entry and not Path(entry["blob"]).is_file():
+            problems.append(f"{entry['blob']} (the image bytes copied from {path}) is missing")
+        elif (stat := _stat(path)) != {k: v for k, v in entry.items() if k != "blob"}:
             problems.append(f"{path} changed since it was indexed (size {entry['size']} -> "
                             f"{stat['size']}, mtime {entry['mtime_ns']} -> {stat['mtime_ns']})")  # fmt: skip
     return problems
@@ -197,7 +269,7 @@ def index_for(shards: list[Path], caption_extension: str = "txt", path: str | Pa
                                   + "; re-run `tonics index` on the shards")  # fmt: skip
         log.info("shard index %s is stale (%s): rebuilding", path, problems[0])
     started = time.perf_counter()
-    index = build_index(shards, caption_extension)
+    index = build_index(shards, caption_extension, path)
     save_index(index, path, caption_extension)
     log.info("shard index: %d pairs in %d shards indexed in %.1f s -> %s", len(index),
              len(shards), time.perf_counter() - started, path)  # fmt: skip

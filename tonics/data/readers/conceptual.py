@@ -102,9 +102,10 @@ class ConceptualCaptionsTsvReader(PairReader):
 
 
 class WebDatasetReader(PairReader):
-    """Pairs from webdataset `.tar` shards matched by a glob (sorted), through a random-access
-    index (`tonics.data.shard_index`): built on first use (or by `tonics index`), then start-up
-    reads the index and each image is one seek + read in its shard."""
+    """Pairs from img2dataset shards matched by a glob (sorted): webdataset `.tar` shards, or its
+    `.parquet` output, through a random-access index (`tonics.data.shard_index`): built on first
+    use (or by `tonics index`), then start-up reads the index and each image is one seek + read
+    (in its tar shard, or in the blob a parquet shard's images were copied to)."""
 
     def __init__(self, shards: str, split: str = "train", caption_extension: str = "txt",
                  index: str | None = None) -> None:  # fmt: skip
@@ -131,8 +132,9 @@ class WebDatasetReader(PairReader):
         for reason, where in index.skipped:
             self.skip(reason, where)
         with paused_gc():  # millions of records: no collection while they are built
-            paths = [str(Path(s["path"])) for s in index.shards]  # one string per shard, shared
-            stems = [Path(p).stem for p in paths]
+            # one string per shard, shared; a parquet shard's images are read from its blob
+            paths = [str(Path(s.get("blob", s["path"]))) for s in index.shards]
+            stems = [Path(s["path"]).stem for s in index.shards]
             records = []
             for shard, offset, size, member, caption in zip(
                 index.shard, index.offset, index.size, index.member, index.caption, strict=True
