@@ -9,6 +9,8 @@ The ontology serialises to one `.npz` file and reloads without WordNet.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -125,7 +127,8 @@ class Ontology:
         if set(self._subtree_cache) != set(nodes):
             self.precompute_subtrees()
         subtrees = [self._subtree_cache[n] for n in nodes]
-        tmp = path.with_suffix(".tmp.npz")
+        # a name of its own: nodes sharing the cache may write the same ontology at once
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp.npz")
         np.savez(  # uncompressed: start-up reads it on every rank, at CC scale in seconds
             tmp,
             meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
