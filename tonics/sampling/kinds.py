@@ -36,13 +36,15 @@ class Draw:
 
 
 def _take(
-    pool: np.ndarray,
+    pool: np.ndarray | None,
     available: np.ndarray,
     size: int,
     rng: np.random.Generator,
     image_of: np.ndarray | None = None,
 ) -> np.ndarray:
-    free = pool[available[pool]]
+    """`pool`: the candidate pairs, None for all of them (one pass over the mask instead of a
+    gather and a compress: ~9x faster at CC scale, the same pairs in the same order)."""
+    free = np.flatnonzero(available) if pool is None else pool[available[pool]]
     if image_of is not None:
         return _take_distinct_images(free, available, size, rng, image_of)
     chosen = (
@@ -122,12 +124,12 @@ class RandomKind(BatchKind):
     name = "random"
 
     def __init__(self, num_pairs: int, image_of: np.ndarray | None = None) -> None:
-        self.all = np.arange(num_pairs)
+        self.num_pairs = num_pairs
         self.image_of = image_of
 
     def draw(self, available, size, rng) -> Draw:
         """A uniform draw among the available pairs."""
-        return Draw(_take(self.all, available, size, rng, self.image_of), self.name)
+        return Draw(_take(None, available, size, rng, self.image_of), self.name)
 
 
 class OntologyKind(BatchKind):
