@@ -87,6 +87,19 @@ def test_two_ranks_get_distinct_batches_of_equal_count(ontology):
     flat = [set(i for b in r for i in b) for r in ranks]
     assert not flat[0] & flat[1]
     assert len(flat[0] | flat[1]) == 400  # 400 = 25 rounds x 2 ranks x 8: full coverage
+    assert all(i % 2 == r for r in range(2) for i in flat[r])  # each rank draws its own pairs
+
+
+def test_a_rank_draws_one_batch_per_step_whatever_the_world_size(ontology, monkeypatch):
+    """At 64 ranks a shared global sequence would cost every rank 64 draws a step."""
+    from tonics.sampling import kinds
+
+    calls = []
+    original = kinds.OntologyKind.draw
+    monkeypatch.setattr(kinds.OntologyKind, "draw", lambda self, *a: calls.append(1) or original(self, *a))  # fmt: skip
+    sampler = _sampler(ontology, [Stage("s", {"ontology": 1.0}, "fine")], rank=1, world_size=4)
+    batches = _epoch(sampler)
+    assert len(batches) == 400 // 32 and len(calls) == len(batches)
 
 
 def test_skip_resumes_mid_epoch_exactly(ontology):

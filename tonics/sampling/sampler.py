@@ -1,9 +1,12 @@
 """The curriculum batch sampler: yields this rank's lists of dataset indices, epoch by epoch.
 
-Every rank generates the same global sequence of batches from (seed, epoch) and the curriculum's
-stage starts, and keeps batches rank, rank + world, ...: distinct batches, the same count on every
-rank, no pair repeated within an epoch (a stage that begins mid-epoch starts a fresh pass, so that
-its batches are drawn from the whole dataset rather than from the epoch's leftovers). `skip` drops the batches a resumed run already trained on.
+Batches come from (seed, epoch, rank) and the curriculum's stage starts. With several ranks, rank
+r draws only among its own pairs (i % world == r), so the ranks' batches are distinct without any
+rank drawing the others' (a step costs each rank one draw, whatever the world size: at 64 ranks a
+shared sequence would cost 64); every rank has the same number of batches, and no pair repeats
+within an epoch (a stage that begins mid-epoch starts a fresh pass, so that its batches are drawn
+from the whole dataset rather than from the epoch's leftovers). One process draws exactly as
+before the ranks were split. `skip` drops the batches a resumed run already trained on.
 Set `use_distributed_sampler=False` in the Trainer and call `set_epoch` (the training callback
 does): Lightning only does that for plain samplers.
 """
@@ -104,19 +107,25 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         mix = self.curriculum.shares(step, len(self))
         names = sorted(mix)
         shares = np.array([mix[n] for n in names], dtype=float)
-        mine = None
-        for r in range(self.world_size):
-            name = names[rng.choice(len(names), p=shares / shares.sum())]
-            draw = self._kind(stage_index, name).draw(available, self.batch_size, rng)
-            draw.stage = stage_index
-            if r == self.rank:
-                mine = draw
-        return mine
+        name = names[rng.choice(len(names), p=shares / shares.sum())]
+        draw = self._kind(stage_index, name).draw(available, self.batch_size, rng)
+        draw.stage = stage_index
+        return draw
+
+    def _fresh_pass(self, available: np.ndarray) -> None:
+        """Mark this rank's pairs available again (all pairs with one rank)."""
+        if self.world_size == 1:
+            available[:] = True
+        else:
+            available[:] = False
+            available[self.rank :: self.world_size] = True
 
     def __iter__(self) -> Iterator[list[int]]:
         steps = len(self)
-        rng = np.random.default_rng([self.seed, self.epoch])
-        available = np.ones(len(self.ontology), dtype=bool)
+        streams = [self.seed, self.epoch] + ([self.rank] if self.world_size > 1 else [])
+        rng = np.random.default_rng(streams)
+        available = np.empty(len(self.ontology), dtype=bool)
+        self._fresh_pass(available)
         for kind in self._kinds.values():
             kind.reset()
         skip, self.skip = self.skip, 0
@@ -125,7 +134,7 @@ class CurriculumBatchSampler(Sampler[list[int]]):
             step = self.epoch * steps + k
             now = self.curriculum.stage_index(step, steps)
             if stage is not None and now != stage:  # a new stage starts a fresh pass over the pairs
-                available[:] = True
+                self._fresh_pass(available)
                 for kind in self._kinds.values():
                     kind.reset()
             stage = now
