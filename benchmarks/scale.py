@@ -157,6 +157,7 @@ def _records(corpus: Path):
 def phase_ontology(corpus: Path) -> dict:
     from ontology.index import ontology_for_records
 
+    shutil.rmtree(corpus / "ontology", ignore_errors=True)  # measured from scratch
     records = _records(corpus)
     started = time.perf_counter()
     ontology = ontology_for_records(records, cache=corpus / "ontology")
@@ -236,6 +237,7 @@ def phase_feature_cache(corpus: Path, width: int = 8) -> dict:
                 "text": torch.zeros(n, width, dtype=torch.float16)}, {}  # fmt: skip
 
     directory = corpus / "features"
+    shutil.rmtree(directory, ignore_errors=True)  # measured from scratch
     started = time.perf_counter()
     load_or_build(directory, "scale", image_ids, build)
     build_s = time.perf_counter() - started
@@ -347,6 +349,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[300_000, 1_000_000, 3_300_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/tonics-scale"))
     parser.add_argument("--keep", action="store_true", help="keep each corpus on disk")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure a corpus a --keep run left instead of writing it again")  # fmt: skip
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -356,8 +360,12 @@ def main() -> None:
     started, results = time.perf_counter(), {}
     for size in args.sizes:
         corpus = args.work / f"corpus-{size}"
-        shutil.rmtree(corpus, ignore_errors=True)
-        results[size] = {"corpus_write_s": write_corpus(corpus, size)}
+        if args.reuse and (corpus / "complete").is_file():
+            results[size] = json.loads((corpus / "complete").read_text())
+        else:
+            shutil.rmtree(corpus, ignore_errors=True)
+            results[size] = {"corpus_write_s": write_corpus(corpus, size)}
+            (corpus / "complete").write_text(json.dumps(results[size]))
         for name in PHASES:
             results[size].update(run_phase(name, corpus))
             print(f"[{size}] {name} done, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)  # fmt: skip

@@ -59,26 +59,35 @@ class Ontology:
             self._subtree_cache[node] = cached
         return cached
 
-    def precompute_subtrees(self) -> None:
+    def precompute_subtrees(self, chunk_pairs: int = 250_000) -> None:
         """Fill the subtree index for every node in one vectorised pass (fast sampling): each
-        pair is listed under every node that is one of its objects or their ancestor."""
+        pair is listed under every node that is one of its objects or their ancestor. Pairs are
+        expanded `chunk_pairs` at a time into one preallocated array, so the memory it takes is
+        the index itself plus one chunk's work, whatever the corpus size."""
         nodes = sorted(self.graph.nodes)
         number = {n: i for i, n in enumerate(nodes)}
-        counts = np.fromiter((len(o) for o in self.pair_objects), np.int64, len(self.pair_objects))
-        flat = np.fromiter((number[o] for objs in self.pair_objects for o in objs), np.int64, int(counts.sum()))  # fmt: skip
         closure = [sorted(number[a] for a in nx.ancestors(self.graph, n) | {n}) for n in nodes]
         lengths = np.array([len(c) for c in closure], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         closure_flat = np.array([a for c in closure for a in c], dtype=np.int64)
-        # one (node, pair) entry per ancestor of each of a pair's objects, then de-duplicated
-        per_object = lengths[flat]
-        pair_of = np.repeat(np.repeat(np.arange(len(counts)), counts), per_object)
-        within = np.arange(int(per_object.sum())) - np.repeat(np.cumsum(per_object) - per_object, per_object)  # fmt: skip
-        node_of = closure_flat[np.repeat(starts[flat], per_object) + within]
-        keys = np.unique(node_of * len(counts) + pair_of)
-        node_of, pair_of = np.divmod(keys, max(len(counts), 1))
-        bounds = np.searchsorted(node_of, np.arange(len(nodes) + 1))
-        pairs = pair_of.astype(np.int32 if len(counts) < 2**31 else np.int64)
+        num_pairs = len(self.pair_objects)
+        dtype = np.int32 if num_pairs < 2**31 else np.int64
+        chunks = []  # per chunk: (node of each entry, pair of each entry), sorted by node then pair
+        counts = np.zeros(len(nodes), dtype=np.int64)
+        for first in range(0, num_pairs, chunk_pairs):
+            node_of, pair_of = _expand(self.pair_objects[first : first + chunk_pairs], first, number,
+                                       lengths, starts, closure_flat)  # fmt: skip
+            counts += np.bincount(node_of, minlength=len(nodes))
+            chunks.append((node_of.astype(np.int32), pair_of.astype(dtype)))
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        pairs = np.empty(int(bounds[-1]), dtype=dtype)
+        filled = bounds[:-1].copy()
+        for node_of, pair_of in chunks:  # chunks come in pair order: each node's list stays sorted
+            chunk_counts = np.bincount(node_of, minlength=len(nodes))
+            first_of_node = np.concatenate([[0], np.cumsum(chunk_counts)[:-1]])
+            rank = np.arange(len(node_of)) - first_of_node[node_of]
+            pairs[filled[node_of] + rank] = pair_of
+            filled += chunk_counts
         self._subtree_cache = {n: pairs[bounds[i] : bounds[i + 1]] for i, n in enumerate(nodes)}
 
     def parent(self, node: str) -> str | None:
@@ -169,6 +178,20 @@ class Ontology:
             pairs, bounds = subtrees
             ontology._subtree_cache = {n: pairs[bounds[i] : bounds[i + 1]] for i, n in enumerate(names)}  # fmt: skip
         return ontology
+
+
+def _expand(pair_objects, first: int, number, lengths, starts, closure_flat):
+    """(node, pair) for every ancestor-or-self of every object of these pairs (pair numbers from
+    `first`), de-duplicated and sorted by node, then pair."""
+    counts = np.fromiter((len(o) for o in pair_objects), np.int64, len(pair_objects))
+    flat = np.fromiter((number[o] for objs in pair_objects for o in objs), np.int64, int(counts.sum()))  # fmt: skip
+    per_object = lengths[flat]
+    pair_of = np.repeat(np.repeat(np.arange(first, first + len(counts)), counts), per_object)
+    within = np.arange(int(per_object.sum())) - np.repeat(np.cumsum(per_object) - per_object, per_object)  # fmt: skip
+    node_of = closure_flat[np.repeat(starts[flat], per_object) + within]
+    span = first + len(counts) + 1
+    keys = np.unique(node_of * span + pair_of)
+    return np.divmod(keys, span)
 
 
 def _hypernym_closure(wn, synset_names: Iterable[str]) -> nx.DiGraph:
@@ -265,6 +288,7 @@ def build_ontology(
         )
         for i in range(len(caption_objects))
     ]
+    del per_caption, caption_objects, image_synsets  # the pairs' objects are all kept from here
     ontology = Ontology(
         graph,
         pair_objects,

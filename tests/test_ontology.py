@@ -155,9 +155,12 @@ def test_subtree_index_equals_the_definition_and_survives_a_round_trip(tmp_path)
     ontology = build_ontology(captions, [f"p{i}" for i in range(len(captions))])
     again = Ontology.load(ontology.save(tmp_path / "o.npz"))
     assert again.graph.nodes["dog.n.01"]["lexname"] == "noun.animal"  # stored: no WordNet needed
+    chunked = Ontology(ontology.graph, ontology.pair_objects, ontology.pair_ids)
+    chunked.precompute_subtrees(chunk_pairs=2)  # pairs expanded 2 at a time, merged in order
     for node in ontology.graph:
         members = {node} | nx.descendants(ontology.graph, node)
         expected = [i for i, objs in enumerate(ontology.pair_objects) if members & set(objs)]
         assert ontology.subtree_pairs(node).tolist() == expected, node
         assert again.subtree_pairs(node).tolist() == expected, node
+        assert chunked.subtree_pairs(node).tolist() == expected, node
         assert ontology.graph.nodes[node]["subtree"] == len(expected)

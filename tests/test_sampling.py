@@ -269,3 +269,16 @@ def test_sibling_candidates_need_only_their_share_of_a_batch():
     for step in sibling_draws:
         objects = [onto.pair_objects[i][0] for i in batches[step]]
         assert len(set(objects)) == 2 and objects.count(objects[0]) == 4
+
+
+def test_distinct_counts_of_large_pools_settle_eligibility_exactly():
+    from tonics.sampling.nodes import _distinct_enough, distinct_counts
+
+    pool = np.arange(1000)
+    every = np.arange(1000)
+    images, captions = _distinct_enough(pool, every, every, need=4)  # a sample settles it
+    assert 4 <= images <= 1000 and 4 <= captions <= 1000
+    few = np.zeros(1000, dtype=int)
+    few[[1, 3, 5, 7]] = [1, 2, 3, 4]  # 5 distinct images, none in the evenly spaced sample
+    assert _distinct_enough(pool, few, every, need=4) == distinct_counts(pool, few, every) == (5, 1000)  # fmt: skip
+    assert _distinct_enough(pool, np.zeros(1000, dtype=int), every, need=4)[0] == 1  # not enough
