@@ -143,3 +143,15 @@ def test_img2dataset_parquet_output_reads_through_the_same_index(tmp_path, monke
     with pytest.raises(DataFormatError, match=r"\.bin \(the image bytes copied from .*\.parquet\) is missing"):  # fmt: skip
         WebDatasetReader(pattern, index=str(out)).read()
     assert len(WebDatasetReader(pattern).read()) == 8  # the automatic index in the cache works too
+
+
+def test_parallel_indexing_writes_the_same_index(tmp_path):
+    from pathlib import Path
+
+    from tonics.data.shard_index import build_index
+
+    shards = sorted(
+        Path(p) for p in __import__("glob").glob(_shards(tmp_path / "data", n_shards=4))
+    )
+    one, two = build_index(shards), build_index(shards, workers=2)
+    assert len(one) == 16 and one == two  # entries, skips and manifest, in shard order

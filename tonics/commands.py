@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -261,6 +262,8 @@ def _index(argv: list[str]) -> int:
     parser.add_argument("shards", help="glob of .tar or .parquet shards, e.g. 'cc3m/*.tar'")
     parser.add_argument("--out", help="index file (default: kept in the tonics cache)")
     parser.add_argument("--caption-extension", default="txt")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
+                        help="processes indexing shards in parallel (default: cores, at most 8)")  # fmt: skip
     args = parser.parse_args(argv)
     import time
 
@@ -272,7 +275,7 @@ def _index(argv: list[str]) -> int:
         raise SystemExit(f"tonics index: no shards match '{args.shards}'")
     started = time.perf_counter()
     if args.out:
-        index = build_index([s.resolve() for s in shards], args.caption_extension, Path(args.out))
+        index = build_index([s.resolve() for s in shards], args.caption_extension, Path(args.out), args.workers)  # fmt: skip
         path = save_index(index, args.out, args.caption_extension)
     else:
         from tonics.data.shard_index import default_index_path, index_for

@@ -168,23 +168,42 @@ def blob_path(index_path: Path, number: int, shard: Path) -> Path:
     return index_path.parent / f"{index_path.name}.images" / f"{number:05d}-{shard.stem}.bin"
 
 
-def build_index(shards: list[Path], caption_extension: str = "txt", path: Path | None = None) -> ShardIndex:  # fmt: skip
+def _index_one(number: int, shard: Path, caption_extension: str, path: Path | None) -> ShardIndex:
+    """One shard's entries (a ShardIndex of its own, merged by `build_index`)."""
+    part = ShardIndex(shards=[])
+    if shard.suffix == ".parquet":
+        if path is None:
+            raise ValueError("indexing parquet shards needs the index path (blobs sit beside it)")
+        blob = blob_path(Path(path), number, shard)
+        _index_parquet_shard(part, number, shard, blob)
+        part.shards = [{"blob": str(blob)}]
+    else:
+        _index_shard(part, number, shard, caption_extension)
+    return part
+
+
+def build_index(shards: list[Path], caption_extension: str = "txt", path: Path | None = None,
+                workers: int = 1) -> ShardIndex:  # fmt: skip
     """Walk every shard once and index its image-caption keys (`path`: where the index will be
-    written, which parquet shards' image blobs sit beside)."""
+    written, which parquet shards' image blobs sit beside). `workers` > 1 indexes shards in that
+    many processes; the index is the same, in shard order."""
+    from concurrent.futures import ProcessPoolExecutor
+
     from tqdm.auto import tqdm
 
     index = ShardIndex(shards=[_stat(s) for s in shards])
-    for number, shard in enumerate(tqdm(shards, desc="indexing shards", unit="shard", mininterval=2.0)):  # fmt: skip
-        if shard.suffix == ".parquet":
-            if path is None:
-                raise ValueError(
-                    "indexing parquet shards needs the index path (blobs sit beside it)"
-                )
-            blob = blob_path(Path(path), number, shard)
-            _index_parquet_shard(index, number, shard, blob)
-            index.shards[number]["blob"] = str(blob)
-        else:
-            _index_shard(index, number, shard, caption_extension)
+    jobs = [(number, shard, caption_extension, path) for number, shard in enumerate(shards)]
+    progress = {"desc": "indexing shards", "unit": "shard", "mininterval": 2.0, "total": len(jobs)}
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            parts = list(tqdm(pool.map(_index_one, *zip(*jobs), chunksize=4), **progress))
+    else:
+        parts = (_index_one(*job) for job in tqdm(jobs, **progress))
+    for number, part in enumerate(parts):
+        for column in ("shard", "offset", "size", "member", "caption", "skipped"):
+            getattr(index, column).extend(getattr(part, column))
+        if part.shards:
+            index.shards[number].update(part.shards[0])
     return index
 
 
