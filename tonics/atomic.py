@@ -17,25 +17,17 @@ from typing import BinaryIO
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     """Call `write(handle)` on a temporary file beside `path`, then move it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)  # fmt: skip
-    try:
-        with os.fdopen(handle, "wb") as out:
+
+    def to_path(temporary: Path) -> None:
+        with open(temporary, "wb") as out:
             write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-    return path
+
+    return atomic_write_path(path, to_path)
 
 
 def atomic_write_path(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(temporary_path)` (for libraries that write to a path themselves), then move the
-    file into place as `atomic_write` does."""
+    """Call `write(temporary_path)` (for libraries that write to a path themselves) on a
+    temporary file beside `path`, fsync it, then move it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)  # fmt: skip

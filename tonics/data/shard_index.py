@@ -174,9 +174,7 @@ def _index_one(number: int, shard: Path, caption_extension: str, path: Path | No
     if shard.suffix == ".parquet":
         if path is None:
             raise ValueError("indexing parquet shards needs the index path (blobs sit beside it)")
-        blob = blob_path(Path(path), number, shard)
-        _index_parquet_shard(part, number, shard, blob)
-        part.shards = [{"blob": str(blob)}]
+        _index_parquet_shard(part, number, shard, blob_path(Path(path), number, shard))
     else:
         _index_shard(part, number, shard, caption_extension)
     return part
@@ -199,11 +197,12 @@ def build_index(shards: list[Path], caption_extension: str = "txt", path: Path |
             parts = list(tqdm(pool.map(_index_one, *zip(*jobs), chunksize=4), **progress))
     else:
         parts = (_index_one(*job) for job in tqdm(jobs, **progress))
-    for number, part in enumerate(parts):
+    for part in parts:
         for column in ("shard", "offset", "size", "member", "caption", "skipped"):
             getattr(index, column).extend(getattr(part, column))
-        if part.shards:
-            index.shards[number].update(part.shards[0])
+    for number, shard in enumerate(shards):
+        if shard.suffix == ".parquet":
+            index.shards[number]["blob"] = str(blob_path(Path(path), number, shard))
     return index
 
 

@@ -116,11 +116,13 @@ def encode_pairs(records, tokenizer, image_processor, text_fn, image_fn, *, batc
     return images, texts, pair_image, failed
 
 
-def encode_part(records, pairs: list[int], description: str, text_fn, image_fn, *, image_width: int,
+def encode_part(records, pairs: list[int], description: str, text_fn, image_fn, *,
+                image_shape: tuple[int, ...],
                 text_dtype, image_dtype, datamodule, device,
                 on_first_batch=None) -> tuple[dict[str, torch.Tensor], Failures]:  # fmt: skip
-    """One part of a cache: `pair_image`, `image` and `text` (or its `text_offsets` when the text
-    rows are ragged, `text_fn` giving a variable number of rows per caption) for these pairs."""
+    """One part of a cache: `pair_image`, `image` and `text` (and `text_offsets` when the text
+    rows are ragged, `text_fn` giving a variable number of rows per caption) for these pairs;
+    `image_shape`: one image row's shape, for a part whose every image failed."""
     subset = [records[i] for i in pairs]
     images, texts, pair_image, failed = encode_pairs(
         subset, datamodule.tokenizer, datamodule.image_processor, text_fn, image_fn,
@@ -129,7 +131,7 @@ def encode_part(records, pairs: list[int], description: str, text_fn, image_fn, 
         desc=description, on_first_batch=on_first_batch,
     )  # fmt: skip
     arrays = {"pair_image": pair_image}
-    arrays["image"] = torch.stack(images).to(image_dtype) if images else torch.zeros(0, *image_width, dtype=image_dtype)  # fmt: skip
+    arrays["image"] = torch.stack(images).to(image_dtype) if images else torch.zeros(0, *image_shape, dtype=image_dtype)  # fmt: skip
     ragged = bool(texts) and texts[0].dim() == 2
     arrays["text"] = (torch.cat(texts) if ragged else torch.stack(texts)).to(text_dtype)
     if ragged:
@@ -149,7 +151,7 @@ def load_or_compute(model, datamodule, device="cpu", trainer=None) -> FeatureCac
         return encode_part(records, pairs, description,
                            lambda ids, mask: list(model.text(ids, mask).float().cpu()),
                            lambda pixels: model.vision(pixels).float(),
-                           image_width=(model.vision.output_dim,), text_dtype=storage,
+                           image_shape=(model.vision.output_dim,), text_dtype=storage,
                            image_dtype=storage, datamodule=datamodule, device=device)  # fmt: skip
 
     store = load_or_build(cache_dir() / "features" / f"features-{key}", key,

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from ontology.wordnet import cache_dir
 from tonics.model.alignment import _is_tail_parameter
 from tonics.model.encoders import TextEncoder
-from tonics.train.feature_cache import FeatureCache, cache_key, encode_part
+from tonics.train.feature_cache import FeatureCache, _fingerprint, encode_part
 from tonics.train.sharded_store import Failures, ShardedStore, load_or_build, ranks_of
 
 log = logging.getLogger(__name__)
@@ -253,14 +253,13 @@ class PrefixCache:
         towers' trainable top blocks (gradients flow into them)."""
         for split in self.splits.values():
             split.check_trainable()
-        keys = self.store.image_keys(indices)
-        usable = torch.from_numpy(keys >= 0)
+        image_states, usable = self.store.images_of("image", indices)
         if int(usable.sum()) < 2:  # nothing to contrast: the step is skipped
             empty = [
                 torch.zeros(0, s.encoder.output_dim, device=device) for s in self.splits.values()
             ]
             return empty[1], empty[0], usable
-        image = self.splits["vision"].suffix(self.store.per_image("image", keys[keys >= 0]).to(device, dtype))  # fmt: skip
+        image = self.splits["vision"].suffix(image_states.to(device, dtype))
         states, mask = self._text(indices[usable], device, dtype)
         return image, self.splits["text"].suffix(states, mask), usable
 
@@ -294,8 +293,9 @@ def derive_feature_cache(prefix: PrefixCache, model, datamodule, device="cpu", t
     (frozen) top blocks without encoding anything again; stored like any feature cache, under a
     key of its own (fp16 prefix states make them differ from directly encoded ones by ~1e-3)."""
     records = datamodule.split("train")
-    base = cache_key(model, records, datamodule.max_text_length, datamodule.image_limits)
-    key = hashlib.sha256(f"{base}|derived from prefix {prefix.key}".encode()).hexdigest()[:20]
+    # the prefix key holds the pairs, tokenisation and frozen prefix; add the towers' top blocks
+    towers = f"{_fingerprint(model.text)}|{_fingerprint(model.vision)}"
+    key = hashlib.sha256(f"derived from prefix {prefix.key}|{towers}".encode()).hexdigest()[:20]
     store = load_or_build(
         cache_dir() / "features" / f"features-derived-{key}", key, [r.image_id for r in records],
         lambda pairs, description: prefix.pooled_part(pairs, description, device=device),
@@ -368,17 +368,18 @@ def load_or_compute_prefix(model, datamodule, split: Split, device="cpu", traine
     towers = {"text": TowerSplit(model.text.encoder, split[0]),
               "vision": TowerSplit(model.vision.encoder, split[1])}  # fmt: skip
     storage = STORAGE_DTYPES[dtype]
+    # activations are stored in `storage`; a frozen tower's pooled features stay float32
+    text_dtype, image_dtype = (storage if k else torch.float32 for k in split)
     computed = []
 
     def build(pairs: list[int], description: str):
         computed.append(description)
         return encode_part(
             records, pairs, description,
-            lambda ids, mask: [t.to(storage if split[0] else torch.float32) for t in text_states(towers["text"], ids, mask)],
-            lambda pixels: towers["vision"].prefix(pixels).to(storage if split[1] else torch.float32),
-            image_width=() if split[1] else (model.vision.output_dim,),
-            text_dtype=storage if split[0] else torch.float32,
-            image_dtype=storage if split[1] else torch.float32,
+            lambda ids, mask: [t.to(text_dtype) for t in text_states(towers["text"], ids, mask)],
+            lambda pixels: towers["vision"].prefix(pixels).to(image_dtype),
+            image_shape=() if split[1] else (model.vision.output_dim,),
+            text_dtype=text_dtype, image_dtype=image_dtype,
             datamodule=datamodule, device=device, on_first_batch=_verify(towers, storage),
         )  # fmt: skip
 
