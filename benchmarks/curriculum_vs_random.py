@@ -23,9 +23,10 @@ from pathlib import Path
 
 import yaml
 
+from tonics.analysis.results import figures_of, markdown, validation_curve
 from tonics.cli import cli_main
-from tonics.compare import compare, figures_of, markdown, run_directory, validation_curve
 from tonics.eval.intervals import paired_difference
+from tonics.train.compare import compare, run_directory
 
 CONFIGS = {"random": "configs/random_baseline.yaml", "tonics": "configs/demo.yaml"}
 # validation every 200 steps instead of the configs' 100: half the validation cost (a validation

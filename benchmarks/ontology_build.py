@@ -54,7 +54,7 @@ ADJECTIVES = [
 
 def vocabulary(size: int = 1500) -> list[str]:
     """Frequent single-word physical nouns from WordNet (by SemCor counts)."""
-    from ontology.extract import NounExtractor
+    from tonics.ontology.extract import NounExtractor
 
     extractor = NounExtractor()
     wn = extractor.wn
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--captions", type=int, default=600_000)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from ontology import build_ontology
+    from tonics.ontology import build_ontology
 
     texts = captions(args.captions, vocabulary())
     started = time.perf_counter()

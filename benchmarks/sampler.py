@@ -13,13 +13,12 @@ import sys
 import time
 
 import numpy as np
-
-from ontology.graph import Ontology, _hypernym_closure
+from tonics.ontology.graph import Ontology, _hypernym_closure
 
 
 def synthetic_ontology(num_pairs: int, nouns: list[str], seed: int = 0) -> Ontology:
     """Pairs with 1-3 Zipf-distributed objects over WordNet nouns, on their real hypernym graph."""
-    from ontology.extract import NounExtractor
+    from tonics.ontology.extract import NounExtractor
 
     extractor = NounExtractor()
     synsets = sorted({extractor.object_synset(n) for n in nouns} - {None})

@@ -56,7 +56,7 @@ def peak_rss_gb() -> float:
 
 def _vocabulary(rng: random.Random) -> list[str]:
     """Single-word noun lemmas of physical things from the installed WordNet."""
-    from ontology.wordnet import load_wordnet
+    from tonics.ontology.wordnet import load_wordnet
 
     wn = load_wordnet()
     words = set()
@@ -155,7 +155,7 @@ def _records(corpus: Path):
 
 
 def phase_ontology(corpus: Path) -> dict:
-    from ontology.index import ontology_for_records
+    from tonics.ontology.index import ontology_for_records
 
     shutil.rmtree(corpus / "ontology", ignore_errors=True)  # measured from scratch
     records = _records(corpus)
@@ -167,7 +167,8 @@ def phase_ontology(corpus: Path) -> dict:
 
 def phase_startup(corpus: Path) -> dict:
     started = time.perf_counter()
-    from ontology.index import ontology_for_records
+    from tonics.ontology.index import ontology_for_records
+
     from tonics.data.records import group_codes
     from tonics.sampling.sampler import CurriculumBatchSampler
 
@@ -225,7 +226,7 @@ def phase_reads(corpus: Path, reads: int = 2000) -> dict:
 def phase_feature_cache(corpus: Path, width: int = 8) -> dict:
     import torch
 
-    from tonics.train.sharded_store import load_or_build
+    from tonics.cache.store import load_or_build
 
     records = _records(corpus)
     image_ids = [r.image_id for r in records]

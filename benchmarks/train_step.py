@@ -118,8 +118,8 @@ def prefix_vs_live_top2(steps: int, batch_size: int) -> tuple[float, float, int]
     one run, so that machine noise hits both alike (medians of each)."""
     import tempfile
 
-    from tonics.train.prefix_cache import PrefixCache, TowerSplit, text_states
-    from tonics.train.sharded_store import load_or_build
+    from tonics.cache.prefix import PrefixCache, TowerSplit, text_states
+    from tonics.cache.store import load_or_build
 
     module = _module(False)
     module.unfreeze("text", 2)

@@ -5,9 +5,9 @@ Flow position: data -> **ontology** -> sampler -> model -> eval. Works on plain 
 lists of captions, so it needs nothing from `tonics` but can index its PairRecords.
 """
 
-from ontology.extract import ExtractionSettings, NounExtractor
-from ontology.graph import Ontology, build_ontology
-from ontology.wordnet import WordNetNotFoundError, load_wordnet
+from tonics.ontology.extract import ExtractionSettings, NounExtractor
+from tonics.ontology.graph import Ontology, build_ontology
+from tonics.ontology.wordnet import WordNetNotFoundError, load_wordnet
 
 __all__ = [
     "ExtractionSettings",

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ontology.wordnet import load_wordnet
+from tonics.ontology.wordnet import load_wordnet
 
 PHYSICAL_ENTITY = "physical_entity.n.01"
 MAX_TOKENS = 256  # longer captions are cut here; a 10,000-character caption is not a sentence

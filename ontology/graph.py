@@ -19,10 +19,10 @@ from typing import Literal
 
 import networkx as nx
 import numpy as np
+from tonics.ontology.coco_categories import category_synset
 from tqdm.auto import tqdm
 
-from ontology.coco_categories import category_synset
-from ontology.memory import paused_gc
+from tonics.memory import paused_gc
 
 ObjectSource = Literal["caption", "image", "intersection"]
 FORMAT_VERSION = 1
@@ -255,7 +255,7 @@ def build_ontology(
     category_table: dict[str, str] | None = None,
 ) -> Ontology:
     """Extract objects for each pair and build the graph. `image_objects` are category names."""
-    from ontology.extract import NounExtractor
+    from tonics.ontology.extract import NounExtractor
 
     if source not in ("caption", "image", "intersection"):
         raise ValueError(f"object source must be caption, image or intersection, got '{source}'")

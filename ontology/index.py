@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from ontology.extract import ExtractionSettings, NounExtractor
-from ontology.graph import ObjectSource, Ontology, build_ontology
-from ontology.wordnet import cache_dir
+from tonics.ontology.extract import ExtractionSettings, NounExtractor
+from tonics.ontology.graph import ObjectSource, Ontology, build_ontology
+
+from tonics.paths import cache_dir
 
 log = logging.getLogger(__name__)
 EXTRACTOR_VERSION = 4  # bump when extraction rules change, so cached ontologies are rebuilt

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from ontology.extract import LAYOUT_NOUNS, STOP_WORDS
+from tonics.ontology.extract import LAYOUT_NOUNS, STOP_WORDS
 
 
 def unmatched_nouns(

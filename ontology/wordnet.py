@@ -17,6 +17,8 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
+from tonics.paths import cache_dir
+
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 LEXNAMES_MAN_PAGE = Path("/usr/share/man/man5/lexnames.5WN.gz")
 _REQUIRED = ("index.noun", "data.noun", "noun.exc")
@@ -30,13 +32,6 @@ INSTALL_HINT = (
 
 class WordNetNotFoundError(RuntimeError):
     """No usable WordNet database was found; the message says how to get one."""
-
-
-def cache_dir() -> Path:
-    """Where tonics writes derived files (TONICS_CACHE, else ~/.cache/tonics)."""
-    root = Path(os.environ.get("TONICS_CACHE", Path.home() / ".cache" / "tonics"))
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def lexnames_text(man_page: Path = LEXNAMES_MAN_PAGE) -> str:

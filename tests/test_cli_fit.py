@@ -217,7 +217,7 @@ def test_fit_reports_the_held_out_transfer_split_beside_test(tmp_path, capsys):
     retrieval = json.loads((run / "retrieval_test.json").read_text())
     assert retrieval["test/images"] == 6 and retrieval["transfer"]["transfer/images"] == 6
     assert 0 <= retrieval["transfer"]["transfer/recall_mean"] <= 100
-    from tonics.compare import figures_of
+    from tonics.analysis.results import figures_of
 
     figures = figures_of(run)
     assert figures["transfer_recall_mean"] == retrieval["transfer"]["transfer/recall_mean"]

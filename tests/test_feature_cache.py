@@ -9,12 +9,12 @@ import pickle
 import torch
 from helpers import tiny_config
 
-from ontology.wordnet import cache_dir
+from tonics.cache.features import cache_key, load_or_compute
 from tonics.cli import cli_main
-from tonics.data.datamodule import TonicsDataModule
 from tonics.data.readers import KarpathyReader
+from tonics.paths import cache_dir
 from tonics.sampling import Stage
-from tonics.train.feature_cache import cache_key, load_or_compute
+from tonics.train.datamodule import TonicsDataModule
 from tonics.train.module import AlignmentModule
 
 STAGES = [
@@ -35,7 +35,7 @@ def _setup(tiny_dataset, tmp_path):
 
 def test_cached_and_live_losses_match_on_the_same_batch(tiny_dataset, tmp_path):
     dm, module = _setup(tiny_dataset, tmp_path)
-    module.feature_cache = load_or_compute(module.model, dm)
+    module.feature_cache = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
     loader = dm.train_dataloader()
     cached_batch = next(iter(loader))
     assert cached_batch["cached"] and cached_batch["pixel_values"] is None
@@ -54,13 +54,16 @@ def _all(cache):
 
 def test_second_run_loads_the_cache_from_disk(tiny_dataset, tmp_path, caplog):
     dm, module = _setup(tiny_dataset, tmp_path)
-    first = load_or_compute(module.model, dm)
-    with caplog.at_level(logging.INFO, logger="tonics.train.sharded_store"):
-        again = load_or_compute(module.model, dm)
+    first = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
+    with caplog.at_level(logging.INFO, logger="tonics.cache.store"):
+        again = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
     assert "loaded" in caplog.text
     assert all(torch.equal(a, b) for a, b in zip(_all(first), _all(again)))
     module.model.vision_head.weight.data.add_(1.0)  # heads are not part of the key
-    assert torch.equal(_all(load_or_compute(module.model, dm))[1], _all(first)[1])
+    assert torch.equal(
+        _all(load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype))[1],
+        _all(first)[1],
+    )
 
 
 def test_lookup_returns_the_live_features_of_each_pair(tiny_dataset, tmp_path):
@@ -72,14 +75,14 @@ def test_lookup_returns_the_live_features_of_each_pair(tiny_dataset, tmp_path):
     with torch.no_grad():
         live_image = module.model.vision(batch["pixel_values"])
         live_text = module.model.text(batch["input_ids"], batch["attention_mask"])
-    full = load_or_compute(module.model, dm)
+    full = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
     image, text, usable = full.lookup(order)
     assert usable.all() and len(records) > 5
     assert torch.allclose(image, live_image, atol=1e-5) and torch.allclose(
         text, live_text, atol=1e-5
     )
     dm.feature_cache_dtype = "float16"
-    half = load_or_compute(module.model, dm)
+    half = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
     assert half.store.dtype("text") == torch.float16 and half.nbytes < 0.6 * full.nbytes
     image16, text16, _ = half.lookup(order)
     assert torch.allclose(image16, live_image, atol=1e-2) and torch.allclose(
@@ -89,7 +92,7 @@ def test_lookup_returns_the_live_features_of_each_pair(tiny_dataset, tmp_path):
 
 def test_a_stage_that_unfreezes_invalidates_the_cache(tiny_dataset, tmp_path):
     dm, module = _setup(tiny_dataset, tmp_path)
-    module.feature_cache = load_or_compute(module.model, dm)
+    module.feature_cache = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
     batches = list(dm.batch_sampler)
     assert all(isinstance(i, tuple) for b in batches[:3] for i in b)  # frozen stage: no images
     assert all(isinstance(i, int) for b in batches[3:] for i in b)  # from the unfreezing stage on
@@ -111,7 +114,9 @@ def test_fit_with_the_feature_cache_through_the_cli(tiny_dataset, tmp_path):
 
 def test_cache_is_safetensors_and_a_planted_pickle_never_runs(tiny_dataset, tmp_path, caplog):
     dm, module = _setup(tiny_dataset, tmp_path)
-    first_text = _all(load_or_compute(module.model, dm))[1]  # read before the file is overwritten
+    first_text = _all(load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype))[
+        1
+    ]  # read before the file is overwritten
     key = cache_key(module.model, dm.split("train"), dm.max_text_length, dm.image_limits)
     directory = cache_dir() / "features" / f"features-{key}"  # (other tests add others)
     (path,) = directory.glob("part-*.safetensors")
@@ -124,7 +129,7 @@ def test_cache_is_safetensors_and_a_planted_pickle_never_runs(tiny_dataset, tmp_
             return (open, (str(marker), "w"))
 
     path.write_bytes(pickle.dumps(Payload()))  # a planted pickle in the cache's place
-    again = load_or_compute(module.model, dm)
+    again = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
     assert not marker.exists()  # never unpickled
     assert str(path) in caplog.text and "not a valid" in caplog.text
     assert torch.equal(first_text, _all(again)[1])  # recomputed, and rewritten as safetensors

@@ -6,12 +6,11 @@ from collections import namedtuple
 
 import networkx as nx
 import pytest
-
-from ontology import NounExtractor, Ontology, build_ontology, load_wordnet
-from ontology.coco_categories import COCO_TO_SYNSET, UnmappedCategoryError, category_synset
-from ontology.graph import combine_objects
-from ontology.index import ontology_for_records
-from ontology.wordnet import DEBIAN_WORDNET, WordNetNotFoundError, lexnames_text
+from tonics.ontology import NounExtractor, Ontology, build_ontology, load_wordnet
+from tonics.ontology.coco_categories import COCO_TO_SYNSET, UnmappedCategoryError, category_synset
+from tonics.ontology.graph import combine_objects
+from tonics.ontology.index import ontology_for_records
+from tonics.ontology.wordnet import DEBIAN_WORDNET, WordNetNotFoundError, lexnames_text
 
 
 @pytest.fixture(scope="module")

@@ -12,23 +12,18 @@ import torch
 from helpers import tiny_config
 from torch.nn.utils.rnn import pad_sequence
 
+from tonics.cache import prefix as prefix_cache
+from tonics.cache.prefix import load_or_compute_prefix, prefix_key
 from tonics.cli import cli_main
-from tonics.data.datamodule import TonicsDataModule
 from tonics.data.readers import KarpathyReader
+from tonics.model import tower_split
 from tonics.model.alignment import FreezableEncoder
 from tonics.model.encoders import TextEncoder, VisionEncoder, load_tokenizer
+from tonics.model.tower_split import TowerSplit, UnsupportedSplit, text_states
 from tonics.sampling import Stage
-from tonics.train import prefix_cache
+from tonics.sampling.openings import split_of, widest
+from tonics.train.datamodule import TonicsDataModule
 from tonics.train.module import AlignmentModule
-from tonics.train.prefix_cache import (
-    TowerSplit,
-    UnsupportedSplit,
-    load_or_compute_prefix,
-    prefix_key,
-    split_of,
-    text_states,
-    widest,
-)
 
 # A cached step against a live one. fp32 storage: every output and gradient element agrees to
 # 1e-5 of its tensor's scale (float reassociation only). fp16 storage rounds the cached
@@ -160,7 +155,7 @@ def test_cache_store_round_trip_key_and_damage(tiny_dataset, tmp_path, caplog):
     torch.manual_seed(0)
     module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
     records = dm.split("train")
-    cache = load_or_compute_prefix(module.model, dm, (1, 1))
+    cache = load_or_compute_prefix(module.model, dm.cache_source(), (1, 1), dm.prefix_cache_dtype)
     assert cache.source == "computed" and cache.nbytes > 0
     assert (
         cache.store.dtype("text") == torch.float16 and cache.store.dtype("image") == torch.float16
@@ -169,14 +164,16 @@ def test_cache_store_round_trip_key_and_damage(tiny_dataset, tmp_path, caplog):
     assert [len(r) for r in rows] == [int(m.sum()) for m in dm.tokenizer(
         [r.caption for r in records], truncation=True, max_length=dm.max_text_length,
         padding=True, return_tensors="pt")["attention_mask"]]  # fmt: skip
-    again = load_or_compute_prefix(module.model, dm, (1, 1))
+    again = load_or_compute_prefix(module.model, dm.cache_source(), (1, 1), dm.prefix_cache_dtype)
     assert again.source == "loaded"
     assert all(torch.equal(a, b) for a, b in zip(again.store.ragged("text", torch.arange(len(records))), rows))  # fmt: skip
 
     part = next(cache.store.directory.glob("part-*.safetensors"))
     part.write_bytes(b"\x00" * 16)  # damaged: refused with its name, recomputed
     with caplog.at_level(logging.WARNING):
-        again = load_or_compute_prefix(module.model, dm, (1, 1))
+        again = load_or_compute_prefix(
+            module.model, dm.cache_source(), (1, 1), dm.prefix_cache_dtype
+        )
     assert part.name in caplog.text and again.source == "computed"
     assert torch.equal(again.store.ragged("text", torch.arange(len(records)))[0], rows[0])
 
@@ -198,7 +195,7 @@ def test_a_failed_self_check_refuses_the_cache(tiny_dataset, tmp_path, monkeypat
     original = TowerSplit.suffix
     monkeypatch.setattr(TowerSplit, "suffix", lambda self, *a: original(self, *a) * 1.1)
     with pytest.raises(UnsupportedSplit, match="differ from live"):
-        load_or_compute_prefix(module.model, dm, (1, 1))
+        load_or_compute_prefix(module.model, dm.cache_source(), (1, 1), dm.prefix_cache_dtype)
 
 
 def _fit(tiny_dataset, tmp_path, **overrides):
@@ -239,7 +236,7 @@ def test_an_unsupported_split_trains_live_with_one_line(
     def unsupported(encoder):
         raise UnsupportedSplit("no prefix split is known for this test")
 
-    monkeypatch.setattr(prefix_cache, "family_of", unsupported)
+    monkeypatch.setattr(tower_split, "family_of", unsupported)
     with caplog.at_level(logging.WARNING):
         summary, _ = _fit(tiny_dataset, tmp_path, **{"data.feature_cache": True})
     assert summary[0]["feature_paths"] == {"pooled": 2}

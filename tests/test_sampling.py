@@ -5,8 +5,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
+from tonics.ontology import build_ontology
 
-from ontology import build_ontology
 from tonics.sampling import Curriculum, CurriculumBatchSampler, Stage
 from tonics.sampling.curriculum import CurriculumError
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tonics.train import sharded_store
-from tonics.train.sharded_store import ShardedStore, load_or_build, partition
+from tonics.cache import store as sharded_store
+from tonics.cache.store import ShardedStore, load_or_build, partition
 
 IMAGE_IDS = [f"img{i // 3}" for i in range(30)] + ["img0", "solo"]  # 11 images + a late caption
 

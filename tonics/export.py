@@ -1,8 +1,8 @@
-"""Export a trained checkpoint as a Hugging Face model directory, and load it back.
+"""Export a trained checkpoint as a Hugging Face model directory (`tonics.model.exported` loads it).
 
 `tonics export CKPT DIR` writes
   config.json, model.safetensors  a `TonicsDualEncoderModel` (both towers, heads, temperature;
-                                  all weights in safetensors), see `tonics.hf_model`
+                                  all weights in safetensors), see `tonics.model.hf_model`
   tokenizer files, preprocessor_config.json, processor_config.json
                                   the text tokenizer and image processor, together loadable with
                                   `AutoProcessor.from_pretrained(DIR)`
@@ -10,8 +10,7 @@
                                   retrieval figures, licences)
 so the model loads three ways: `tonics.load(DIR)`; `AutoModel.from_pretrained(DIR)` (after
 `import tonics`, which registers the model type); `pipeline("zero-shot-image-classification",
-model=DIR)`. Directories written by tonics 0.1's first exporter (`text/`, `vision/`, `heads.pt`,
-`tonics.json`) still load with `tonics.load`.
+model=DIR)`.
 """
 
 from __future__ import annotations
@@ -19,14 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
-
-from tonics.hf_model import TonicsDualEncoderConfig, TonicsDualEncoderModel
-from tonics.model.alignment import LOGIT_SCALE_MAX, projection_head
-from tonics.model.encoders import TextEncoder, VisionEncoder, load_image_processor, load_tokenizer
+from tonics.model.encoders import load_image_processor, load_tokenizer
+from tonics.model.hf_model import TonicsDualEncoderConfig, TonicsDualEncoderModel
 
 # where the packaged encoders come from, and their weights' licences (for the model card)
 ORIGINS = {
@@ -157,94 +150,3 @@ def model_card(config, *, text_name: str, vision_name: str, run: Path | None) ->
               'classify = pipeline("zero-shot-image-classification", model=DIR)',
               "```", ""]  # fmt: skip
     return "\n".join(lines)
-
-
-class ExportedModel(nn.Module):
-    """An exported aligned model: `encode_text(list[str])`, `encode_image(list[PIL.Image])`;
-    `hf` is the underlying `TonicsDualEncoderModel`."""
-
-    def __init__(self, directory: str | Path) -> None:
-        super().__init__()
-        directory = Path(directory)
-        if (directory / "tonics.json").is_file():  # the first exporter's layout
-            self._load_legacy(directory)
-            return
-        if not (directory / "config.json").is_file():
-            raise FileNotFoundError(f"{directory} is not an exported tonics model (no config.json)")
-        self.hf = TonicsDualEncoderModel.from_pretrained(directory).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(directory)
-        self.image_processor = AutoImageProcessor.from_pretrained(directory, use_fast=False)
-        self.meta = {"embed_dim": self.hf.config.embed_dim, **getattr(self.hf.config, "tonics", {})}
-        self.logit_scale = self.hf.logit_scale
-        self.eval()
-
-    def _load_legacy(self, directory: Path) -> None:
-        self.hf = None
-        self.meta = json.loads((directory / "tonics.json").read_text())
-        self.tokenizer = AutoTokenizer.from_pretrained(directory / "text")
-        self.image_processor = AutoImageProcessor.from_pretrained(directory / "vision", use_fast=False)  # fmt: skip
-        self.text = TextEncoder(_load_as_saved(directory / "text"), self.meta["text_pooling"])
-        self.vision = VisionEncoder(_load_as_saved(directory / "vision"), self.meta["vision_pooling"])  # fmt: skip
-        self.text_head = projection_head(self.text.output_dim, self.meta["embed_dim"], self.meta["head"])  # fmt: skip
-        self.vision_head = projection_head(self.vision.output_dim, self.meta["embed_dim"], self.meta["head"])  # fmt: skip
-        heads = torch.load(directory / "heads.pt", map_location="cpu", weights_only=True)
-        self.text_head.load_state_dict(heads["text_head"])
-        self.vision_head.load_state_dict(heads["vision_head"])
-        self.logit_scale = nn.Parameter(heads["logit_scale"])
-        self.eval()
-
-    @torch.no_grad()
-    def encode_text(self, captions: list[str], max_length: int = 64) -> torch.Tensor:
-        """L2-normalised caption embeddings."""
-        tokens = self.tokenizer(captions, padding="longest", truncation=True, max_length=max_length,
-                                return_tensors="pt")  # fmt: skip
-        return self.encode_tokens(tokens["input_ids"], tokens["attention_mask"])
-
-    @torch.no_grad()
-    def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """L2-normalised embeddings of already tokenised captions."""
-        if self.hf is not None:
-            features = self.hf.get_text_features(input_ids, attention_mask).pooler_output
-        else:
-            features = self.text_head(self.text(input_ids, attention_mask))
-        return F.normalize(features, dim=-1)
-
-    @torch.no_grad()
-    def encode_image(self, images) -> torch.Tensor:
-        """L2-normalised image embeddings (PIL images or preprocessed pixel tensors)."""
-        if isinstance(images, torch.Tensor):
-            pixels = images
-        else:
-            pixels = self.image_processor(
-                images=[im.convert("RGB") for im in images], return_tensors="pt"
-            )["pixel_values"]
-        if self.hf is not None:
-            return F.normalize(self.hf.get_image_features(pixels).pooler_output, dim=-1)
-        return F.normalize(self.vision_head(self.vision(pixels)), dim=-1)
-
-    def scale(self) -> torch.Tensor:
-        """exp(t) clamped at 100."""
-        return self.logit_scale.exp().clamp(max=LOGIT_SCALE_MAX)
-
-
-POOLER_OPTIONAL = ("bert", "roberta", "vit", "deit", "xlm-roberta")
-
-
-def _load_as_saved(directory: Path):
-    """AutoModel.from_pretrained without adding a pooler the saved model did not have (legacy)."""
-    from safetensors import safe_open
-
-    weights = directory / "model.safetensors"
-    kwargs = {}
-    if weights.is_file():
-        with safe_open(str(weights), "pt") as handle:
-            has_pooler = any("pooler" in key for key in handle.keys())
-        config = AutoConfig.from_pretrained(directory)
-        if not has_pooler and config.model_type in POOLER_OPTIONAL:
-            kwargs["add_pooling_layer"] = False
-    return AutoModel.from_pretrained(directory, **kwargs)
-
-
-def load(directory: str | Path) -> ExportedModel:
-    """Load a model written by `tonics export`."""
-    return ExportedModel(directory)

@@ -8,6 +8,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from tonics.analysis.results import CURVES, validation_curve
 from tonics.analysis.run import load_run
 
 STAGE_FIGURES = ("hardness_mean", "false_negative_rows", "acc_i2t", "acc_t2i")
@@ -40,7 +41,35 @@ def stage_table(compare_dir: str | Path) -> list[dict]:
 
 def comparison_figure(compare_dir: str | Path, out: str | Path | None = None) -> Path:
     """Validation metrics over steps per arm (mean over seeds) as a PNG; returns its path."""
-    from tonics.compare import plot_curves
-
     compare_dir = Path(compare_dir)
     return plot_curves(arm_runs(compare_dir), Path(out or compare_dir / "validation_curves.png"))
+
+
+def plot_curves(roots: dict[str, list[Path]], path: Path) -> Path:
+    """Validation metrics over steps, mean over seeds, one line per arm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in CURVES if any(validation_curve(r, k) for rs in roots.values() for r in rs)]
+    if not keys:
+        return path
+    fig, axes = plt.subplots(len(keys), 1, figsize=(8, 2.6 * len(keys)), sharex=True, squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        for arm, runs in roots.items():
+            by_step: dict[int, list[float]] = defaultdict(list)
+            for root in runs:
+                for step, value in validation_curve(root, key).items():
+                    by_step[step].append(value)
+            steps = sorted(by_step)
+            ax.plot(
+                steps, [sum(by_step[s]) / len(by_step[s]) for s in steps], marker="o", label=arm
+            )
+        ax.set_ylabel(key.removeprefix("val/"), fontsize=8)
+        ax.legend(fontsize=8)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

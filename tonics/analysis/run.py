@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ontology.graph import Ontology
+from tonics.ontology.graph import Ontology
 
 
 @dataclass

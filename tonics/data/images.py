@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tonics.data.records import ImageRef
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 DEFAULT_MAX_PIXELS = 90_000_000
 DEFAULT_MAX_ASPECT = 50.0
 # our own header check (ImageLimits) decides; PIL's bomb guard stays as a backstop above it

@@ -31,10 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ontology.memory import paused_gc
 from tonics.atomic import atomic_write
+from tonics.data.images import IMAGE_EXTENSIONS
 from tonics.data.readers.base import DataFormatError, clean_caption
-from tonics.data.readers.conceptual import IMAGE_EXTENSIONS
+from tonics.memory import paused_gc
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def changed_shards(index: ShardIndex, shards: list[Path]) -> list[str]:
 
 def default_index_path(shards: list[Path], caption_extension: str) -> Path:
     """Where an index is kept when none is named: the tonics cache, keyed by the shard paths."""
-    from ontology.wordnet import cache_dir
+    from tonics.paths import cache_dir
 
     key = hashlib.blake2b(
         "\n".join([caption_extension, *map(str, shards)]).encode(), digest_size=10

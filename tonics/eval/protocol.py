@@ -46,11 +46,11 @@ def exported_towers(model_dir: str) -> Towers:
 
     from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
-    from tonics.export import load
-    from tonics.hf_model import MODEL_TYPE
+    from tonics.model.exported import load
+    from tonics.model.hf_model import MODEL_TYPE
 
     directory = Path(model_dir)
-    if (directory / "tonics.json").is_file() or AutoConfig.from_pretrained(directory).model_type == MODEL_TYPE:  # fmt: skip
+    if AutoConfig.from_pretrained(directory).model_type == MODEL_TYPE:
         model = load(model_dir)
         return Towers(model.tokenizer, model.image_processor, model.encode_tokens, model.encode_image)  # fmt: skip
     model = AutoModel.from_pretrained(directory).eval()

@@ -33,8 +33,8 @@ def caption_annotations(records, train_records, **ontology_options) -> tuple[lis
     none) and whether its caption is novel (never seen verbatim, normalised, in `train_records`):
     what the within-object and caption-novel metrics need. `ontology_options` go to
     `ontology_for_records` (object source, cache)."""
-    from ontology.index import ontology_for_records
     from tonics.data.records import normalise_caption
+    from tonics.ontology.index import ontology_for_records
 
     ontology = ontology_for_records(records, **ontology_options)
     objects = [objs[0] if objs else None for objs in ontology.pair_objects]

@@ -35,7 +35,7 @@ def projection_head(in_dim: int, out_dim: int, kind: HeadKind = "linear") -> nn.
     raise ValueError(f"head must be 'linear' or 'mlp', got '{kind}'")
 
 
-def _is_tail_parameter(name: str) -> bool:
+def is_tail_parameter(name: str) -> bool:
     """Parameters after the block stack (final norms, poolers), unfrozen along with top-k blocks."""
     lowered = name.lower()
     if "embed" in lowered or "conv_stem" in lowered or "pre_" in lowered:
@@ -98,7 +98,7 @@ class FreezableEncoder(nn.Module):
             for p in block.parameters():
                 p.requires_grad_(True)
         for name, p in self.encoder.named_parameters():
-            if id(p) not in in_blocks and _is_tail_parameter(name):
+            if id(p) not in in_blocks and is_tail_parameter(name):
                 p.requires_grad_(True)
         self.frozen_modules = [
             m

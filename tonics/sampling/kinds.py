@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ontology.graph import Ontology
+from tonics.ontology.graph import Ontology
 from tonics.sampling.nodes import HardNodeRules, blocked_pairs, eligible_nodes, finest, hard_pool
 
 ANY_FILLABLE_NODE = HardNodeRules(object_nodes_only=False)

@@ -21,8 +21,8 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from ontology.graph import Ontology
-from ontology.wordnet import load_wordnet
+from tonics.ontology.graph import Ontology
+from tonics.ontology.wordnet import load_wordnet
 
 OBJECT_LEXNAMES = ("noun.animal", "noun.artifact", "noun.food", "noun.plant", "noun.person",
                    "noun.body", "noun.object", "noun.substance")  # fmt: skip

@@ -18,11 +18,12 @@ from collections.abc import Iterator
 import numpy as np
 from torch.utils.data import Sampler
 
-from ontology.graph import Ontology
 from tonics.errors import ConfigError
+from tonics.ontology.graph import Ontology
 from tonics.sampling.curriculum import Curriculum
 from tonics.sampling.kinds import BatchKind, Draw, make_kind
 from tonics.sampling.nodes import HardNodeRules
+from tonics.sampling.openings import Openings
 
 
 class CurriculumBatchSampler(Sampler[list[int]]):
@@ -37,15 +38,13 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
-        feature_cache: bool = False,
-        unfreeze_at_step: int | None = None,
+        openings: Openings | None = None,
         pair_images: np.ndarray | None = None,
         pair_captions: np.ndarray | None = None,
         one_pair_per_image: bool = False,
     ) -> None:
-        """With `feature_cache`, batches of steps where both encoders are still frozen, or whose
-        opened top blocks run from a frozen-prefix cache (`prefix_cached`), are yielded as
-        (index, False) pairs: "no image needed, the features are cached".
+        """`openings`: the run's tower openings; batches of steps it serves from a feature cache
+        are yielded as (index, False) pairs: "no image needed, the features are cached".
         `pair_images` / `pair_captions`: each pair's image number and normalised-caption number
         (hard-node variety counts; None: every pair distinct). `one_pair_per_image` caps every
         batch at one pair per image (needs `pair_images`)."""
@@ -62,14 +61,10 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.feature_cache = feature_cache
-        self.unfreeze_at_step = unfreeze_at_step
+        self.openings = openings if openings is not None else Openings.plan(curriculum.stages)
         self.pair_images = pair_images
         self.pair_captions = pair_captions
         self.image_of = pair_images if one_pair_per_image else None
-        # set by the model once its caches exist: (step, stage) -> True when a frozen-prefix
-        # cache serves the towers' openings then (top-k blocks train from cached activations)
-        self.prefix_cached = None
         self.epoch = 0
         self.skip = 0
         self.draws: dict[int, Draw] = {}  # step -> how this rank's batch was made (diagnostics)
@@ -142,23 +137,7 @@ class CurriculumBatchSampler(Sampler[list[int]]):
             if k < skip:
                 continue
             self.draws[step] = draw
-            if self.feature_cache and self.served_from_cache(step, draw.stage):
+            if self.openings.served_from_cache(step, draw.stage):
                 yield [(i, False) for i in draw.indices.tolist()]
             else:
                 yield draw.indices.tolist()
-
-    def served_from_cache(self, step: int, stage_index: int) -> bool:
-        """Whether the step's batch needs no image: both encoders frozen (pooled features), or
-        the opened top blocks run from a frozen-prefix cache."""
-        if self.encoders_frozen_at(step, stage_index):
-            return True
-        return self.prefix_cached is not None and self.prefix_cached(step, stage_index)
-
-    def encoders_frozen_at(self, step: int, stage_index: int) -> bool:
-        """Whether both encoders are still frozen at `step` (no stage so far opened one)."""
-        if self.unfreeze_at_step is not None and step >= self.unfreeze_at_step:
-            return False
-        return not any(
-            s.unfreeze_text is not None or s.unfreeze_vision is not None
-            for s in self.curriculum.stages[: stage_index + 1]
-        )

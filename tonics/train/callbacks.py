@@ -130,10 +130,10 @@ class CurriculumCallback(pl.Callback):
         self._csv = path
 
     def on_train_start(self, trainer, pl_module) -> None:
-        """Open the encoders that the stages reached so far ask for."""
-        sampler = self._datamodule(trainer).batch_sampler
-        self._apply_stage_unfreezing(
-            trainer, pl_module, self._curriculum.stage_index(self.steps_done, len(sampler))
+        """Open the towers as the plan has them at the first step to train."""
+        dm = self._datamodule(trainer)
+        self._open_towers(
+            pl_module, dm, dm.curriculum.stage_index(self.steps_done, len(dm.batch_sampler))
         )
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
@@ -145,25 +145,23 @@ class CurriculumCallback(pl.Callback):
         self._datamodule(trainer).batch_sampler.start_at(self.steps_done)
         self._t_end = time.perf_counter()
 
-    def _apply_stage_unfreezing(self, trainer, pl_module, stage_index: int) -> None:
-        stages = self._curriculum.stages
+    def _open_towers(self, pl_module, dm, stage_index: int) -> None:
+        """Open the towers as far as the run's plan (`dm.openings`) has them at this step."""
+        if hasattr(pl_module, "open_towers"):
+            pl_module.open_towers(dm.openings.at(self.steps_done, stage_index))
         for index in range(self.applied_stage + 1, stage_index + 1):
-            stage = stages[index]
-            if hasattr(pl_module, "unfreeze"):
-                pl_module.unfreeze("text", stage.unfreeze_text)
-                pl_module.unfreeze("vision", stage.unfreeze_vision)
-            log.info(
-                "curriculum: stage %d '%s' begins at step %d", index, stage.name, self.steps_done
-            )
+            name = self._curriculum.stages[index].name
+            log.info("curriculum: stage %d '%s' begins at step %d", index, name, self.steps_done)
         self.applied_stage = max(self.applied_stage, stage_index)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        """Open encoders on a stage change; note data-loading time."""
+        """Open the towers the plan opens at this step; note data-loading time."""
         self._t_start = time.perf_counter()
         self._data_s = self._t_start - (self._t_end or self._t_start)
-        draw = self._datamodule(trainer).batch_sampler.draws.get(self.steps_done)
+        dm = self._datamodule(trainer)
+        draw = dm.batch_sampler.draws.get(self.steps_done)
         if draw is not None:
-            self._apply_stage_unfreezing(trainer, pl_module, draw.stage)
+            self._open_towers(pl_module, dm, draw.stage)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         """Record this step's diagnostics and count it."""

@@ -25,9 +25,9 @@ from tonics.model.alignment import AlignmentModel, HeadKind
 from tonics.model.encoders import TextEncoder, TextPooling, VisionEncoder, VisionPooling
 from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss
 from tonics.sampling.curriculum import UnfreezeSpec
+from tonics.sampling.openings import split_of, widest
 from tonics.train.batch_stats import batch_statistics
 from tonics.train.optim import TOWERS, parameter_groups
-from tonics.train.prefix_cache import split_of, widest
 from tonics.train.schedule import LrSchedule, group_lambdas, schedule_factor
 
 log = logging.getLogger(__name__)
@@ -140,14 +140,15 @@ class AlignmentModule(pl.LightningModule):
         self.unfrozen[tower] = widest(self.unfrozen[tower], spec)
         self.feature_cache = None  # pooled features of a changing encoder are stale
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        """Step-triggered unfreezing."""
-        step = self.hparams.unfreeze_at_step
-        opened = self.unfrozen["text"] is not None and self.unfrozen["vision"] is not None
-        if step is not None and self.global_step >= step and not opened:
-            spec = self.hparams.unfreeze_top_k or "all"
-            self.unfreeze("text", spec)
-            self.unfreeze("vision", spec)
+    def step_opening(self) -> dict:
+        """The step-triggered opening (`unfreeze_at_step`, `unfreeze_top_k`), for the run's plan."""
+        return {"at_step": self.hparams.unfreeze_at_step, "top_k": self.hparams.unfreeze_top_k}
+
+    def open_towers(self, openings: dict[str, UnfreezeSpec]) -> None:
+        """Open each tower as far as `openings` says (openings never close)."""
+        for tower in TOWERS:
+            if openings[tower] != self.unfrozen[tower]:
+                self.unfreeze(tower, openings[tower])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Remember which encoders are open, and since when (their learning-rate warm-up)."""
@@ -197,68 +198,35 @@ class AlignmentModule(pl.LightningModule):
         text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
         return image, text
 
-    def openings_at(self, step: int, stage_index: int | None) -> dict:
-        """Each tower's opening in force at `step` (stage `stage_index`): None, k or 'all'."""
-        dm = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        openings = {"text": None, "vision": None}
-        stages = (
-            dm.curriculum.stages[: stage_index + 1]
-            if dm is not None and stage_index is not None
-            else []
-        )
-        for stage in stages:
-            openings["text"] = widest(openings["text"], stage.unfreeze_text)
-            openings["vision"] = widest(openings["vision"], stage.unfreeze_vision)
-        at = self.hparams.unfreeze_at_step
-        if at is not None and step >= at:
-            for tower in TOWERS:
-                openings[tower] = widest(openings[tower], self.hparams.unfreeze_top_k or "all")
-        return openings  # fmt: skip
-
-    def _planned_splits(self, dm) -> list:
-        """Distinct (text k, vision k) splits of the run's stages that open top blocks."""
-        at, splits, whole = self.hparams.unfreeze_at_step, [], set()
-        for index in range(len(dm.curriculum.stages)):
-            for step in {0, at} if at is not None else {0}:
-                openings = self.openings_at(step, index)
-                split = split_of(openings)
-                if split is None:
-                    whole.add(index)
-                elif split != (0, 0) and split not in splits:
-                    splits.append(split)
-        if whole:
-            log.info("feature cache: stage(s) %s open a whole tower and run live (a prefix cache "
-                     "needs top-k openings: unfreeze_text/unfreeze_vision: k)", sorted(whole))  # fmt: skip
-        return splits
-
     def on_train_start(self) -> None:
         """Build (or load) the caches the data module asks for: the pooled-feature cache for
         frozen stages, and a frozen-prefix cache for each split of a stage that opens top-k
         blocks. Stages whose split cannot be cached train live (one line says why)."""
         dm = self.trainer.datamodule
-        if not getattr(dm, "feature_cache", False):
+        if dm.openings is None or not dm.openings.feature_cache:
             return
         # building (loaders draw seeds) or loading a cache must leave the run's random stream as
         # it was: a run that computes the cache and one that loads it then train identically
         with torch.random.fork_rng(devices=[]):
             self._build_caches(dm)
-        sampler = getattr(dm, "batch_sampler", None)
-        if sampler is not None:
-            sampler.prefix_cached = lambda step, stage: (
-                split_of(self.openings_at(step, stage)) in self.prefix_caches
-            )
+        dm.openings.use_prefix_caches(self.prefix_caches)
 
     def _build_caches(self, dm) -> None:
-        from tonics.train.prefix_cache import (
+        from tonics.cache.prefix import (
             UnsupportedSplit,
             derive_feature_cache,
             load_or_compute_prefix,
         )
 
-        for split in self._planned_splits(dm):
+        splits, whole = dm.openings.cache_splits()
+        if whole:
+            log.info("feature cache: stage(s) %s open a whole tower and run live (a prefix cache "
+                     "needs top-k openings: unfreeze_text/unfreeze_vision: k)", whole)  # fmt: skip
+        source = dm.cache_source()
+        for split in splits:
             try:
                 self.prefix_caches[split] = load_or_compute_prefix(
-                    self.model, dm, split, self.device, trainer=self.trainer
+                    self.model, source, split, dm.prefix_cache_dtype, self.device, self.trainer
                 )
             except UnsupportedSplit as why:
                 log.warning("prefix cache (text top %d, vision top %d) not used, those steps run "
@@ -267,11 +235,13 @@ class AlignmentModule(pl.LightningModule):
         started = time.perf_counter()
         if frozen and self.prefix_caches:  # derive pooled features: no second encoding pass
             prefix = next(iter(self.prefix_caches.values()))
-            self.feature_cache = derive_feature_cache(prefix, self.model, dm, self.device, self.trainer)  # fmt: skip
+            self.feature_cache = derive_feature_cache(prefix, self.model, source, self.device, self.trainer)  # fmt: skip
         elif frozen:
-            from tonics.train.feature_cache import load_or_compute
+            from tonics.cache.features import load_or_compute
 
-            self.feature_cache = load_or_compute(self.model, dm, self.device, self.trainer)
+            self.feature_cache = load_or_compute(
+                self.model, source, dm.feature_cache_dtype, self.device, self.trainer
+            )
         if self.feature_cache is not None:
             self._pooled_info = {"bytes": self.feature_cache.nbytes, "build_s": round(time.perf_counter() - started, 3),
                                  "source": "derived from the prefix cache" if self.prefix_caches else "computed or loaded"}  # fmt: skip

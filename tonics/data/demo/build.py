@@ -40,14 +40,14 @@ NEAR_DUPLICATE_BITS = 4  # of 64 perceptual-hash bits: re-filed or lightly edite
 
 
 def _extractor_version() -> int:
-    from ontology.index import EXTRACTOR_VERSION
+    from tonics.ontology.index import EXTRACTOR_VERSION
 
     return EXTRACTOR_VERSION
 
 
 def demo_dir(root: str | Path | None = None) -> Path:
     """Directory of the demo dataset (cache directory unless `root` is given)."""
-    from ontology.wordnet import cache_dir
+    from tonics.paths import cache_dir
 
     # the English/object filter uses the caption extractor: its version is part of the dataset's
     if root is not None:

@@ -91,8 +91,8 @@ class EnglishObjectFilter:
     """Keeps texts that read as English and name at least one WordNet physical object."""
 
     def __init__(self, min_english_share: float = 0.7) -> None:
-        from ontology import NounExtractor
-        from ontology.extract import STOP_WORDS
+        from tonics.ontology import NounExtractor
+        from tonics.ontology.extract import STOP_WORDS
 
         self.extractor = NounExtractor()
         self.stop_words = STOP_WORDS

@@ -7,11 +7,12 @@ naming the file and field when the file itself is unusable.
 
 from tonics.data.readers.base import DataFormatError, PairReader
 from tonics.data.readers.coco import CocoCaptionsReader
-from tonics.data.readers.conceptual import ConceptualCaptionsTsvReader, WebDatasetReader
+from tonics.data.readers.conceptual import ConceptualCaptionsTsvReader
 from tonics.data.readers.demo import DemoReader
 from tonics.data.readers.hf import HFDatasetReader
 from tonics.data.readers.karpathy import KarpathyReader
 from tonics.data.readers.table import CsvReader
+from tonics.data.readers.webdataset import WebDatasetReader
 
 __all__ = [
     "CocoCaptionsReader",

@@ -8,14 +8,14 @@ sampler replacement must be off); evaluation batches are sequential.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import lightning.pytorch as pl
 import numpy as np
 from torch.utils.data import DataLoader
 
-from ontology.graph import ObjectSource, Ontology
-from ontology.index import ontology_for_records
+from tonics.cache.base import CacheSource
 from tonics.data.batches import Collator, PairDataset, image_once_loader
 from tonics.data.images import (
     DEFAULT_MAX_ASPECT,
@@ -26,7 +26,11 @@ from tonics.data.images import (
 from tonics.data.readers.base import PairReader
 from tonics.data.records import PairRecord, group_codes, select_split
 from tonics.errors import require, require_choice, require_number
+from tonics.ontology.graph import ObjectSource, Ontology
+from tonics.ontology.index import ontology_for_records
 from tonics.sampling.curriculum import Curriculum, Stage
+from tonics.sampling.openings import Openings
+from tonics.train.module import AlignmentModule
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +62,8 @@ class TonicsDataModule(pl.LightningDataModule):
         one_pair_per_image: bool = False,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         max_image_aspect: float = DEFAULT_MAX_ASPECT,
-        unfreeze_at_step: int | None = None,
     ) -> None:
-        """`text_encoder`/`vision_encoder`/`unfreeze_at_step` are linked from the model in the CLI.
+        """`text_encoder`/`vision_encoder` are linked from the model in the CLI.
 
         feature_cache: while both encoders are frozen, train the heads from pooled features
             computed once (and kept on disk) instead of decoding images and running the encoders;
@@ -103,8 +106,7 @@ class TonicsDataModule(pl.LightningDataModule):
         self.vision_encoder = vision_encoder
         self.eval_split = eval_split
         self.transfer_split = transfer_split
-        # what test_dataloader serves; the CLI points it at the transfer split for one pass
-        self.test_split = "test"
+        self.test_split = "test"  # what test_dataloader serves (`testing` changes it for a block)
         self.max_eval_pairs = max_eval_pairs
         self.feature_cache = feature_cache
         self.prefix_cache_dtype = prefix_cache_dtype
@@ -112,10 +114,10 @@ class TonicsDataModule(pl.LightningDataModule):
         self.one_pair_per_image = one_pair_per_image
         self.max_image_pixels = max_image_pixels
         self.max_image_aspect = max_image_aspect
-        self.unfreeze_at_step = unfreeze_at_step
         self.records: list[PairRecord] | None = None
         self.ontology: Ontology | None = None
         self.batch_sampler = None
+        self.openings: Openings | None = None  # the run's tower-opening plan, made in setup
         self._tokenizer = None
         self._image_processor = None
         self._annotations: dict[str, tuple[list[str | None], list[bool]]] = {}
@@ -174,6 +176,12 @@ class TonicsDataModule(pl.LightningDataModule):
         return ImageLimits(self.max_image_pixels, self.max_image_aspect,
                            processor_draft_size(self.image_processor))  # fmt: skip
 
+    def cache_source(self) -> CacheSource:
+        """The training pairs and their reading settings, for the feature and prefix caches."""
+        return CacheSource(self.split("train"), self.tokenizer, self.image_processor,
+                           max_text_length=self.max_text_length, limits=self.image_limits,
+                           batch_size=self.eval_batch_size, num_workers=self.num_workers)  # fmt: skip
+
     def setup(self, stage: str | None = None) -> None:
         """Load records and the ontology; check that the ontology matches the training pairs."""
         if stage in ("fit", None) and self.ontology is None:
@@ -189,10 +197,14 @@ class TonicsDataModule(pl.LightningDataModule):
             pair_images, pair_captions = (np.array(codes) for codes in group_codes(train))
             rank = self.trainer.global_rank if self.trainer else 0
             world = self.trainer.world_size if self.trainer else 1
+            model = self.trainer.lightning_module if self.trainer else None
+            step_opening = model.step_opening() if isinstance(model, AlignmentModule) else {}
+            self.openings = Openings.plan(
+                self.curriculum.stages, feature_cache=self.feature_cache, **step_opening
+            )
             self.batch_sampler = CurriculumBatchSampler(
                 self.ontology, self.curriculum, batch_size=self.batch_size,
-                seed=self.seed, rank=rank, world_size=world,
-                feature_cache=self.feature_cache, unfreeze_at_step=self.unfreeze_at_step,
+                seed=self.seed, rank=rank, world_size=world, openings=self.openings,
                 pair_images=pair_images, pair_captions=pair_captions,
                 one_pair_per_image=self.one_pair_per_image,
             )  # fmt: skip
@@ -240,8 +252,18 @@ class TonicsDataModule(pl.LightningDataModule):
         return self._eval_loader(self.eval_split)
 
     def test_dataloader(self) -> DataLoader:
-        """Sequential batches of the test split (or of `test_split` when the CLI sets it)."""
+        """Sequential batches of the test split (or of the split `testing` names)."""
         return self._eval_loader(self.test_split)
+
+    @contextlib.contextmanager
+    def testing(self, split: str):
+        """Inside the block, `test_dataloader` (and the test metrics' annotations) serve `split`:
+        how the held-out transfer split is evaluated with the test loop."""
+        previous, self.test_split = self.test_split, split
+        try:
+            yield
+        finally:
+            self.test_split = previous
 
     def predict_dataloader(self) -> DataLoader:
         """The test split, for `tonics predict` (embeddings)."""

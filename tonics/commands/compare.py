@@ -1,0 +1,41 @@
+"""`tonics compare A.yaml B.yaml --seeds 0 1 2 3 4 --out DIR`: recipes over paired seeds.
+
+Each (arm, seed) is an ordinary `tonics fit` run under `DIR/<arm>-seed<s>/`; finished runs are
+reused, so an interrupted comparison resumes. See `tonics.train.compare` for what is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tonics.commands import summary
+
+
+def main(argv: list[str]) -> int:
+    """`tonics compare CONFIG CONFIG [...] --seeds ... --out DIR`."""
+    parser = argparse.ArgumentParser(prog="tonics compare", description=summary("compare"))
+    parser.add_argument(
+        "configs", nargs="+", help="two or more `tonics fit` YAML files; the first is the baseline"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--out", default="runs/compare")
+    parser.add_argument("--split", choices=("test", "val"), default="test",
+                        help="compare test figures (after fit) or the last validation's (no test pass)")  # fmt: skip
+    parser.add_argument(
+        "--checkpoint",
+        choices=("last", "best"),
+        default="last",
+        help="compare the last weights (equal steps, the default) or the best checkpoint",
+    )
+    parser.add_argument("--fit-args", nargs=argparse.REMAINDER, default=[],
+                        help="extra `tonics fit` arguments for every run (put last)")  # fmt: skip
+    args = parser.parse_args(argv)
+    from tonics.analysis.results import markdown
+    from tonics.train.compare import compare
+
+    result = compare(args.configs, args.seeds, Path(args.out), which=args.checkpoint,
+                      extra=args.fit_args, split=args.split)  # fmt: skip
+    print(markdown(result))
+    print(f"\nWritten: {Path(args.out) / 'comparison.md'}, comparison.json, validation_curves.png")
+    return 0

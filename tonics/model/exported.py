@@ -1,0 +1,67 @@
+"""Load a model written by `tonics export`: `encode_text`, `encode_image`, `encode_tokens`.
+
+The directory is read as data: `config.json`, `model.safetensors` (a `TonicsDualEncoderModel`),
+the tokenizer and image processor files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoImageProcessor, AutoTokenizer
+
+from tonics.model.alignment import LOGIT_SCALE_MAX
+from tonics.model.hf_model import TonicsDualEncoderModel
+
+
+class ExportedModel(nn.Module):
+    """An exported aligned model: `encode_text(list[str])`, `encode_image(list[PIL.Image])`;
+    `hf` is the underlying `TonicsDualEncoderModel`."""
+
+    def __init__(self, directory: str | Path) -> None:
+        super().__init__()
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise FileNotFoundError(f"{directory} is not an exported tonics model (no config.json)")
+        self.hf = TonicsDualEncoderModel.from_pretrained(directory).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        self.image_processor = AutoImageProcessor.from_pretrained(directory, use_fast=False)
+        self.meta = {"embed_dim": self.hf.config.embed_dim, **getattr(self.hf.config, "tonics", {})}
+        self.logit_scale = self.hf.logit_scale
+        self.eval()
+
+    @torch.no_grad()
+    def encode_text(self, captions: list[str], max_length: int = 64) -> torch.Tensor:
+        """L2-normalised caption embeddings."""
+        tokens = self.tokenizer(captions, padding="longest", truncation=True, max_length=max_length,
+                                return_tensors="pt")  # fmt: skip
+        return self.encode_tokens(tokens["input_ids"], tokens["attention_mask"])
+
+    @torch.no_grad()
+    def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings of already tokenised captions."""
+        features = self.hf.get_text_features(input_ids, attention_mask).pooler_output
+        return F.normalize(features, dim=-1)
+
+    @torch.no_grad()
+    def encode_image(self, images) -> torch.Tensor:
+        """L2-normalised image embeddings (PIL images or preprocessed pixel tensors)."""
+        if isinstance(images, torch.Tensor):
+            pixels = images
+        else:
+            pixels = self.image_processor(
+                images=[im.convert("RGB") for im in images], return_tensors="pt"
+            )["pixel_values"]
+        return F.normalize(self.hf.get_image_features(pixels).pooler_output, dim=-1)
+
+    def scale(self) -> torch.Tensor:
+        """exp(t) clamped at 100."""
+        return self.logit_scale.exp().clamp(max=LOGIT_SCALE_MAX)
+
+
+def load(directory: str | Path) -> ExportedModel:
+    """Load a model written by `tonics export`."""
+    return ExportedModel(directory)
