@@ -37,7 +37,9 @@ EXTRA = ["--trainer.val_check_interval=200"]
 def first_open_stage(config: str) -> tuple[int, int]:
     """(index of the first stage that opens an encoder, the step it starts at)."""
     stages = yaml.safe_load(Path(config).read_text())["data"]["stages"]
-    first = next(i for i, s in enumerate(stages) if s.get("unfreeze_vision") or s.get("unfreeze_text"))  # fmt: skip
+    first = next(
+        i for i, s in enumerate(stages) if s.get("unfreeze_vision") or s.get("unfreeze_text")
+    )
     return first, sum(s["steps"] for s in stages[:first])
 
 
@@ -47,11 +49,23 @@ def frozen_end_figures(config: str, seed: int, out: Path) -> dict[str, float]:
     target = root / "frozen_end"
     if not list(target.rglob("retrieval_report.json")):
         checkpoint = next(root.rglob(f"stage{first_open_stage(config)[0] - 1}-*-end.ckpt"))
-        logger = {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                  "init_args": {"save_dir": str(target), "name": "tonics"}}  # fmt: skip
-        cli_main(["test", "--config", config, f"--seed_everything={seed}", f"--data.seed={seed}",
-                  f"--ckpt_path={checkpoint}", f"--trainer.default_root_dir={target}",
-                  f"--trainer.logger={json.dumps(logger)}", "--trainer.enable_progress_bar=false"])  # fmt: skip
+        logger = {
+            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            "init_args": {"save_dir": str(target), "name": "tonics"},
+        }
+        cli_main(
+            [
+                "test",
+                "--config",
+                config,
+                f"--seed_everything={seed}",
+                f"--data.seed={seed}",
+                f"--ckpt_path={checkpoint}",
+                f"--trainer.default_root_dir={target}",
+                f"--trainer.logger={json.dumps(logger)}",
+                "--trainer.enable_progress_bar=false",
+            ]
+        )
     report = json.loads(next(target.rglob("retrieval_report.json")).read_text())
     return {k.removeprefix("test/"): v for k, v in report.items() if k.startswith("test/")}
 
@@ -65,9 +79,16 @@ def main() -> None:
     out = Path(args.out)
     comparison = compare(list(CONFIGS.values()), args.seeds, out, extra=EXTRA)
     open_step = first_open_stage(CONFIGS["tonics"])[1]
-    lines = [f"| arm ({len(args.seeds)} seeds, test mean recall) | end of frozen stages (step {open_step}) "
-             "| last | last - frozen end [95% CI] |", "|---|---|---|---|"]  # fmt: skip
-    result: dict = {"benchmark": "curriculum_vs_random", "seeds": args.seeds, "encoders_open_at_step": open_step}  # fmt: skip
+    lines = [
+        f"| arm ({len(args.seeds)} seeds, test mean recall) | end of frozen stages (step {open_step}) "
+        "| last | last - frozen end [95% CI] |",
+        "|---|---|---|---|",
+    ]
+    result: dict = {
+        "benchmark": "curriculum_vs_random",
+        "seeds": args.seeds,
+        "encoders_open_at_step": open_step,
+    }
     loss_rows = []
     for arm, config in CONFIGS.items():
         roots = [run_directory(out, config, s) for s in args.seeds]
@@ -83,9 +104,17 @@ def main() -> None:
         loss_rows.append((arm, mean_loss))
     result["comparison"] = comparison["metrics"]
     steps = list(loss_rows[0][1])
-    lines += ["", markdown(comparison), "", "| val/loss at step | " + " | ".join(map(str, steps)) + " |",
-              "|---|" + "---|" * len(steps)]  # fmt: skip
-    lines += [f"| {arm} | " + " | ".join(f"{loss[s]:.3f}" for s in steps) + " |" for arm, loss in loss_rows]  # fmt: skip
+    lines += [
+        "",
+        markdown(comparison),
+        "",
+        "| val/loss at step | " + " | ".join(map(str, steps)) + " |",
+        "|---|" + "---|" * len(steps),
+    ]
+    lines += [
+        f"| {arm} | " + " | ".join(f"{loss[s]:.3f}" for s in steps) + " |"
+        for arm, loss in loss_rows
+    ]
     print(json.dumps(result))
     print("\n".join(lines))
 

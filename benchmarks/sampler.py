@@ -65,11 +65,22 @@ def main() -> None:
     nouns = vocabulary()
     frozen_step = packaged_step_seconds(unfrozen=False)
     unfrozen_step = packaged_step_seconds(unfrozen=True)
-    kinds = {"random": ({"random": 1.0}, {}), "diverse": ({"diverse": 1.0}, {}),
-             "ontology_fine": ({"ontology": 1.0}, {"granularity": "fine"}),
-             "ontology_coarse": ({"ontology": 1.0}, {"granularity": "depth", "min_depth": 4, "max_depth": 7})}  # fmt: skip
-    result = {"benchmark": "sampler", "batch_size": 32, "frozen_step_s": round(frozen_step, 4),
-              "unfrozen_step_s": round(unfrozen_step, 4), "goal": "< 1% of step time"}  # fmt: skip
+    kinds = {
+        "random": ({"random": 1.0}, {}),
+        "diverse": ({"diverse": 1.0}, {}),
+        "ontology_fine": ({"ontology": 1.0}, {"granularity": "fine"}),
+        "ontology_coarse": (
+            {"ontology": 1.0},
+            {"granularity": "depth", "min_depth": 4, "max_depth": 7},
+        ),
+    }
+    result = {
+        "benchmark": "sampler",
+        "batch_size": 32,
+        "frozen_step_s": round(frozen_step, 4),
+        "unfrozen_step_s": round(unfrozen_step, 4),
+        "goal": "< 1% of step time",
+    }
     rows = []
     for size in (100_000, 1_000_000):
         started = time.perf_counter()

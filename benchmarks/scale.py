@@ -60,8 +60,15 @@ def _vocabulary(rng: random.Random) -> list[str]:
 
     wn = load_wordnet()
     words = set()
-    for root in ("animal.n.01", "artifact.n.01", "food.n.02", "plant.n.02", "person.n.01",
-                 "natural_object.n.01", "geological_formation.n.01"):  # fmt: skip
+    for root in (
+        "animal.n.01",
+        "artifact.n.01",
+        "food.n.02",
+        "plant.n.02",
+        "person.n.01",
+        "natural_object.n.01",
+        "geological_formation.n.01",
+    ):
         for synset in wn.synset(root).closure(lambda s: s.hyponyms()):
             words.update(name for name in synset.lemma_names() if name.isalpha() and name.islower())
     words = sorted(words)
@@ -108,7 +115,7 @@ def write_corpus(root: Path, pairs: int, seed: int = 0) -> float:
     jpegs = []
     for _ in range(512):  # a pool of tiny JPEGs: content does not matter for these costs
         buffer = io.BytesIO()
-        Image.new("RGB", (16, 16), tuple(rng.randrange(256) for _ in range(3))).save(buffer, "JPEG")  # fmt: skip
+        Image.new("RGB", (16, 16), tuple(rng.randrange(256) for _ in range(3))).save(buffer, "JPEG")
         jpegs.append(buffer.getvalue())
     captions = _captions(pairs, seed)
     for start in range(0, pairs, PER_SHARD):
@@ -128,14 +135,16 @@ def write_corpus(root: Path, pairs: int, seed: int = 0) -> float:
 def _stages():
     from tonics.sampling import Curriculum, Stage
 
-    return Curriculum([
-        Stage("random", {"random": 1.0}, steps=1),
-        Stage("diverse", {"diverse": 1.0}, steps=1),
-        Stage("fine", {"ontology": 1.0}, "fine", steps=1),
-        Stage("depth", {"ontology": 1.0}, "depth", min_depth=4, max_depth=7, steps=1),
-        Stage("objects", {"ontology": 1.0}, "fine", object_nodes_only=True, steps=1),
-        Stage("siblings", {"ontology": 1.0}, "fine", siblings=4),
-    ])  # fmt: skip
+    return Curriculum(
+        [
+            Stage("random", {"random": 1.0}, steps=1),
+            Stage("diverse", {"diverse": 1.0}, steps=1),
+            Stage("fine", {"ontology": 1.0}, "fine", steps=1),
+            Stage("depth", {"ontology": 1.0}, "depth", min_depth=4, max_depth=7, steps=1),
+            Stage("objects", {"ontology": 1.0}, "fine", object_nodes_only=True, steps=1),
+            Stage("siblings", {"ontology": 1.0}, "fine", siblings=4),
+        ]
+    )
 
 
 def phase_index(corpus: Path) -> dict:
@@ -144,8 +153,11 @@ def phase_index(corpus: Path) -> dict:
     started = time.perf_counter()
     index = build_index(sorted(corpus.glob("*.tar")))
     path = save_index(index, corpus / "index.parquet", "txt")
-    return {"index_build_s": time.perf_counter() - started, "index_bytes": path.stat().st_size,
-            "index_rss_gb": peak_rss_gb()}  # fmt: skip
+    return {
+        "index_build_s": time.perf_counter() - started,
+        "index_bytes": path.stat().st_size,
+        "index_rss_gb": peak_rss_gb(),
+    }
 
 
 def _records(corpus: Path):
@@ -161,8 +173,12 @@ def phase_ontology(corpus: Path) -> dict:
     records = _records(corpus)
     started = time.perf_counter()
     ontology = ontology_for_records(records, cache=corpus / "ontology")
-    return {"ontology_build_s": time.perf_counter() - started, "ontology_rss_gb": peak_rss_gb(),
-            "ontology_nodes": ontology.graph.number_of_nodes(), "coverage": ontology.coverage()}  # fmt: skip
+    return {
+        "ontology_build_s": time.perf_counter() - started,
+        "ontology_rss_gb": peak_rss_gb(),
+        "ontology_nodes": ontology.graph.number_of_nodes(),
+        "coverage": ontology.coverage(),
+    }
 
 
 def phase_startup(corpus: Path) -> dict:
@@ -182,13 +198,23 @@ def phase_startup(corpus: Path) -> dict:
     images, captions = (np.array(codes) for codes in group_codes(records))
     codes_s = time.perf_counter() - codes_started
     curriculum = _stages()
-    sampler = CurriculumBatchSampler(ontology, curriculum, batch_size=BATCH, pair_images=images,
-                                     pair_captions=captions)  # fmt: skip
-    kinds = {stage.name: sampler._kind(i, next(iter(stage.mix))) for i, stage in enumerate(curriculum.stages)}  # fmt: skip
+    sampler = CurriculumBatchSampler(
+        ontology, curriculum, batch_size=BATCH, pair_images=images, pair_captions=captions
+    )
+    kinds = {
+        stage.name: sampler._kind(i, next(iter(stage.mix)))
+        for i, stage in enumerate(curriculum.stages)
+    }
     startup_s = time.perf_counter() - started
-    result = {"startup_s": startup_s, "startup_records_s": records_s, "startup_imports_s": imports_s,
-              "startup_codes_s": codes_s, "startup_kinds_s": startup_s - records_s - ontology_s - codes_s,
-              "startup_ontology_s": ontology_s, "startup_rss_gb": peak_rss_gb()}  # fmt: skip
+    result = {
+        "startup_s": startup_s,
+        "startup_records_s": records_s,
+        "startup_imports_s": imports_s,
+        "startup_codes_s": codes_s,
+        "startup_kinds_s": startup_s - records_s - ontology_s - codes_s,
+        "startup_ontology_s": ontology_s,
+        "startup_rss_gb": peak_rss_gb(),
+    }
     rng = np.random.default_rng(0)
     for name, kind in kinds.items():
         available = np.ones(len(ontology), dtype=bool)
@@ -234,8 +260,11 @@ def phase_feature_cache(corpus: Path, width: int = 8) -> dict:
 
     def build(pairs, description):
         n = len(pairs)
-        return {"pair_image": torch.arange(n), "image": torch.zeros(n, width, dtype=torch.float16),
-                "text": torch.zeros(n, width, dtype=torch.float16)}, {}  # fmt: skip
+        return {
+            "pair_image": torch.arange(n),
+            "image": torch.zeros(n, width, dtype=torch.float16),
+            "text": torch.zeros(n, width, dtype=torch.float16),
+        }, {}
 
     directory = corpus / "features"
     shutil.rmtree(directory, ignore_errors=True)  # measured from scratch
@@ -256,23 +285,36 @@ def phase_feature_cache(corpus: Path, width: int = 8) -> dict:
         times.append(time.perf_counter() - t)
     per_pair = store.nbytes / len(image_ids)
     overhead = per_pair - 2 * width * 2  # the index arrays every pair carries
-    result = {"cache_build_s": build_s, "cache_open_s": open_s,
-              "cache_lookup_ms": 1000 * float(np.median(times[1:])),
-              "cache_overhead_bytes_per_pair": overhead, "cache_open_rss_gb": peak_rss_gb(),
-              "cache_rss_before_open_gb": before}  # fmt: skip
+    result = {
+        "cache_build_s": build_s,
+        "cache_open_s": open_s,
+        "cache_lookup_ms": 1000 * float(np.median(times[1:])),
+        "cache_overhead_bytes_per_pair": overhead,
+        "cache_open_rss_gb": peak_rss_gb(),
+        "cache_rss_before_open_gb": before,
+    }
     for name, (image, text) in WIDTHS.items():
         result[f"cache_bytes_per_pair {name} fp16"] = overhead + 2 * (image + text)
     return result
 
 
-PHASES = {"index": phase_index, "ontology": phase_ontology, "startup": phase_startup,
-          "reads": phase_reads, "feature_cache": phase_feature_cache}  # fmt: skip
+PHASES = {
+    "index": phase_index,
+    "ontology": phase_ontology,
+    "startup": phase_startup,
+    "reads": phase_reads,
+    "feature_cache": phase_feature_cache,
+}
 
 
 def run_phase(name: str, corpus: Path) -> dict:
     """One phase in a fresh interpreter; its JSON result."""
-    done = subprocess.run([sys.executable, __file__, "--phase", name, "--corpus", str(corpus)],
-                          check=True, capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, __file__, "--phase", name, "--corpus", str(corpus)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -305,7 +347,7 @@ ROWS = [  # (key, label, format)
     *[
         (f"sample_{k}_ms", f"sampling, {k} batch of 256 (ms)", "{:.2f}")
         for k in ("random", "diverse", "fine", "depth", "objects", "siblings")
-    ],  # fmt: skip
+    ],
     ("sampling_share", "**slowest kind / 0.3 s step** (target < 1%)", "pct"),
     ("read_index_us", "image read by index (us)", "{:.1f}"),
     ("read_file_us", "same bytes, plain file (us)", "{:.1f}"),
@@ -316,7 +358,7 @@ ROWS = [  # (key, label, format)
     *[
         (f"cache_bytes_per_pair {k} fp16", f"feature cache bytes/pair, {k}, fp16", "{:.0f}")
         for k in WIDTHS
-    ],  # fmt: skip
+    ],
     *[(f"cache_gb {k} fp16", f"feature cache on disk, {k}, fp16 (GB)", "{:.1f}") for k in WIDTHS],
 ]
 
@@ -332,15 +374,35 @@ def _cell(value: float, style: str) -> str:
 def table(results: dict[int, dict], extra: int = 12_000_000) -> str:
     """Markdown table: one column per measured size, one extrapolated to `extra` pairs."""
     sizes = sorted(results)
-    lines = ["| | " + " | ".join(f"{s / 1e6:g}M pairs" for s in sizes) + f" | {extra / 1e6:g}M (extrapolated) |",
-             "|---" * (len(sizes) + 2) + "|"]  # fmt: skip
+    lines = [
+        "| | "
+        + " | ".join(f"{s / 1e6:g}M pairs" for s in sizes)
+        + f" | {extra / 1e6:g}M (extrapolated) |",
+        "|---" * (len(sizes) + 2) + "|",
+    ]
     for key, label, style in ROWS:
         values = [results[s].get(key) for s in sizes]
         if any(v is None for v in values):
             continue
-        linear = key not in ("startup_imports_s", "corpus_write_s", "read_index_us", "read_file_us", "read_ratio", "cache_lookup_ms") and "per_pair" not in key and not key.startswith("sample")  # fmt: skip
+        linear = (
+            key
+            not in (
+                "startup_imports_s",
+                "corpus_write_s",
+                "read_index_us",
+                "read_file_us",
+                "read_ratio",
+                "cache_lookup_ms",
+            )
+            and "per_pair" not in key
+            and not key.startswith("sample")
+        )
         far = extrapolate(sizes, values, extra) if linear and len(sizes) > 1 else values[-1]
-        lines.append(f"| {label} | " + " | ".join(_cell(v, style) for v in values) + f" | {_cell(far, style)} |")  # fmt: skip
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_cell(v, style) for v in values)
+            + f" | {_cell(far, style)} |"
+        )
     return "\n".join(lines)
 
 
@@ -350,8 +412,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[300_000, 1_000_000, 3_300_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/tonics-scale"))
     parser.add_argument("--keep", action="store_true", help="keep each corpus on disk")
-    parser.add_argument("--reuse", action="store_true",
-                        help="measure a corpus a --keep run left instead of writing it again")  # fmt: skip
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure a corpus a --keep run left instead of writing it again",
+    )
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -369,22 +434,41 @@ def main() -> None:
             (corpus / "complete").write_text(json.dumps(results[size]))
         for name in PHASES:
             results[size].update(run_phase(name, corpus))
-            print(f"[{size}] {name} done, {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"[{size}] {name} done, {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         figures = results[size]
-        figures["sampling_share"] = max(v for k, v in figures.items() if k.startswith("sample_")) / 1000 / STEP_S  # fmt: skip
+        figures["sampling_share"] = (
+            max(v for k, v in figures.items() if k.startswith("sample_")) / 1000 / STEP_S
+        )
         for name in WIDTHS:
-            figures[f"cache_gb {name} fp16"] = figures[f"cache_bytes_per_pair {name} fp16"] * size / 1e9  # fmt: skip
+            figures[f"cache_gb {name} fp16"] = (
+                figures[f"cache_bytes_per_pair {name} fp16"] * size / 1e9
+            )
         if not args.keep:
             shutil.rmtree(corpus, ignore_errors=True)
     print(table(results))
     at = results[max(results)]
-    print(json.dumps({"benchmark": "scale", "sizes": sorted(results), "seconds": round(time.perf_counter() - started),
-                      "cpu_count": os.cpu_count(), "targets": TARGETS,
-                      "met_at_largest": {"startup_s": at["startup_s"] < TARGETS["startup_s"],
-                                         "startup_rss_gb": at["startup_rss_gb"] < TARGETS["startup_rss_gb"],
-                                         "sampling_share": at["sampling_share"] < TARGETS["sampling_share"],
-                                         "read_ratio": at["read_ratio"] <= TARGETS["read_ratio"]},
-                      "results": {str(k): v for k, v in results.items()}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "benchmark": "scale",
+                "sizes": sorted(results),
+                "seconds": round(time.perf_counter() - started),
+                "cpu_count": os.cpu_count(),
+                "targets": TARGETS,
+                "met_at_largest": {
+                    "startup_s": at["startup_s"] < TARGETS["startup_s"],
+                    "startup_rss_gb": at["startup_rss_gb"] < TARGETS["startup_rss_gb"],
+                    "sampling_share": at["sampling_share"] < TARGETS["sampling_share"],
+                    "read_ratio": at["read_ratio"] <= TARGETS["read_ratio"],
+                },
+                "results": {str(k): v for k, v in results.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

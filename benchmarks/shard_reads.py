@@ -85,20 +85,30 @@ def main() -> None:
                     tar.extractfile(r.image.tar_member).read()
 
         timings = {}
-        for name, fn, scale in (("plain_file", plain_files, 1), ("index", by_index, 1),
-                                ("tar_lookup", tar_lookup, 10)):  # fmt: skip
+        for name, fn, scale in (
+            ("plain_file", plain_files, 1),
+            ("index", by_index, 1),
+            ("tar_lookup", tar_lookup, 10),
+        ):
             fn()  # warm the page cache: both ways read from memory, as a second epoch would
             started = time.perf_counter()
             fn()
             timings[name] = (time.perf_counter() - started) * scale / len(chosen)
-        print(json.dumps({
-            "benchmark": "shard_reads", "pairs": len(records), "shards": len(shards),
-            "index_build_s": round(build_s, 3), "index_load_s": round(load_s, 4),
-            "index_bytes_per_pair": round(path.stat().st_size / len(records), 1),
-            "read_us": {k: round(v * 1e6, 1) for k, v in timings.items()},
-            "index_over_plain_file": round(timings["index"] / timings["plain_file"], 2),
-            "tar_lookup_over_index": round(timings["tar_lookup"] / timings["index"], 1),
-        }))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "benchmark": "shard_reads",
+                    "pairs": len(records),
+                    "shards": len(shards),
+                    "index_build_s": round(build_s, 3),
+                    "index_load_s": round(load_s, 4),
+                    "index_bytes_per_pair": round(path.stat().st_size / len(records), 1),
+                    "read_us": {k: round(v * 1e6, 1) for k, v in timings.items()},
+                    "index_over_plain_file": round(timings["index"] / timings["plain_file"], 2),
+                    "tar_lookup_over_index": round(timings["tar_lookup"] / timings["index"], 1),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

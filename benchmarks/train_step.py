@@ -29,11 +29,17 @@ from tonics.train.module import AlignmentModule
 def _batch(batch_size: int) -> dict:
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 8000, (batch_size, 16), generator=g)
-    return {"pixel_values": torch.randn(batch_size, 3, 224, 224, generator=g), "input_ids": ids,
-            "attention_mask": torch.ones_like(ids), "indices": torch.arange(batch_size),
-            "has_image": torch.ones(batch_size, dtype=torch.bool), "skipped": [], "cached": False,
-            "image_ids": [str(i) for i in range(batch_size)],
-            "pair_keys": torch.arange(batch_size).repeat(2, 1).T.contiguous()}  # fmt: skip
+    return {
+        "pixel_values": torch.randn(batch_size, 3, 224, 224, generator=g),
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "indices": torch.arange(batch_size),
+        "has_image": torch.ones(batch_size, dtype=torch.bool),
+        "skipped": [],
+        "cached": False,
+        "image_ids": [str(i) for i in range(batch_size)],
+        "pair_keys": torch.arange(batch_size).repeat(2, 1).T.contiguous(),
+    }
 
 
 def _module(unfrozen: bool) -> AlignmentModule:
@@ -62,8 +68,16 @@ def lightning_step(unfrozen: bool, steps: int, batch_size: int) -> float:
     batch = _batch(batch_size)
     loader = torch.utils.data.DataLoader([batch] * (steps + 1), batch_size=None)
     timer = _StepTimer()
-    trainer = pl.Trainer(max_steps=steps + 1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[timer], accelerator="cpu", devices=1)  # fmt: skip
+    trainer = pl.Trainer(
+        max_steps=steps + 1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        accelerator="cpu",
+        devices=1,
+    )
     trainer.fit(module, train_dataloaders=loader)
     return sorted(timer.times[1:])[len(timer.times[1:]) // 2]
 
@@ -127,17 +141,32 @@ def prefix_vs_live_top2(steps: int, batch_size: int) -> tuple[float, float, int]
     model, live = module.model, _batch(batch_size)
     ids, mask, pixels = live["input_ids"], live["attention_mask"], live["pixel_values"]
     texts = [t.half() for t in text_states(TowerSplit(model.text.encoder, 2), ids, mask)]
-    arrays = {"text": torch.cat(texts), "text_offsets": torch.tensor([0] + [len(t) for t in texts]).cumsum(0),
-              "image": TowerSplit(model.vision.encoder, 2).prefix(pixels).half(),
-              "pair_image": torch.arange(batch_size)}  # fmt: skip
-    store = load_or_build(Path(tempfile.mkdtemp()) / "prefix", "bench", [str(i) for i in range(batch_size)],
-                          lambda pairs, description: (arrays, {}))  # fmt: skip
+    arrays = {
+        "text": torch.cat(texts),
+        "text_offsets": torch.tensor([0] + [len(t) for t in texts]).cumsum(0),
+        "image": TowerSplit(model.vision.encoder, 2).prefix(pixels).half(),
+        "pair_image": torch.arange(batch_size),
+    }
+    store = load_or_build(
+        Path(tempfile.mkdtemp()) / "prefix",
+        "bench",
+        [str(i) for i in range(batch_size)],
+        lambda pairs, description: (arrays, {}),
+    )
     module.prefix_caches[(2, 2)] = PrefixCache(split=(2, 2), store=store).bind(model)
     cached = {**live, "pixel_values": None, "cached": True}
     loader = torch.utils.data.DataLoader([live, cached] * (steps + 1), batch_size=None)
     timer = _StepTimer()
-    trainer = pl.Trainer(max_steps=2 * (steps + 1), logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, callbacks=[timer], accelerator="cpu", devices=1)  # fmt: skip
+    trainer = pl.Trainer(
+        max_steps=2 * (steps + 1),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        accelerator="cpu",
+        devices=1,
+    )
     trainer.fit(module, train_dataloaders=loader)
     live_s, cached_s = (
         sorted(t[1:])[len(t[1:]) // 2] for t in (timer.times[0::2], timer.times[1::2])

@@ -75,8 +75,14 @@ class Ontology:
         chunks = []  # per chunk: (node of each entry, pair of each entry), sorted by node then pair
         counts = np.zeros(len(nodes), dtype=np.int64)
         for first in range(0, num_pairs, chunk_pairs):
-            node_of, pair_of = _expand(self.pair_objects[first : first + chunk_pairs], first, number,
-                                       lengths, starts, closure_flat)  # fmt: skip
+            node_of, pair_of = _expand(
+                self.pair_objects[first : first + chunk_pairs],
+                first,
+                number,
+                lengths,
+                starts,
+                closure_flat,
+            )
             counts += np.bincount(node_of, minlength=len(nodes))
             chunks.append((node_of.astype(np.int32), pair_of.astype(dtype)))
         bounds = np.concatenate([[0], np.cumsum(counts)])
@@ -159,9 +165,15 @@ class Ontology:
             meta = json.loads(data["meta"].tobytes().decode())
             if pair_ids is None and "pair_ids" not in meta:
                 stored = data["pair_ids"].tobytes().decode()
-                pair_ids = stored.split(PAIR_ID_SEPARATOR) if stored or len(data["pair_indptr"]) > 1 else []  # fmt: skip
+                pair_ids = (
+                    stored.split(PAIR_ID_SEPARATOR)
+                    if stored or len(data["pair_indptr"]) > 1
+                    else []
+                )
             flat, indptr = data["pair_nodes"].tolist(), data["pair_indptr"].tolist()
-            subtrees = (data["subtree_pairs"], data["subtree_indptr"]) if "subtree_pairs" in data else None  # fmt: skip
+            subtrees = (
+                (data["subtree_pairs"], data["subtree_indptr"]) if "subtree_pairs" in data else None
+            )
         if meta.get("version") != FORMAT_VERSION:
             raise ValueError(
                 f"{path}: ontology format {meta.get('version')}, expected {FORMAT_VERSION}"
@@ -173,10 +185,14 @@ class Ontology:
         with paused_gc():
             named = [names[j] for j in flat]
             objects = [tuple(named[a:b]) for a, b in zip(indptr[:-1], indptr[1:])]
-        ontology = cls(graph, objects, meta["pair_ids"] if pair_ids is None else pair_ids, meta["settings"])  # fmt: skip
+        ontology = cls(
+            graph, objects, meta["pair_ids"] if pair_ids is None else pair_ids, meta["settings"]
+        )
         if subtrees is not None:
             pairs, bounds = subtrees
-            ontology._subtree_cache = {n: pairs[bounds[i] : bounds[i + 1]] for i, n in enumerate(names)}  # fmt: skip
+            ontology._subtree_cache = {
+                n: pairs[bounds[i] : bounds[i + 1]] for i, n in enumerate(names)
+            }
         return ontology
 
 
@@ -184,10 +200,14 @@ def _expand(pair_objects, first: int, number, lengths, starts, closure_flat):
     """(node, pair) for every ancestor-or-self of every object of these pairs (pair numbers from
     `first`), de-duplicated and sorted by node, then pair."""
     counts = np.fromiter((len(o) for o in pair_objects), np.int64, len(pair_objects))
-    flat = np.fromiter((number[o] for objs in pair_objects for o in objs), np.int64, int(counts.sum()))  # fmt: skip
+    flat = np.fromiter(
+        (number[o] for objs in pair_objects for o in objs), np.int64, int(counts.sum())
+    )
     per_object = lengths[flat]
     pair_of = np.repeat(np.repeat(np.arange(first, first + len(counts)), counts), per_object)
-    within = np.arange(int(per_object.sum())) - np.repeat(np.cumsum(per_object) - per_object, per_object)  # fmt: skip
+    within = np.arange(int(per_object.sum())) - np.repeat(
+        np.cumsum(per_object) - per_object, per_object
+    )
     node_of = closure_flat[np.repeat(starts[flat], per_object) + within]
     span = first + len(counts) + 1
     keys = np.unique(node_of * span + pair_of)
@@ -217,8 +237,13 @@ def _hypernym_closure(wn, synset_names: Iterable[str]) -> nx.DiGraph:
     for name in graph:  # parents reached only as edges still need attributes
         if "depth" not in graph.nodes[name]:
             synset = wn.synset(name)
-            graph.nodes[name].update(lemmas=synset.lemma_names()[:5], depth=synset.min_depth(),
-                                     lexname=synset.lexname(), own=0, subtree=0)  # fmt: skip
+            graph.nodes[name].update(
+                lemmas=synset.lemma_names()[:5],
+                depth=synset.min_depth(),
+                lexname=synset.lexname(),
+                own=0,
+                subtree=0,
+            )
     return graph
 
 
@@ -245,6 +270,33 @@ def combine_objects(
     return tuple(kept)
 
 
+def _caption_objects(captions: Sequence[object], extractor) -> list[list[str]]:
+    """Each caption's object synsets (each distinct caption text extracted once)."""
+    per_caption: dict[object, list[str]] = {}
+    objects = []
+    progress = dict(desc="ontology: objects in captions", unit="caption", mininterval=2.0)
+    for caption in tqdm(captions, **progress, disable=len(captions) < 5000):
+        key = caption if isinstance(caption, (str, bytes)) else None
+        if key not in per_caption:
+            per_caption[key] = extractor.extract(caption)
+        objects.append(per_caption[key])
+    return objects
+
+
+def _count_and_prune(ontology: Ontology, pair_objects) -> None:
+    """Store each node's own and subtree pair counts; drop nodes no pair reaches."""
+    graph = ontology.graph
+    ontology.precompute_subtrees()
+    own = Counter(o for objs in pair_objects for o in objs)
+    for node in graph:
+        graph.nodes[node]["own"] = own.get(node, 0)
+        graph.nodes[node]["subtree"] = int(len(ontology.subtree_pairs(node)))
+    unused = [n for n in graph if graph.nodes[n]["subtree"] == 0]
+    graph.remove_nodes_from(unused)  # only intersection mode leaves nodes nobody kept
+    for node in unused:
+        ontology._subtree_cache.pop(node, None)
+
+
 def build_ontology(
     captions: Sequence[object],
     pair_ids: Sequence[str],
@@ -265,14 +317,7 @@ def build_ontology(
         )
     extractor = extractor or NounExtractor()
     wn = extractor.wn
-    per_caption: dict[object, list[str]] = {}
-    caption_objects = []
-    for caption in tqdm(captions, desc="ontology: objects in captions", unit="caption",
-                        mininterval=2.0, disable=len(captions) < 5000):  # fmt: skip
-        key = caption if isinstance(caption, (str, bytes)) else None
-        if key not in per_caption:
-            per_caption[key] = extractor.extract(caption)
-        caption_objects.append(per_caption[key])
+    caption_objects = _caption_objects(captions, extractor)
     image_synsets = [
         [category_synset(name, category_table) for name in labels]
         for labels in (image_objects or [])
@@ -288,20 +333,12 @@ def build_ontology(
         )
         for i in range(len(caption_objects))
     ]
-    del per_caption, caption_objects, image_synsets  # the pairs' objects are all kept from here
+    del caption_objects, image_synsets  # the pairs' objects are all kept from here
     ontology = Ontology(
         graph,
         pair_objects,
         list(pair_ids),
         {"source": source, "extraction": asdict(extractor.settings)},
     )
-    ontology.precompute_subtrees()
-    own = Counter(o for objs in pair_objects for o in objs)
-    for node in graph:
-        graph.nodes[node]["own"] = own.get(node, 0)
-        graph.nodes[node]["subtree"] = int(len(ontology.subtree_pairs(node)))
-    unused = [n for n in graph if graph.nodes[n]["subtree"] == 0]
-    graph.remove_nodes_from(unused)  # only intersection mode leaves nodes nobody kept
-    for node in unused:
-        ontology._subtree_cache.pop(node, None)
+    _count_and_prune(ontology, pair_objects)
     return ontology

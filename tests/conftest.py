@@ -53,8 +53,15 @@ def write_karpathy(
         if transfer and i % 8 == 2:
             split = "transfer"
         sentences = [{"raw": f"a {noun} {rng.choice(PLACES)}"} for _ in range(captions_per_image)]
-        images.append({"filepath": "imgs", "filename": f"{i:04d}.jpg", "split": split, "cocoid": i,
-                       "sentences": sentences})  # fmt: skip
+        images.append(
+            {
+                "filepath": "imgs",
+                "filename": f"{i:04d}.jpg",
+                "split": split,
+                "cocoid": i,
+                "sentences": sentences,
+            }
+        )
     path = root / "dataset_tiny.json"
     path.write_text(json.dumps({"images": images, "dataset": "tiny"}))
     return str(path)

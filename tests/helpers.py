@@ -26,27 +26,57 @@ def tiny_config(path, split_file, image_root, run_dir, **overrides) -> str:
     """A `tonics fit` YAML for the tiny dataset with tiny random encoders."""
     config = {
         "seed_everything": 0,
-        "model": {"text_encoder": "tiny:bert", "vision_encoder": "tiny:vit", "embed_dim": 16, "lr": 0.01},
+        "model": {
+            "text_encoder": "tiny:bert",
+            "vision_encoder": "tiny:vit",
+            "embed_dim": 16,
+            "lr": 0.01,
+        },
         "data": {
-            "reader": {"class_path": "tonics.data.readers.KarpathyReader",
-                       "init_args": {"split_file": split_file, "image_root": image_root}},
+            "reader": {
+                "class_path": "tonics.data.readers.KarpathyReader",
+                "init_args": {"split_file": split_file, "image_root": image_root},
+            },
             "batch_size": 8,
             "eval_batch_size": 16,
             "num_workers": 0,
             "ontology_cache": str(run_dir / "ontology"),
             "stages": [
                 {"name": "diverse", "mix": {"diverse": 1.0}, "steps": 2},
-                {"name": "coarse", "mix": {"ontology": 0.7, "random": 0.3}, "granularity": "depth",
-                 "min_depth": 3, "max_depth": 8, "steps": 2},
-                {"name": "fine", "mix": {"ontology": 1.0}, "granularity": "fine", "unfreeze_vision": 1},
+                {
+                    "name": "coarse",
+                    "mix": {"ontology": 0.7, "random": 0.3},
+                    "granularity": "depth",
+                    "min_depth": 3,
+                    "max_depth": 8,
+                    "steps": 2,
+                },
+                {
+                    "name": "fine",
+                    "mix": {"ontology": 1.0},
+                    "granularity": "fine",
+                    "unfreeze_vision": 1,
+                },
             ],
         },
-        "trainer": {"max_steps": 6, "val_check_interval": 3, "check_val_every_n_epoch": None,
-                    "default_root_dir": str(run_dir), "enable_progress_bar": False, "log_every_n_steps": 1, "num_sanity_val_steps": 0,
-                    "logger": [{"class_path": "lightning.pytorch.loggers.CSVLogger",
-                                "init_args": {"save_dir": str(run_dir), "name": "tonics"}}],
-                    "accelerator": "cpu", "devices": 1},
-    }  # fmt: skip
+        "trainer": {
+            "max_steps": 6,
+            "val_check_interval": 3,
+            "check_val_every_n_epoch": None,
+            "default_root_dir": str(run_dir),
+            "enable_progress_bar": False,
+            "log_every_n_steps": 1,
+            "num_sanity_val_steps": 0,
+            "logger": [
+                {
+                    "class_path": "lightning.pytorch.loggers.CSVLogger",
+                    "init_args": {"save_dir": str(run_dir), "name": "tonics"},
+                }
+            ],
+            "accelerator": "cpu",
+            "devices": 1,
+        },
+    }
     for dotted, value in overrides.items():
         node = config
         *parents, last = dotted.split(".")

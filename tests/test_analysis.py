@@ -42,9 +42,28 @@ def tiny_comparison(tiny_dataset, tmp_path_factory):
     directory = tmp_path_factory.mktemp("cmp")
     common = {"trainer.max_steps": 4, "trainer.val_check_interval": 2}
     tonics = tiny_config(directory / "tonics.yaml", split_file, root, directory, **common)
-    random = tiny_config(directory / "random.yaml", split_file, root, directory, **common,
-                         **{"data.stages": [{"name": "random", "mix": {"random": 1.0}}]})  # fmt: skip
-    cli_main(["compare", random, tonics, "--seeds", "0", "1", "--split", "val", "--out", str(directory / "out")])  # fmt: skip
+    random = tiny_config(
+        directory / "random.yaml",
+        split_file,
+        root,
+        directory,
+        **common,
+        **{"data.stages": [{"name": "random", "mix": {"random": 1.0}}]},
+    )
+    cli_main(
+        [
+            "compare",
+            random,
+            tonics,
+            "--seeds",
+            "0",
+            "1",
+            "--split",
+            "val",
+            "--out",
+            str(directory / "out"),
+        ]
+    )
     return directory / "out"
 
 

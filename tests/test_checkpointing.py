@@ -41,8 +41,9 @@ def test_ten_kills_during_writes_leave_a_loadable_checkpoint(tmp_path, tmpdir_el
     rng = random.Random(0)
     steps = []
     for _ in range(10):
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], env=env,
-                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(target)], env=env, stdout=subprocess.PIPE, text=True
+        )
         assert writer.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.05, 0.6))  # somewhere inside one of the writes
         writer.send_signal(signal.SIGKILL)

@@ -54,8 +54,13 @@ def test_fit_passes_all_stages_and_reports_retrieval(tiny_dataset, tmp_path, cap
 
 def test_fit_with_siglip_masking_and_one_pair_per_image(tiny_dataset, tmp_path, capsys):
     split_file, root = tiny_dataset
-    overrides = {"model.loss": "siglip", "data.one_pair_per_image": True, "model.lr_schedule": "run",
-                 "model.train_bn_stats": True, "trainer.max_steps": 4}  # fmt: skip
+    overrides = {
+        "model.loss": "siglip",
+        "data.one_pair_per_image": True,
+        "model.lr_schedule": "run",
+        "model.train_bn_stats": True,
+        "trainer.max_steps": 4,
+    }
     config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path, **overrides)
     cli_main(["fit", "--config", config, "--no_test", "true"])
     run = _version_dir(tmp_path)
@@ -75,8 +80,14 @@ def test_exact_resume_mid_stage(tiny_dataset, tmp_path):
             "class_path": "helpers.RecordBatches",
             "init_args": {"path": str(directory / "batches.jsonl")},
         }
-        config = tiny_config(directory / "c.yaml", split_file, root, directory, **common,
-                             **{"trainer.max_steps": max_steps, "trainer.callbacks": [record]})  # fmt: skip
+        config = tiny_config(
+            directory / "c.yaml",
+            split_file,
+            root,
+            directory,
+            **common,
+            **{"trainer.max_steps": max_steps, "trainer.callbacks": [record]},
+        )
         args = ["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null"]
         cli_main(args + (["--ckpt_path", str(ckpt)] if ckpt else []))
         return directory
@@ -103,9 +114,18 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
     train = [im for im in data["images"] if im["split"] == "train"]
     (tmp_path / "imgs" / train[0]["filename"]).write_bytes(b"\xff\xd8\xff garbage")
     (tmp_path / "imgs" / train[1]["filename"]).unlink()  # 2 of 42 train images (~5%)
-    config = tiny_config(tmp_path / "c.yaml", split_file, str(tmp_path), tmp_path,
-                         **{"data.batch_size": 4, "trainer.max_steps": -1, "trainer.max_epochs": 1,
-                            "trainer.limit_val_batches": 0})  # fmt: skip
+    config = tiny_config(
+        tmp_path / "c.yaml",
+        split_file,
+        str(tmp_path),
+        tmp_path,
+        **{
+            "data.batch_size": 4,
+            "trainer.max_steps": -1,
+            "trainer.max_epochs": 1,
+            "trainer.limit_val_batches": 0,
+        },
+    )
     cli_main(["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null"])
     report = json.loads((_version_dir(tmp_path) / "skipped_images.json").read_text())
     assert report["skipped_total"] == 4  # 2 images x 2 captions, each pair seen once in the epoch
@@ -113,11 +133,31 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
     assert report["by_reason"] == {"missing file": 2, "not an image": 2}
     # a second epoch, resumed from the checkpoint: the same pairs again are no new skips
     last = _version_dir(tmp_path) / "checkpoints" / "last.ckpt"
-    config = tiny_config(tmp_path / "c.yaml", split_file, str(tmp_path), tmp_path,
-                         **{"data.batch_size": 4, "trainer.max_steps": -1, "trainer.max_epochs": 2,
-                            "trainer.limit_val_batches": 0})  # fmt: skip
-    cli_main(["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null",
-              "--ckpt_path", str(last)])  # fmt: skip
+    config = tiny_config(
+        tmp_path / "c.yaml",
+        split_file,
+        str(tmp_path),
+        tmp_path,
+        **{
+            "data.batch_size": 4,
+            "trainer.max_steps": -1,
+            "trainer.max_epochs": 2,
+            "trainer.limit_val_batches": 0,
+        },
+    )
+    cli_main(
+        [
+            "fit",
+            "--config",
+            config,
+            "--no_test",
+            "true",
+            "--checkpoint.monitor",
+            "null",
+            "--ckpt_path",
+            str(last),
+        ]
+    )
     report = json.loads((_version_dir(tmp_path) / "skipped_images.json").read_text())
     assert report["skipped_total"] == 4 and report["skipped_draws"] == 8
 
@@ -129,9 +169,18 @@ def test_every_image_failing_stops_with_a_clear_error(tmp_path, capsys, feature_
     split_file = write_karpathy(tmp_path, n_images=24)
     for image in (tmp_path / "imgs").iterdir():
         image.write_bytes(b"")
-    config = tiny_config(tmp_path / "c.yaml", split_file, str(tmp_path), tmp_path,
-                         **{"trainer.max_steps": -1, "trainer.max_epochs": 1, "trainer.limit_val_batches": 0,
-                            "data.feature_cache": feature_cache})  # fmt: skip
+    config = tiny_config(
+        tmp_path / "c.yaml",
+        split_file,
+        str(tmp_path),
+        tmp_path,
+        **{
+            "trainer.max_steps": -1,
+            "trainer.max_epochs": 1,
+            "trainer.limit_val_batches": 0,
+            "data.feature_cache": feature_cache,
+        },
+    )
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null"])
     assert exit_info.value.code == 2
@@ -179,8 +228,13 @@ def test_print_config_dumps_a_runnable_yaml(tiny_dataset, tmp_path, capsys):
 
 def test_unknown_sampler_fails_before_training_naming_the_field(tiny_dataset, tmp_path):
     split_file, root = tiny_dataset
-    config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path,
-                         **{"data.stages": [{"name": "x", "mix": {"hardest": 1.0}}]})  # fmt: skip
+    config = tiny_config(
+        tmp_path / "c.yaml",
+        split_file,
+        root,
+        tmp_path,
+        **{"data.stages": [{"name": "x", "mix": {"hardest": 1.0}}]},
+    )
     with pytest.raises((SystemExit, ValueError)) as err:
         cli_main(["fit", "--config", config])
     assert "hardest" in str(err.value) or err.type is SystemExit

@@ -14,9 +14,19 @@ def test_compare_two_configs_over_two_seeds(tiny_dataset, tmp_path, capsys):
     runs = tmp_path / "runs"
     common = {"trainer.max_steps": 4, "trainer.val_check_interval": 2}
     curriculum = tiny_config(tmp_path / "curriculum.yaml", split_file, root, runs, **common)
-    random = tiny_config(tmp_path / "random.yaml", split_file, root, runs, **common,
-                         **{"data.stages": [{"name": "random", "mix": {"random": 1.0}, "steps": 2},
-                                            {"name": "open", "mix": {"random": 1.0}, "unfreeze_vision": 1}]})  # fmt: skip
+    random = tiny_config(
+        tmp_path / "random.yaml",
+        split_file,
+        root,
+        runs,
+        **common,
+        **{
+            "data.stages": [
+                {"name": "random", "mix": {"random": 1.0}, "steps": 2},
+                {"name": "open", "mix": {"random": 1.0}, "unfreeze_vision": 1},
+            ]
+        },
+    )
     out = tmp_path / "cmp"
     cli_main(["compare", random, curriculum, "--seeds", "0", "1", "--out", str(out)])
     summary = json.loads((out / "comparison.json").read_text())
@@ -40,12 +50,29 @@ def test_compare_two_configs_over_two_seeds(tiny_dataset, tmp_path, capsys):
 def test_compare_on_validation_with_override_configs(tiny_dataset, tmp_path):
     split_file, root = tiny_dataset
     runs = tmp_path / "runs"
-    base = tiny_config(tmp_path / "base.yaml", split_file, root, runs,
-                       **{"trainer.max_steps": 4, "trainer.val_check_interval": 2})  # fmt: skip
+    base = tiny_config(
+        tmp_path / "base.yaml",
+        split_file,
+        root,
+        runs,
+        **{"trainer.max_steps": 4, "trainer.val_check_interval": 2},
+    )
     (tmp_path / "siglip.yaml").write_text("model:\n  loss: siglip\n")
     out = tmp_path / "cmp"
-    cli_main(["compare", base, f"{base},{tmp_path / 'siglip.yaml'}", "--seeds", "0", "1",
-              "--split", "val", "--out", str(out)])  # fmt: skip
+    cli_main(
+        [
+            "compare",
+            base,
+            f"{base},{tmp_path / 'siglip.yaml'}",
+            "--seeds",
+            "0",
+            "1",
+            "--split",
+            "val",
+            "--out",
+            str(out),
+        ]
+    )
     summary = json.loads((out / "comparison.json").read_text())
     assert summary["arms"] == ["base", "siglip"] and summary["split"] == "val"
     assert not list(out.rglob("retrieval_test.json"))  # no test pass when choosing on validation

@@ -22,35 +22,35 @@ CASES = {  # name: (overrides, the key the message must name)
     "unfreeze_vision too many blocks": (
         {"data.stages": [STAGES[0], {**STAGES[1], "unfreeze_vision": 99}]},
         "data.stages[1].unfreeze_vision",
-    ),  # fmt: skip
+    ),
     "unfreeze_text word": (
         {"data.stages": [STAGES[0], {**STAGES[1], "unfreeze_text": "some"}]},
         "data.stages[1].unfreeze_text",
-    ),  # fmt: skip
+    ),
     "stage kind unknown": (
         {"data.stages": [{"name": "a", "mix": {"hardest": 1.0}}]},
         "data.stages[0].mix",
-    ),  # fmt: skip
+    ),
     "stage share negative": (
         {"data.stages": [{"name": "a", "mix": {"random": -1.0}}]},
         "data.stages[0].mix",
-    ),  # fmt: skip
+    ),
     "stage never advances": (
         {"data.stages": [{"name": "a", "mix": {"random": 1.0}}, STAGES[1]]},
         "data.stages[0]",
-    ),  # fmt: skip
+    ),
     "stage steps zero": (
         {"data.stages": [{**STAGES[0], "steps": 0}, STAGES[1]]},
         "data.stages[0].steps",
-    ),  # fmt: skip
+    ),
     "stage granularity unknown": (
         {"data.stages": [{**STAGES[0], "granularity": "leaf"}, STAGES[1]]},
         "data.stages[0].granularity",
-    ),  # fmt: skip
+    ),
     "stage depths crossed": (
         {"data.stages": [{**STAGES[0], "min_depth": 9, "max_depth": 3}, STAGES[1]]},
         "data.stages[0].min_depth",
-    ),  # fmt: skip
+    ),
     "lr negative": ({"model.lr": -0.1}, "model.lr"),
     "encoder_lr negative": ({"model.encoder_lr": -1e-5}, "model.encoder_lr"),
     "embed_dim zero": ({"model.embed_dim": 0}, "model.embed_dim"),
@@ -63,11 +63,11 @@ CASES = {  # name: (overrides, the key the message must name)
     "reader split file missing": (
         {"data.reader.init_args.split_file": "/nonexistent/split.json"},
         "/nonexistent/split.json",
-    ),  # fmt: skip
+    ),
     "reader class unknown": (
         {"data.reader.class_path": "tonics.data.readers.NoSuchReader"},
         "data.reader",
-    ),  # fmt: skip
+    ),
     "trainer max_steps text": ({"trainer.max_steps": "many"}, "trainer.max_steps"),
 }
 

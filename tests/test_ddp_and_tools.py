@@ -22,9 +22,20 @@ def test_ddp_two_processes_get_distinct_batches(tiny_dataset, tmp_path):
         "class_path": "helpers.RecordBatches",
         "init_args": {"path": str(tmp_path / "batches.jsonl")},
     }
-    config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path,
-                         **{"trainer.max_steps": 4, "trainer.limit_val_batches": 0, "trainer.callbacks": [record],
-                            "trainer.strategy": "ddp", "trainer.devices": 2, "data.batch_size": 4})  # fmt: skip
+    config = tiny_config(
+        tmp_path / "c.yaml",
+        split_file,
+        root,
+        tmp_path,
+        **{
+            "trainer.max_steps": 4,
+            "trainer.limit_val_batches": 0,
+            "trainer.callbacks": [record],
+            "trainer.strategy": "ddp",
+            "trainer.devices": 2,
+            "data.batch_size": 4,
+        },
+    )
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(

@@ -32,7 +32,9 @@ def write_shards(directory: Path, n_shards: int = 3, per_shard: int = 16) -> str
             for i in range(per_shard):
                 key, n = f"{s:05d}{i:04d}", s * per_shard + i
                 jpeg = io.BytesIO()
-                Image.new("RGB", (40, 30), tuple(rng.randrange(256) for _ in range(3))).save(jpeg, "JPEG")  # fmt: skip
+                Image.new("RGB", (40, 30), tuple(rng.randrange(256) for _ in range(3))).save(
+                    jpeg, "JPEG"
+                )
                 caption = f"a {NOUNS[n % len(NOUNS)]} {rng.choice(PLACES)}".encode()
                 for name, data in ((f"{key}.jpg", jpeg.getvalue()), (f"{key}.txt", caption)):
                     info = tarfile.TarInfo(name)
@@ -52,12 +54,22 @@ def _launch_nodes(command, caches, cwd, timeout=300):
     port = _free_port()
     processes = []
     for node, cache in enumerate(caches):
-        env = {**os.environ, "TONICS_CACHE": str(cache), "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(port), "NODE_RANK": str(node), "LOCAL_RANK": "0",
-               "WORLD_SIZE": str(len(caches)),
-               "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+        env = {
+            **os.environ,
+            "TONICS_CACHE": str(cache),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "NODE_RANK": str(node),
+            "LOCAL_RANK": "0",
+            "WORLD_SIZE": str(len(caches)),
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
         log = open(Path(cwd) / f"node{node}.log", "w")  # noqa: SIM115 - closed with the process
-        processes.append((subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT), log))  # fmt: skip
+        processes.append(
+            (subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT), log)
+        )
     codes = []
     for process, log in processes:
         codes.append(process.wait(timeout=timeout))
@@ -65,30 +77,68 @@ def _launch_nodes(command, caches, cwd, timeout=300):
     return codes
 
 
-STAGES = [{"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
-          {"name": "open", "mix": {"random": 1.0}, "unfreeze_text": 1, "unfreeze_vision": 1}]  # fmt: skip
+STAGES = [
+    {"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
+    {"name": "open", "mix": {"random": 1.0}, "unfreeze_text": 1, "unfreeze_vision": 1},
+]
 
 
 def _command(tmp_path, name, max_steps, ckpt=None):
     shards = str(tmp_path / "data" / "*.tar")
-    reader = {"class_path": "tonics.data.readers.WebDatasetReader",
-              "init_args": {"shards": shards, "index": str(tmp_path / "data" / "index.parquet")}}  # fmt: skip
+    reader = {
+        "class_path": "tonics.data.readers.WebDatasetReader",
+        "init_args": {"shards": shards, "index": str(tmp_path / "data" / "index.parquet")},
+    }
     directory = tmp_path / name
     directory.mkdir(exist_ok=True)
-    record = {"class_path": "helpers.RecordBatches", "init_args": {"path": str(directory / "batches.jsonl")}}  # fmt: skip
-    config = tiny_config(directory / "c.yaml", "unused", "unused", directory,
-                         **{"data.reader": reader, "data.eval_split": "train", "data.stages": STAGES,
-                            "data.feature_cache": True, "data.batch_size": 4, "trainer.max_steps": max_steps,
-                            "trainer.limit_val_batches": 0, "trainer.callbacks": [record],
-                            "trainer.strategy": "ddp", "trainer.num_nodes": 2, "trainer.devices": 1})  # fmt: skip
-    command = [sys.executable, "-m", "tonics.cli", "fit", "--config", config, "--no_test", "true",
-               "--checkpoint.monitor", "null"]  # fmt: skip
+    record = {
+        "class_path": "helpers.RecordBatches",
+        "init_args": {"path": str(directory / "batches.jsonl")},
+    }
+    config = tiny_config(
+        directory / "c.yaml",
+        "unused",
+        "unused",
+        directory,
+        **{
+            "data.reader": reader,
+            "data.eval_split": "train",
+            "data.stages": STAGES,
+            "data.feature_cache": True,
+            "data.batch_size": 4,
+            "trainer.max_steps": max_steps,
+            "trainer.limit_val_batches": 0,
+            "trainer.callbacks": [record],
+            "trainer.strategy": "ddp",
+            "trainer.num_nodes": 2,
+            "trainer.devices": 1,
+        },
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "tonics.cli",
+        "fit",
+        "--config",
+        config,
+        "--no_test",
+        "true",
+        "--checkpoint.monitor",
+        "null",
+    ]
     return command + (["--ckpt_path", str(ckpt)] if ckpt else []), directory
 
 
 def test_two_nodes_share_index_and_caches_and_resume_exactly(tmp_path):
     write_shards(tmp_path / "data")
-    cli_main(["index", str(tmp_path / "data" / "*.tar"), "--out", str(tmp_path / "data" / "index.parquet")])  # fmt: skip
+    cli_main(
+        [
+            "index",
+            str(tmp_path / "data" / "*.tar"),
+            "--out",
+            str(tmp_path / "data" / "index.parquet"),
+        ]
+    )
     cache = tmp_path / "cache"
 
     def run(name, max_steps, ckpt=None):
@@ -109,7 +159,10 @@ def test_two_nodes_share_index_and_caches_and_resume_exactly(tmp_path):
     run("part", 6, ckpt=part / "checkpoints" / "last.ckpt")
 
     def batches(name):  # each rank's batches in step order
-        rows = [json.loads(line) for line in (tmp_path / name / "batches.jsonl").read_text().splitlines()]  # fmt: skip
+        rows = [
+            json.loads(line)
+            for line in (tmp_path / name / "batches.jsonl").read_text().splitlines()
+        ]
         return {rank: [r["indices"] for r in rows if r["rank"] == rank] for rank in (0, 1)}
 
     full_batches = batches("full")
@@ -123,7 +176,14 @@ def test_two_nodes_share_index_and_caches_and_resume_exactly(tmp_path):
 
 def test_nodes_without_a_shared_cache_stop_naming_the_missing_part(tmp_path):
     write_shards(tmp_path / "data")
-    cli_main(["index", str(tmp_path / "data" / "*.tar"), "--out", str(tmp_path / "data" / "index.parquet")])  # fmt: skip
+    cli_main(
+        [
+            "index",
+            str(tmp_path / "data" / "*.tar"),
+            "--out",
+            str(tmp_path / "data" / "index.parquet"),
+        ]
+    )
     command, _ = _command(tmp_path, "run", 2)
     codes = _launch_nodes(command, [tmp_path / "cache0", tmp_path / "cache1"], tmp_path)
     assert codes[0] != 0 and codes[1] != 0

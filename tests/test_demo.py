@@ -84,8 +84,9 @@ def test_splits_are_leak_free(demo):
     for image in images:
         with Image.open(root / "images" / image["filepath"] / image["filename"]) as pixels:
             hashes.append(int(str(imagehash.phash(pixels)), 16))
-    crossing = [(i, j) for i, j in near_duplicates(hashes, 4)
-                if images[i]["split"] != images[j]["split"]]  # fmt: skip
+    crossing = [
+        (i, j) for i, j in near_duplicates(hashes, 4) if images[i]["split"] != images[j]["split"]
+    ]
     assert not crossing, [(images[i]["filename"], images[j]["filename"]) for i, j in crossing[:5]]
 
 
@@ -150,8 +151,22 @@ def test_demo_stats_prints_the_data_card(demo, capsys):
 def test_retrieval_on_the_held_out_transfer_split(demo, tmp_path):
     root, _, _ = demo
     out = tmp_path / "transfer.json"
-    cli_main(["retrieval", "--demo-transfer", "--demo-root", str(root), "--text-encoder", "tiny:bert",
-              "--vision-encoder", "tiny:vit", "--batch-size", "256", "--out", str(out)])  # fmt: skip
+    cli_main(
+        [
+            "retrieval",
+            "--demo-transfer",
+            "--demo-root",
+            str(root),
+            "--text-encoder",
+            "tiny:bert",
+            "--vision-encoder",
+            "tiny:vit",
+            "--batch-size",
+            "256",
+            "--out",
+            str(out),
+        ]
+    )
     figures = json.loads(out.read_text())
     transfer = [i for i in _images(demo[1]) if i["split"] == "transfer"]
     assert figures["split"] == "transfer" and figures["images"] == len(transfer)

@@ -52,8 +52,11 @@ def test_near_duplicates_match_brute_force():
     hashes = [rng.getrandbits(64) for _ in range(300)]
     hashes += [h ^ (1 << rng.randrange(64)) for h in hashes[:20]]  # one bit flipped
     found = set(near_duplicates(hashes, 4, chunk=37))
-    brute = {(i, j) for i, j in itertools.combinations(range(len(hashes)), 2)
-             if bin(hashes[i] ^ hashes[j]).count("1") <= 4}  # fmt: skip
+    brute = {
+        (i, j)
+        for i, j in itertools.combinations(range(len(hashes)), 2)
+        if bin(hashes[i] ^ hashes[j]).count("1") <= 4
+    }
     assert found == brute and len(brute) >= 20
 
 
@@ -88,8 +91,13 @@ def test_evaluation_splits_keep_one_rendering_per_concept():
 
 
 def _image(n, split, captions, concept=None, source="openclipart"):
-    return {"imgid": n, "split": split, "source": source, "concept": concept or f"c{n}",
-            "sentences": [{"raw": c} for c in captions]}  # fmt: skip
+    return {
+        "imgid": n,
+        "split": split,
+        "source": source,
+        "concept": concept or f"c{n}",
+        "sentences": [{"raw": c} for c in captions],
+    }
 
 
 def test_data_card_counts_seen_captions_and_lengths():
@@ -103,6 +111,9 @@ def test_data_card_counts_seen_captions_and_lengths():
     assert card["images"] == 4 and card["pairs"] == 6
     assert card["splits"]["test"] == {"images": 1, "pairs": 2, "seen_in_train": 0.5}
     assert card["splits"]["transfer"]["seen_in_train"] == 1.0
-    assert card["caption_words"]["histogram"]["2"] == 5 and card["caption_words"]["histogram"]["5-7"] == 1  # fmt: skip
+    assert (
+        card["caption_words"]["histogram"]["2"] == 5
+        and card["caption_words"]["histogram"]["5-7"] == 1
+    )
     assert card["train_pairs_sharing_caption"] == round(2 / 3, 4)  # "a dog" in concepts c0, c1
     assert card["sources"]["openmoji"]["images"] == 1

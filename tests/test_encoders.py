@@ -23,8 +23,11 @@ def _embed(encoder, tokenizer, texts):
 
 def test_packaged_minilm_puts_related_captions_closer():
     encoder = TextEncoder.from_name("packaged:minilm", "mean").eval()
-    dog, puppy, pasta = _embed(encoder, load_tokenizer("packaged:minilm"),
-                               ["a dog runs on grass", "a puppy in a field", "a plate of pasta"])  # fmt: skip
+    dog, puppy, pasta = _embed(
+        encoder,
+        load_tokenizer("packaged:minilm"),
+        ["a dog runs on grass", "a puppy in a field", "a plate of pasta"],
+    )
     assert encoder.output_dim == 384
     assert float(dog @ puppy) > float(dog @ pasta) + 0.2
 
@@ -35,8 +38,9 @@ def test_packaged_minilm_puts_related_captions_closer():
 def test_packaged_mobilenet_classifies_imagenet_images(image_name, expected):
     skimage_data = pytest.importorskip("skimage.data")
     model = load_packaged_mobilenet_classifier()
-    pixels = load_image_processor("packaged:mobilenet_v2")(images=getattr(skimage_data, image_name)(),
-                                                           return_tensors="pt")["pixel_values"]  # fmt: skip
+    pixels = load_image_processor("packaged:mobilenet_v2")(
+        images=getattr(skimage_data, image_name)(), return_tensors="pt"
+    )["pixel_values"]
     with torch.no_grad():
         predicted = int(model(pixel_values=pixels).logits.argmax())
     assert predicted in expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+from dataclasses import replace
 
 import torch
 from helpers import tiny_config
@@ -26,8 +27,15 @@ STAGES = [
 def _setup(tiny_dataset, tmp_path):
     split_file, root = tiny_dataset
     torch.manual_seed(0)
-    dm = TonicsDataModule(KarpathyReader(split_file, root), stages=STAGES, batch_size=8, feature_cache=True,
-                          text_encoder="tiny:bert", vision_encoder="tiny:vit", ontology_cache=str(tmp_path))  # fmt: skip
+    dm = TonicsDataModule(
+        KarpathyReader(split_file, root),
+        stages=STAGES,
+        batch_size=8,
+        feature_cache=True,
+        text_encoder="tiny:bert",
+        vision_encoder="tiny:vit",
+        ontology_cache=str(tmp_path),
+    )
     dm.setup("fit")
     module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
     return dm, module
@@ -35,7 +43,7 @@ def _setup(tiny_dataset, tmp_path):
 
 def test_cached_and_live_losses_match_on_the_same_batch(tiny_dataset, tmp_path):
     dm, module = _setup(tiny_dataset, tmp_path)
-    module.feature_cache = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
+    module.feature_cache = load_or_compute(module.model, dm.cache_source(), dm.cache.feature_dtype)
     loader = dm.train_dataloader()
     cached_batch = next(iter(loader))
     assert cached_batch["cached"] and cached_batch["pixel_values"] is None
@@ -54,14 +62,14 @@ def _all(cache):
 
 def test_second_run_loads_the_cache_from_disk(tiny_dataset, tmp_path, caplog):
     dm, module = _setup(tiny_dataset, tmp_path)
-    first = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
+    first = load_or_compute(module.model, dm.cache_source(), dm.cache.feature_dtype)
     with caplog.at_level(logging.INFO, logger="tonics.cache.store"):
-        again = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
+        again = load_or_compute(module.model, dm.cache_source(), dm.cache.feature_dtype)
     assert "loaded" in caplog.text
     assert all(torch.equal(a, b) for a, b in zip(_all(first), _all(again)))
     module.model.vision_head.weight.data.add_(1.0)  # heads are not part of the key
     assert torch.equal(
-        _all(load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype))[1],
+        _all(load_or_compute(module.model, dm.cache_source(), dm.cache.feature_dtype))[1],
         _all(first)[1],
     )
 
@@ -71,18 +79,20 @@ def test_lookup_returns_the_live_features_of_each_pair(tiny_dataset, tmp_path):
     dm, module = _setup(tiny_dataset, tmp_path)
     records = dm.split("train")
     order = torch.tensor([5, 0, 3, 3, 1])
-    batch = dm.train_dataloader().collate_fn([dm.train_dataloader().dataset[i] for i in order.tolist()])  # fmt: skip
+    batch = dm.train_dataloader().collate_fn(
+        [dm.train_dataloader().dataset[i] for i in order.tolist()]
+    )
     with torch.no_grad():
         live_image = module.model.vision(batch["pixel_values"])
         live_text = module.model.text(batch["input_ids"], batch["attention_mask"])
-    full = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
+    full = load_or_compute(module.model, dm.cache_source(), dm.cache.feature_dtype)
     image, text, usable = full.lookup(order)
     assert usable.all() and len(records) > 5
     assert torch.allclose(image, live_image, atol=1e-5) and torch.allclose(
         text, live_text, atol=1e-5
     )
-    dm.feature_cache_dtype = "float16"
-    half = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
+    dm.cache = replace(dm.cache, feature_dtype="float16")
+    half = load_or_compute(module.model, dm.cache_source(), dm.cache.feature_dtype)
     assert half.store.dtype("text") == torch.float16 and half.nbytes < 0.6 * full.nbytes
     image16, text16, _ = half.lookup(order)
     assert torch.allclose(image16, live_image, atol=1e-2) and torch.allclose(
@@ -92,7 +102,7 @@ def test_lookup_returns_the_live_features_of_each_pair(tiny_dataset, tmp_path):
 
 def test_a_stage_that_unfreezes_invalidates_the_cache(tiny_dataset, tmp_path):
     dm, module = _setup(tiny_dataset, tmp_path)
-    module.feature_cache = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
+    module.feature_cache = load_or_compute(module.model, dm.cache_source(), dm.cache.feature_dtype)
     batches = list(dm.batch_sampler)
     assert all(isinstance(i, tuple) for b in batches[:3] for i in b)  # frozen stage: no images
     assert all(isinstance(i, int) for b in batches[3:] for i in b)  # from the unfreezing stage on
@@ -114,10 +124,10 @@ def test_fit_with_the_feature_cache_through_the_cli(tiny_dataset, tmp_path):
 
 def test_cache_is_safetensors_and_a_planted_pickle_never_runs(tiny_dataset, tmp_path, caplog):
     dm, module = _setup(tiny_dataset, tmp_path)
-    first_text = _all(load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype))[
+    first_text = _all(load_or_compute(module.model, dm.cache_source(), dm.cache.feature_dtype))[
         1
     ]  # read before the file is overwritten
-    key = cache_key(module.model, dm.split("train"), dm.max_text_length, dm.image_limits)
+    key = cache_key(module.model, dm.split("train"), dm.loader.max_text_length, dm.image_limits)
     directory = cache_dir() / "features" / f"features-{key}"  # (other tests add others)
     (path,) = directory.glob("part-*.safetensors")
     assert (directory / "manifest.json").is_file()
@@ -129,7 +139,7 @@ def test_cache_is_safetensors_and_a_planted_pickle_never_runs(tiny_dataset, tmp_
             return (open, (str(marker), "w"))
 
     path.write_bytes(pickle.dumps(Payload()))  # a planted pickle in the cache's place
-    again = load_or_compute(module.model, dm.cache_source(), dm.feature_cache_dtype)
+    again = load_or_compute(module.model, dm.cache_source(), dm.cache.feature_dtype)
     assert not marker.exists()  # never unpickled
     assert str(path) in caplog.text and "not a valid" in caplog.text
     assert torch.equal(first_text, _all(again)[1])  # recomputed, and rewritten as safetensors

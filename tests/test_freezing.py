@@ -107,9 +107,11 @@ def _open_and_train_at_zero_lr(model, pixels, steps=2):
     """Open the top-2 vision blocks, train with encoder lr 0: only BatchNorm stats could move."""
     model.vision.unfreeze(top_k=2)
     optimizer = torch.optim.AdamW(
-        [{"params": model.head_parameters(), "lr": 1e-2},
-         {"params": model.encoder_parameters(), "lr": 0.0, "weight_decay": 0.05}]
-    )  # fmt: skip
+        [
+            {"params": model.head_parameters(), "lr": 1e-2},
+            {"params": model.encoder_parameters(), "lr": 0.0, "weight_decay": 0.05},
+        ]
+    )
     model.train()
     ids = torch.randint(
         1000, 2000, (pixels.shape[0], 6), generator=torch.Generator().manual_seed(1)
@@ -143,9 +145,12 @@ def test_opening_at_zero_lr_leaves_evaluation_outputs_unchanged(vision, size):
 def test_train_bn_stats_updates_statistics_with_pytorch_momentum():
     torch.manual_seed(0)
     model = AlignmentModel(
-        TextEncoder.from_name("tiny:bert"), VisionEncoder.from_name("tiny:mobilenet_v2"),
-        embed_dim=16, train_bn_stats=True, bn_momentum=0.1,
-    )  # fmt: skip
+        TextEncoder.from_name("tiny:bert"),
+        VisionEncoder.from_name("tiny:mobilenet_v2"),
+        embed_dim=16,
+        train_bn_stats=True,
+        bn_momentum=0.1,
+    )
     pixels = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     before = model.vision(pixels)
     _open_and_train_at_zero_lr(model, pixels, steps=1)

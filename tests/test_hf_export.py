@@ -41,16 +41,26 @@ print(json.dumps({"text": text.tolist(), "image": image.tolist(), "type": type(m
 @pytest.mark.parametrize("vision", ["tiny:vit", "tiny:clip_vision", "tiny:mobilenet_v2"])
 def test_export_loads_through_transformers_and_the_pipeline(tmp_path, vision):
     torch.manual_seed(0)
-    module = AlignmentModule("tiny:bert", vision, embed_dim=16, head="mlp" if vision == "tiny:vit" else "linear")  # fmt: skip
+    module = AlignmentModule(
+        "tiny:bert", vision, embed_dim=16, head="mlp" if vision == "tiny:vit" else "linear"
+    )
     module.model.logit_scale.data.fill_(2.0)
-    out = export_model(module.model, tmp_path / "export", text_name="tiny:bert", vision_name=vision,
-                       text_pooling="mean", vision_pooling="pooled", head=module.hparams.head)  # fmt: skip
+    out = export_model(
+        module.model,
+        tmp_path / "export",
+        text_name="tiny:bert",
+        vision_name=vision,
+        text_pooling="mean",
+        vision_pooling="pooled",
+        head=module.hparams.head,
+    )
     files = {p.name for p in out.iterdir()}
     assert {"config.json", "model.safetensors", "README.md", "processor_config.json"} <= files
     assert not [p for p in out.rglob("*") if p.suffix in (".pt", ".bin", ".pkl", ".ckpt")]
 
-    result = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(out)], capture_output=True,
-                            text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(out)], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     fresh = json.loads(result.stdout.strip().splitlines()[-1])
     assert fresh["type"] == "TonicsDualEncoderModel"
@@ -69,7 +79,11 @@ def test_export_loads_through_transformers_and_the_pipeline(tmp_path, vision):
     tokens = loaded.tokenizer(["a red square", "a green square"], padding=True, return_tensors="pt")
     with torch.no_grad():
         assert torch.allclose(module.model.encode_image(pixels), ours_image, atol=1e-5)
-        assert torch.allclose(module.model.encode_text(tokens["input_ids"], tokens["attention_mask"]), ours_text, atol=1e-5)  # fmt: skip
+        assert torch.allclose(
+            module.model.encode_text(tokens["input_ids"], tokens["attention_mask"]),
+            ours_text,
+            atol=1e-5,
+        )
 
     for image, scores in zip(images, fresh["pipeline"]):  # the pipeline ranks by our logits
         labels = ["red", "green", "blue"]
@@ -82,14 +96,29 @@ def test_export_loads_through_transformers_and_the_pipeline(tmp_path, vision):
 
 def test_model_card_front_matter_and_run_figures(tmp_path):
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "retrieval_test.json").write_text(json.dumps(
-        {"checkpoint": "best.ckpt", "test/recall_mean": 41.5, "test/image_to_text_R@1": 20.25,
-         "test/images": 10.0, "test/captions": 20.0}))  # fmt: skip
+    (tmp_path / "run" / "retrieval_test.json").write_text(
+        json.dumps(
+            {
+                "checkpoint": "best.ckpt",
+                "test/recall_mean": 41.5,
+                "test/image_to_text_R@1": 20.25,
+                "test/images": 10.0,
+                "test/captions": 20.0,
+            }
+        )
+    )
     torch.manual_seed(0)
     module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
-    out = export_model(module.model, tmp_path / "export", text_name="packaged:minilm",
-                       vision_name="tiny:vit", text_pooling="mean", vision_pooling="pooled",
-                       head="linear", run=tmp_path / "run")  # fmt: skip
+    out = export_model(
+        module.model,
+        tmp_path / "export",
+        text_name="packaged:minilm",
+        vision_name="tiny:vit",
+        text_pooling="mean",
+        vision_pooling="pooled",
+        head="linear",
+        run=tmp_path / "run",
+    )
     card = (out / "README.md").read_text()
     front = card.split("---")[1]
     assert "pipeline_tag: zero-shot-image-classification" in front
@@ -122,23 +151,45 @@ def test_retrieval_measures_any_transformers_dual_encoder(tiny_dataset, tmp_path
     )
     model = VisionTextDualEncoderModel(config).eval()
     tokenizer = tonics.model.load_tokenizer("tiny:bert")
-    processor = VisionTextDualEncoderProcessor(image_processor=tiny_image_processor(), tokenizer=tokenizer)  # fmt: skip
+    processor = VisionTextDualEncoderProcessor(
+        image_processor=tiny_image_processor(), tokenizer=tokenizer
+    )
     model.save_pretrained(tmp_path / "dual")
     processor.save_pretrained(tmp_path / "dual")
     split_file, root = tiny_dataset
-    cli_main(["retrieval", "--model", str(tmp_path / "dual"), "--karpathy", split_file,
-              "--image-root", root, "--out", str(tmp_path / "r.json")])  # fmt: skip
+    cli_main(
+        [
+            "retrieval",
+            "--model",
+            str(tmp_path / "dual"),
+            "--karpathy",
+            split_file,
+            "--image-root",
+            root,
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     figures = json.loads((tmp_path / "r.json").read_text())
 
-    records = sorted(select_split(KarpathyReader(split_file, root).read(), "test"), key=lambda r: r.image_id)  # fmt: skip
+    records = sorted(
+        select_split(KarpathyReader(split_file, root).read(), "test"), key=lambda r: r.image_id
+    )
     image_ids = sorted({r.image_id for r in records})
     first = {r.image_id: r for r in reversed(records)}
     with torch.no_grad():
-        pixels = processor(images=[Image.open(first[i].image.path).convert("RGB") for i in image_ids], return_tensors="pt")["pixel_values"]  # fmt: skip
+        pixels = processor(
+            images=[Image.open(first[i].image.path).convert("RGB") for i in image_ids],
+            return_tensors="pt",
+        )["pixel_values"]
         tokens = tokenizer([r.caption for r in records], padding=True, return_tensors="pt")
         image = model.get_image_features(pixel_values=pixels)
-        text = model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])  # fmt: skip
-    image, text = (torch.nn.functional.normalize(getattr(x, "pooler_output", x), dim=-1) for x in (image, text))  # fmt: skip
+        text = model.get_text_features(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        )
+    image, text = (
+        torch.nn.functional.normalize(getattr(x, "pooler_output", x), dim=-1) for x in (image, text)
+    )
     owner = torch.tensor([image_ids.index(r.image_id) for r in records])
     text_to_image_r1 = 100 * float(((text @ image.T).argmax(1) == owner).float().mean())
     assert figures["captions"] == len(records) and figures["images"] == len(image_ids)
@@ -151,8 +202,15 @@ def test_zeroshot_command_on_an_image_folder(tmp_path, capsys):
 
     torch.manual_seed(0)
     module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
-    out = export_model(module.model, tmp_path / "export", text_name="tiny:bert", vision_name="tiny:vit",
-                       text_pooling="mean", vision_pooling="pooled", head="linear")  # fmt: skip
+    out = export_model(
+        module.model,
+        tmp_path / "export",
+        text_name="tiny:bert",
+        vision_name="tiny:vit",
+        text_pooling="mean",
+        vision_pooling="pooled",
+        head="linear",
+    )
     colours = {"red_apple": (200, 20, 20), "green_leaf": (20, 200, 20), "blue_sky": (20, 20, 200)}
     images, labels = [], []
     for k, (name, rgb) in enumerate(colours.items()):
@@ -163,8 +221,19 @@ def test_zeroshot_command_on_an_image_folder(tmp_path, capsys):
             images.append(image)
             labels.append(k)
     (tmp_path / "folder" / "blue_sky" / "broken.jpg").write_bytes(b"not a jpeg")
-    cli_main(["zeroshot", "--model", str(out), "--image-folder", str(tmp_path / "folder"),
-              "--template", "a photo of a {}.", "--out", str(tmp_path / "z.json")])  # fmt: skip
+    cli_main(
+        [
+            "zeroshot",
+            "--model",
+            str(out),
+            "--image-folder",
+            str(tmp_path / "folder"),
+            "--template",
+            "a photo of a {}.",
+            "--out",
+            str(tmp_path / "z.json"),
+        ]
+    )
     report = json.loads((tmp_path / "z.json").read_text())
     model = tonics.load(out)
     prompts = model.encode_text([f"a photo of a {n.replace('_', ' ')}." for n in colours])
@@ -174,11 +243,24 @@ def test_zeroshot_command_on_an_image_folder(tmp_path, capsys):
     assert report["images"] == 6 and report["classes"] == 3 and report["skipped"] == 1
     import datasets
 
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=list(colours))})  # fmt: skip
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(colours))}
+    )
     data = datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)
     datasets.DatasetDict({"test": data}).save_to_disk(str(tmp_path / "hf"))
-    cli_main(["zeroshot", "--model", str(out), "--hf-dataset", str(tmp_path / "hf"),
-              "--template", "a photo of a {}.", "--out", str(tmp_path / "h.json")])  # fmt: skip
+    cli_main(
+        [
+            "zeroshot",
+            "--model",
+            str(out),
+            "--hf-dataset",
+            str(tmp_path / "hf"),
+            "--template",
+            "a photo of a {}.",
+            "--out",
+            str(tmp_path / "h.json"),
+        ]
+    )
     from_dataset = json.loads((tmp_path / "h.json").read_text())
     assert (
         from_dataset["top1"] == pytest.approx(expected, abs=1e-6) and from_dataset["skipped"] == 0

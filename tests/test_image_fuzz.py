@@ -28,8 +28,12 @@ def _seeds() -> list[bytes]:
             if fmt == "JPEG" and mode == "RGBA":
                 continue
             image = Image.new(mode, size)
-            image.putdata([tuple(rng.randrange(256) for _ in mode) if len(mode) > 1 else rng.randrange(256)
-                           for _ in range(size[0] * size[1])])  # fmt: skip
+            image.putdata(
+                [
+                    tuple(rng.randrange(256) for _ in mode) if len(mode) > 1 else rng.randrange(256)
+                    for _ in range(size[0] * size[1])
+                ]
+            )
             buffer = io.BytesIO()
             image.save(buffer, fmt)
             images.append(buffer.getvalue())

@@ -69,12 +69,7 @@ def test_two_process_gather_equals_single_process_loss(tmp_path, local_loss):
 
 
 # -- false negatives and SigLIP ------------------------------------------------------------------
-from tonics.model.loss import (  # noqa: E402
-    SigLipLoss,
-    multi_positive_reference,
-    positive_mask,
-    siglip_reference,
-)
+from tonics.model.loss import SigLipLoss, multi_positive_reference, positive_mask, siglip_reference  # noqa: E402
 
 # pairs 0 and 1 share an image; pairs 2 and 4 share a caption; 3 and 5 are alone
 KEYS = torch.tensor([[10, 100], [10, 101], [11, 102], [12, 103], [13, 102], [14, 104]])
@@ -113,9 +108,13 @@ def test_multi_positive_hand_checkable_case():
     keys = torch.tensor([[1, 5], [2, 5]])
     loss = ClipLoss()(image, image.clone(), torch.tensor(3.0, dtype=torch.float64), keys).item()
     assert loss == pytest.approx(math.log(2), abs=1e-12)
-    plain = ClipLoss(false_negatives="ignore")(image, image.clone(), torch.tensor(3.0, dtype=torch.float64), keys)  # fmt: skip
+    plain = ClipLoss(false_negatives="ignore")(
+        image, image.clone(), torch.tensor(3.0, dtype=torch.float64), keys
+    )
     assert plain.item() == pytest.approx(math.log(2), abs=1e-12)  # same value, but a wrong target
-    masked = ClipLoss(false_negatives="mask")(image, image.clone(), torch.tensor(3.0, dtype=torch.float64), keys)  # fmt: skip
+    masked = ClipLoss(false_negatives="mask")(
+        image, image.clone(), torch.tensor(3.0, dtype=torch.float64), keys
+    )
     assert masked.item() == pytest.approx(0.0, abs=1e-12)  # the duplicate is no negative at all
 
 

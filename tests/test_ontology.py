@@ -149,8 +149,15 @@ def test_image_objects_from_coco_labels_in_intersection_mode(tmp_path):
 
 def test_subtree_index_equals_the_definition_and_survives_a_round_trip(tmp_path):
     """Reference: a node's pairs are those naming it or any descendant (nx.descendants)."""
-    captions = ["a dog and a cat on grass", "a puppy in a field", "a cat on a sofa", "",
-                "a plate of pasta", "a dog with a bone", "a horse and a dog"]  # fmt: skip
+    captions = [
+        "a dog and a cat on grass",
+        "a puppy in a field",
+        "a cat on a sofa",
+        "",
+        "a plate of pasta",
+        "a dog with a bone",
+        "a horse and a dog",
+    ]
     ontology = build_ontology(captions, [f"p{i}" for i in range(len(captions))])
     again = Ontology.load(ontology.save(tmp_path / "o.npz"))
     assert again.graph.nodes["dog.n.01"]["lexname"] == "noun.animal"  # stored: no WordNet needed

@@ -70,9 +70,14 @@ def _check_equal(encoder, live, cached, dtype):
         assert error <= FP32_TOLERANCE * scale, (name, error, scale)
 
 
-VISION = [("tiny:vit", "pooled"), ("tiny:vit", "mean"), ("tiny:clip_vision", "pooled"),
-          ("tiny:clip_vision", "cls"), ("tiny:mobilenet_v2", "pooled"),
-          ("packaged:mobilenet_v2", "pooled")]  # fmt: skip
+VISION = [
+    ("tiny:vit", "pooled"),
+    ("tiny:vit", "mean"),
+    ("tiny:clip_vision", "pooled"),
+    ("tiny:clip_vision", "cls"),
+    ("tiny:mobilenet_v2", "pooled"),
+    ("packaged:mobilenet_v2", "pooled"),
+]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
@@ -93,8 +98,9 @@ def test_vision_cached_prefix_step_equals_live(name, pooling, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize(("name", "pooling"),
-                         [("tiny:bert", "mean"), ("tiny:bert", "cls"), ("packaged:minilm", "mean")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "pooling"), [("tiny:bert", "mean"), ("tiny:bert", "cls"), ("packaged:minilm", "mean")]
+)
 def test_text_cached_prefix_step_equals_live(name, pooling, dtype):
     """Captions are cached unpadded and padded again per batch: still equal, dropout included."""
     torch.manual_seed(0)
@@ -143,9 +149,16 @@ STAGES = [
 
 def _datamodule(tiny_dataset, tmp_path, dtype="float32"):
     split_file, root = tiny_dataset
-    dm = TonicsDataModule(KarpathyReader(split_file, root), stages=STAGES, batch_size=8,
-                          feature_cache=True, prefix_cache_dtype=dtype, text_encoder="tiny:bert",
-                          vision_encoder="tiny:vit", ontology_cache=str(tmp_path))  # fmt: skip
+    dm = TonicsDataModule(
+        KarpathyReader(split_file, root),
+        stages=STAGES,
+        batch_size=8,
+        feature_cache=True,
+        prefix_cache_dtype=dtype,
+        text_encoder="tiny:bert",
+        vision_encoder="tiny:vit",
+        ontology_cache=str(tmp_path),
+    )
     dm.setup("fit")
     return dm
 
@@ -155,24 +168,34 @@ def test_cache_store_round_trip_key_and_damage(tiny_dataset, tmp_path, caplog):
     torch.manual_seed(0)
     module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
     records = dm.split("train")
-    cache = load_or_compute_prefix(module.model, dm.cache_source(), (1, 1), dm.prefix_cache_dtype)
+    cache = load_or_compute_prefix(module.model, dm.cache_source(), (1, 1), dm.cache.prefix_dtype)
     assert cache.source == "computed" and cache.nbytes > 0
     assert (
         cache.store.dtype("text") == torch.float16 and cache.store.dtype("image") == torch.float16
     )
     rows = cache.store.ragged("text", torch.arange(len(records)))
-    assert [len(r) for r in rows] == [int(m.sum()) for m in dm.tokenizer(
-        [r.caption for r in records], truncation=True, max_length=dm.max_text_length,
-        padding=True, return_tensors="pt")["attention_mask"]]  # fmt: skip
-    again = load_or_compute_prefix(module.model, dm.cache_source(), (1, 1), dm.prefix_cache_dtype)
+    assert [len(r) for r in rows] == [
+        int(m.sum())
+        for m in dm.tokenizer(
+            [r.caption for r in records],
+            truncation=True,
+            max_length=dm.loader.max_text_length,
+            padding=True,
+            return_tensors="pt",
+        )["attention_mask"]
+    ]
+    again = load_or_compute_prefix(module.model, dm.cache_source(), (1, 1), dm.cache.prefix_dtype)
     assert again.source == "loaded"
-    assert all(torch.equal(a, b) for a, b in zip(again.store.ragged("text", torch.arange(len(records))), rows))  # fmt: skip
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(again.store.ragged("text", torch.arange(len(records))), rows)
+    )
 
     part = next(cache.store.directory.glob("part-*.safetensors"))
     part.write_bytes(b"\x00" * 16)  # damaged: refused with its name, recomputed
     with caplog.at_level(logging.WARNING):
         again = load_or_compute_prefix(
-            module.model, dm.cache_source(), (1, 1), dm.prefix_cache_dtype
+            module.model, dm.cache_source(), (1, 1), dm.cache.prefix_dtype
         )
     assert part.name in caplog.text and again.source == "computed"
     assert torch.equal(again.store.ragged("text", torch.arange(len(records)))[0], rows[0])
@@ -195,17 +218,29 @@ def test_a_failed_self_check_refuses_the_cache(tiny_dataset, tmp_path, monkeypat
     original = TowerSplit.suffix
     monkeypatch.setattr(TowerSplit, "suffix", lambda self, *a: original(self, *a) * 1.1)
     with pytest.raises(UnsupportedSplit, match="differ from live"):
-        load_or_compute_prefix(module.model, dm.cache_source(), (1, 1), dm.prefix_cache_dtype)
+        load_or_compute_prefix(module.model, dm.cache_source(), (1, 1), dm.cache.prefix_dtype)
 
 
 def _fit(tiny_dataset, tmp_path, **overrides):
     split_file, root = tiny_dataset
     tmp_path.mkdir(exist_ok=True)
-    stages = [{"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
-              {"name": "open", "mix": {"ontology": 0.5, "random": 0.5}, "granularity": "fine",
-               "unfreeze_text": 1, "unfreeze_vision": 1}]  # fmt: skip
-    config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path,
-                         **{"data.stages": stages, "trainer.max_steps": 5, **overrides})  # fmt: skip
+    stages = [
+        {"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
+        {
+            "name": "open",
+            "mix": {"ontology": 0.5, "random": 0.5},
+            "granularity": "fine",
+            "unfreeze_text": 1,
+            "unfreeze_vision": 1,
+        },
+    ]
+    config = tiny_config(
+        tmp_path / "c.yaml",
+        split_file,
+        root,
+        tmp_path,
+        **{"data.stages": stages, "trainer.max_steps": 5, **overrides},
+    )
     cli_main(["fit", "--config", config, "--no_test", "true"])
     run = sorted((tmp_path / "tonics").glob("version_*"))[-1]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
@@ -216,8 +251,11 @@ def test_fit_with_the_prefix_cache_trains_as_live_does(tiny_dataset, tmp_path):
     """Through the CLI: the opened stage runs from the cache (no image decoded) and ends with the
     same weights as a live run (fp32 storage), top blocks and heads alike."""
     live_summary, live = _fit(tiny_dataset, tmp_path / "live")
-    summary, cached = _fit(tiny_dataset, tmp_path / "cached",
-                           **{"data.feature_cache": True, "data.prefix_cache_dtype": "float32"})  # fmt: skip
+    summary, cached = _fit(
+        tiny_dataset,
+        tmp_path / "cached",
+        **{"data.feature_cache": True, "data.prefix_cache_dtype": "float32"},
+    )
     assert live_summary[1]["feature_paths"] == {"live": 3}
     assert summary[0]["feature_paths"] == {"pooled": 2}
     assert summary[1]["feature_paths"] == {"prefix text=1 vision=1": 3}
@@ -248,16 +286,31 @@ def test_a_run_resumed_inside_a_prefix_cached_stage_continues_exactly(tiny_datas
     """Resumed mid-way through the opened stage: the same batches, still served by the cache
     (loaded from disk: its key holds only the frozen prefix, which training never changes)."""
     split_file, root = tiny_dataset
-    stages = [{"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
-              {"name": "open", "mix": {"random": 1.0}, "unfreeze_text": 1, "unfreeze_vision": 1}]  # fmt: skip
+    stages = [
+        {"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
+        {"name": "open", "mix": {"random": 1.0}, "unfreeze_text": 1, "unfreeze_vision": 1},
+    ]
 
     def run(name, max_steps, ckpt=None):
         directory = tmp_path / name
         directory.mkdir(exist_ok=True)
-        record = {"class_path": "helpers.RecordBatches", "init_args": {"path": str(directory / "batches.jsonl")}}  # fmt: skip
-        config = tiny_config(directory / "c.yaml", split_file, root, directory,
-                             **{"data.stages": stages, "data.feature_cache": True, "trainer.max_steps": max_steps,
-                                "trainer.limit_val_batches": 0, "trainer.callbacks": [record]})  # fmt: skip
+        record = {
+            "class_path": "helpers.RecordBatches",
+            "init_args": {"path": str(directory / "batches.jsonl")},
+        }
+        config = tiny_config(
+            directory / "c.yaml",
+            split_file,
+            root,
+            directory,
+            **{
+                "data.stages": stages,
+                "data.feature_cache": True,
+                "trainer.max_steps": max_steps,
+                "trainer.limit_val_batches": 0,
+                "trainer.callbacks": [record],
+            },
+        )
         args = ["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null"]
         cli_main(args + (["--ckpt_path", str(ckpt)] if ckpt else []))
         return sorted((directory / "tonics").glob("version_*"))[-1]
@@ -269,5 +322,7 @@ def test_a_run_resumed_inside_a_prefix_cached_stage_continues_exactly(tiny_datas
     assert batches("part") == batches("full")
     summary = json.loads((resumed / "stage_summary.json").read_text())
     assert summary[1]["feature_paths"] == {"prefix text=1 vision=1": 4}
-    assert json.loads((full / "stage_summary.json").read_text())[1]["feature_paths"] == {"prefix text=1 vision=1": 4}  # fmt: skip
+    assert json.loads((full / "stage_summary.json").read_text())[1]["feature_paths"] == {
+        "prefix text=1 vision=1": 4
+    }
     assert summary[1]["caches"]["prefix text=1 vision=1"]["source"] == "loaded"

@@ -27,13 +27,22 @@ def _jpeg(colour=(200, 10, 10)) -> bytes:
 
 
 def test_coco_captions_with_instances(tmp_path):
-    captions = {"images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
-                "annotations": [{"id": 10, "image_id": 1, "caption": " A dog  on grass "},
-                                {"id": 11, "image_id": 2, "caption": "a cat"},
-                                {"id": 12, "image_id": 99, "caption": "orphan"},
-                                {"id": 13, "image_id": 2, "caption": "   "}]}  # fmt: skip
-    instances = {"categories": [{"id": 18, "name": "dog"}, {"id": 17, "name": "cat"}],
-                 "annotations": [{"id": 1, "image_id": 1, "category_id": 18}, {"id": 2, "image_id": 2, "category_id": 17}]}  # fmt: skip
+    captions = {
+        "images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+        "annotations": [
+            {"id": 10, "image_id": 1, "caption": " A dog  on grass "},
+            {"id": 11, "image_id": 2, "caption": "a cat"},
+            {"id": 12, "image_id": 99, "caption": "orphan"},
+            {"id": 13, "image_id": 2, "caption": "   "},
+        ],
+    }
+    instances = {
+        "categories": [{"id": 18, "name": "dog"}, {"id": 17, "name": "cat"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 18},
+            {"id": 2, "image_id": 2, "category_id": 17},
+        ],
+    }
     (tmp_path / "captions_val2017.json").write_text(json.dumps(captions))
     (tmp_path / "instances_val2017.json").write_text(json.dumps(instances))
     reader = CocoCaptionsReader(
@@ -43,7 +52,9 @@ def test_coco_captions_with_instances(tmp_path):
     )
     records = reader.read()
     assert [(r.caption, r.split, r.objects, r.image_id) for r in records] == [
-        ("A dog on grass", "val", ("dog",), "1"), ("a cat", "val", ("cat",), "2")]  # fmt: skip
+        ("A dog on grass", "val", ("dog",), "1"),
+        ("a cat", "val", ("cat",), "2"),
+    ]
     assert records[0].image.path.endswith("a.jpg")
     assert reader.skipped == {"caption with an image_id not in 'images'": 1, "empty caption": 1}
 
@@ -65,11 +76,25 @@ def test_coco_not_json_is_a_clear_error(tmp_path):
 
 
 def test_karpathy_splits_and_restval(tmp_path):
-    data = {"images": [
-        {"filepath": "val2014", "filename": "x.jpg", "split": "test", "cocoid": 5,
-         "sentences": [{"raw": "a bus", "sentid": 1}, {"raw": "a red bus", "sentid": 2}]},
-        {"filepath": "train2014", "filename": "y.jpg", "split": "restval", "cocoid": 6, "sentences": [{"raw": "a dog"}]},
-        {"filename": "z.jpg", "split": "train", "imgid": 7, "sentences": []}]}  # fmt: skip
+    data = {
+        "images": [
+            {
+                "filepath": "val2014",
+                "filename": "x.jpg",
+                "split": "test",
+                "cocoid": 5,
+                "sentences": [{"raw": "a bus", "sentid": 1}, {"raw": "a red bus", "sentid": 2}],
+            },
+            {
+                "filepath": "train2014",
+                "filename": "y.jpg",
+                "split": "restval",
+                "cocoid": 6,
+                "sentences": [{"raw": "a dog"}],
+            },
+            {"filename": "z.jpg", "split": "train", "imgid": 7, "sentences": []},
+        ]
+    }
     path = tmp_path / "dataset_coco.json"
     path.write_text(json.dumps(data))
     reader = KarpathyReader(str(path), "/coco")
@@ -188,18 +213,25 @@ def test_truncated_webdataset_shard_is_counted_and_named(tmp_path):
 def test_hf_imagefolder_bad_metadata_lines_are_counted_not_fatal(tmp_path):
     for i in range(4):
         (tmp_path / f"{i}.jpg").write_bytes(_jpeg((i * 60, 0, 0)))
-    lines = [json.dumps({"file_name": "0.jpg", "text": "a dog"}).encode(), b"{not json",
-             json.dumps({"file_name": "1.jpg", "text": "caf\u00e9 cat"}).encode("utf-8"),
-             '{"file_name": "2.jpg", "text": "na\u00efve latin-1"}'.encode("latin-1"),
-             json.dumps({"text": "no file"}).encode(), b"",
-             json.dumps({"file_name": "3.jpg", "text": "a bird"}).encode()]  # fmt: skip
+    lines = [
+        json.dumps({"file_name": "0.jpg", "text": "a dog"}).encode(),
+        b"{not json",
+        json.dumps({"file_name": "1.jpg", "text": "caf\u00e9 cat"}).encode("utf-8"),
+        '{"file_name": "2.jpg", "text": "na\u00efve latin-1"}'.encode("latin-1"),
+        json.dumps({"text": "no file"}).encode(),
+        b"",
+        json.dumps({"file_name": "3.jpg", "text": "a bird"}).encode(),
+    ]
     (tmp_path / "metadata.jsonl").write_bytes(b"\n".join(lines))
     reader = HFDatasetReader(str(tmp_path))
     records = reader.read()
     assert [r.caption for r in records] == ["a dog", "café cat", "a bird"]
     assert all(r.split == "train" and load_image(r.image)[1] is None for r in records)
-    assert reader.skipped == {"metadata line not JSON": 1, "metadata line not UTF-8": 1,
-                              "metadata line without a file_name": 1}  # fmt: skip
+    assert reader.skipped == {
+        "metadata line not JSON": 1,
+        "metadata line not UTF-8": 1,
+        "metadata line without a file_name": 1,
+    }
     assert any(e.startswith(f"{tmp_path / 'metadata.jsonl'}:2") for e in reader.skip_examples)
 
 
@@ -220,14 +252,22 @@ def test_csv_reader_with_open_clip_columns(tmp_path):
     reader = CsvReader(str(tmp_path / "train.csv"), str(tmp_path), split_column="split")
     records = reader.read()
     assert [(r.caption, r.split) for r in records] == [
-        ("a red square", "train"), ("a square, red", "train"), ("a dark square", "val")]  # fmt: skip
+        ("a red square", "train"),
+        ("a square, red", "train"),
+        ("a dark square", "val"),
+    ]
     assert records[0].image_id == records[1].image_id == "0.jpg"
     assert all(load_image(r.image)[1] is None for r in records)
-    assert reader.skipped == {"empty caption": 1, "row without an image path": 1,
-                              "row with more fields than the header": 1}  # fmt: skip
+    assert reader.skipped == {
+        "empty caption": 1,
+        "row without an image path": 1,
+        "row with more fields than the header": 1,
+    }
     assert any(e.startswith(f"{tmp_path / 'train.csv'}:4") for e in reader.skip_examples)
     (tmp_path / "pairs.tsv").write_text("img\tcap\n0.jpg\ta red square\n")
-    tsv = CsvReader(str(tmp_path / "pairs.tsv"), str(tmp_path), image_column="img", caption_column="cap")  # fmt: skip
+    tsv = CsvReader(
+        str(tmp_path / "pairs.tsv"), str(tmp_path), image_column="img", caption_column="cap"
+    )
     assert [r.caption for r in tsv.read()] == ["a red square"]
     with pytest.raises(DataFormatError, match="no column 'title'.*csv-caption-key"):
         CsvReader(str(tmp_path / "pairs.tsv"), str(tmp_path), image_column="img").read()

@@ -99,7 +99,9 @@ def test_collect_embeddings_counts_captions_whose_image_failed():
 
     text = torch.eye(4)
     # batch of 4 captions: images a (loaded), b (failed), captions a, a, b, c(loaded)
-    chunks = [(text, torch.eye(4)[:2], ["a", "a", "b", "c"], torch.tensor([True, False, False, True]))]  # fmt: skip
+    chunks = [
+        (text, torch.eye(4)[:2], ["a", "a", "b", "c"], torch.tensor([True, False, False, True]))
+    ]
     split = collect_embeddings(chunks)
     assert split.image_ids == ["a", "c"] and split.text_to_image == [0, 0, 1]
     assert split.dropped == 1
@@ -127,5 +129,8 @@ def test_within_object_and_caption_novel_reference():
     lonely = within_object_metrics(images, texts, owner, ["dog", "dog", "cat", None], ks=(1,))
     assert lonely["within_object_text_to_image_queries"] == 2
     novel = caption_novel_metrics(images, texts, owner, [True, False, True, False], ks=(1,))
-    assert novel == {"caption_novel_share": 50.0, "caption_novel_text_to_image_R@1": 100.0,
-                     "caption_novel_text_to_image_queries": 2.0}  # fmt: skip
+    assert novel == {
+        "caption_novel_share": 50.0,
+        "caption_novel_text_to_image_R@1": 100.0,
+        "caption_novel_text_to_image_queries": 2.0,
+    }

@@ -96,7 +96,9 @@ def test_a_rank_draws_one_batch_per_step_whatever_the_world_size(ontology, monke
 
     calls = []
     original = kinds.OntologyKind.draw
-    monkeypatch.setattr(kinds.OntologyKind, "draw", lambda self, *a: calls.append(1) or original(self, *a))  # fmt: skip
+    monkeypatch.setattr(
+        kinds.OntologyKind, "draw", lambda self, *a: calls.append(1) or original(self, *a)
+    )
     sampler = _sampler(ontology, [Stage("s", {"ontology": 1.0}, "fine")], rank=1, world_size=4)
     batches = _epoch(sampler)
     assert len(batches) == 400 // 32 and len(calls) == len(batches)
@@ -246,7 +248,9 @@ def test_stop_listed_pairs_do_not_reappear_under_the_parent():
     from tonics.sampling.kinds import stage_nodes
     from tonics.sampling.nodes import HardNodeRules, blocked_pairs, hard_pool
 
-    captions = [f"a greeting card number {i}" for i in range(300)] + [f"a dog number {i}" for i in range(100)]  # fmt: skip
+    captions = [f"a greeting card number {i}" for i in range(300)] + [
+        f"a dog number {i}" for i in range(100)
+    ]
     onto = build_ontology(captions, [str(i) for i in range(400)])
     blocked = blocked_pairs(onto, HardNodeRules())
     assert blocked[:300].all() and not blocked[300:].any()
@@ -280,5 +284,7 @@ def test_distinct_counts_of_large_pools_settle_eligibility_exactly():
     assert 4 <= images <= 1000 and 4 <= captions <= 1000
     few = np.zeros(1000, dtype=int)
     few[[1, 3, 5, 7]] = [1, 2, 3, 4]  # 5 distinct images, none in the evenly spaced sample
-    assert _distinct_enough(pool, few, every, need=4) == distinct_counts(pool, few, every) == (5, 1000)  # fmt: skip
+    assert (
+        _distinct_enough(pool, few, every, need=4) == distinct_counts(pool, few, every) == (5, 1000)
+    )
     assert _distinct_enough(pool, np.zeros(1000, dtype=int), every, need=4)[0] == 1  # not enough

@@ -12,9 +12,12 @@ from tonics.train.schedule import opening_warmup, schedule_factor, warmup_cosine
 
 def _curriculum():
     return Curriculum(
-        [Stage("a", {"random": 1.0}, steps=10), Stage("b", {"random": 1.0}, steps=20),
-         Stage("c", {"random": 1.0})]
-    )  # fmt: skip
+        [
+            Stage("a", {"random": 1.0}, steps=10),
+            Stage("b", {"random": 1.0}, steps=20),
+            Stage("c", {"random": 1.0}),
+        ]
+    )
 
 
 def test_warmup_cosine_reference_points():
@@ -30,9 +33,14 @@ def test_warmup_cosine_reference_points():
 def test_per_stage_schedule_restarts_at_each_stage():
     curriculum = _curriculum()
     factor = lambda step: schedule_factor(  # noqa: E731
-        step, kind="per_stage", total_steps=60, warmup_steps=2, min_lr_ratio=0.0,
-        curriculum=curriculum, steps_per_epoch=100,
-    )  # fmt: skip
+        step,
+        kind="per_stage",
+        total_steps=60,
+        warmup_steps=2,
+        min_lr_ratio=0.0,
+        curriculum=curriculum,
+        steps_per_epoch=100,
+    )
     assert factor(0) == pytest.approx(0.5) and factor(1) == pytest.approx(1.0)
     assert factor(9) < 0.1  # end of stage a
     assert factor(10) == pytest.approx(0.5) and factor(11) == pytest.approx(1.0)  # b restarts
@@ -47,8 +55,14 @@ def test_per_stage_schedule_restarts_at_each_stage():
 
 def test_plateau_stage_holds_the_peak_until_told_to_advance():
     curriculum = Curriculum([Stage("a", {"random": 1.0}, plateau_patience=2), Stage("b")])
-    kwargs = dict(kind="per_stage", total_steps=100, warmup_steps=0, min_lr_ratio=0.0,
-                  curriculum=curriculum, steps_per_epoch=1000)  # fmt: skip
+    kwargs = dict(
+        kind="per_stage",
+        total_steps=100,
+        warmup_steps=0,
+        min_lr_ratio=0.0,
+        curriculum=curriculum,
+        steps_per_epoch=1000,
+    )
     assert schedule_factor(40, **kwargs) == 1.0
     curriculum.request_advance(50)
     assert schedule_factor(60, **kwargs) == pytest.approx(0.5 * (1 + math.cos(math.pi * 10 / 50)))

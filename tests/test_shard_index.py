@@ -133,14 +133,18 @@ def test_img2dataset_parquet_output_reads_through_the_same_index(tmp_path, monke
     cli_main(["index", pattern, "--out", str(out)])
     reader = WebDatasetReader(pattern, index=str(out))
     records = reader.read()
-    assert len(records) == 8 and reader.skipped == {"parquet row without image bytes (download failed)": 2}  # fmt: skip
+    assert len(records) == 8 and reader.skipped == {
+        "parquet row without image bytes (download failed)": 2
+    }
     for record in records:  # one seek + read in the blob, the bytes img2dataset stored
         key = record.pair_id.split("/")[1]
         assert record.caption == f"a blue square {key}" and read_bytes(record.image) == images[key]
         assert record.image.path.startswith(str(out) + ".images")
     blob = next((tmp_path / "idx" / "cc.parquet.images").glob("*.bin"))
     blob.unlink()  # the copied images are part of the index: missing means re-index
-    with pytest.raises(DataFormatError, match=r"\.bin \(the image bytes copied from .*\.parquet\) is missing"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError, match=r"\.bin \(the image bytes copied from .*\.parquet\) is missing"
+    ):
         WebDatasetReader(pattern, index=str(out)).read()
     assert len(WebDatasetReader(pattern).read()) == 8  # the automatic index in the cache works too
 

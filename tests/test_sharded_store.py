@@ -67,8 +67,15 @@ def test_two_ranks_write_their_parts_in_parallel_and_rank_zero_the_manifest(tmp_
     barrier, calls, stores = threading.Barrier(2), {0: [], 1: []}, {}
 
     def rank(r):
-        stores[r] = load_or_build(tmp_path / "c", "k", IMAGE_IDS, _build(calls[r]), rank=r,
-                                  world_size=2, barrier=barrier.wait)  # fmt: skip
+        stores[r] = load_or_build(
+            tmp_path / "c",
+            "k",
+            IMAGE_IDS,
+            _build(calls[r]),
+            rank=r,
+            world_size=2,
+            barrier=barrier.wait,
+        )
 
     threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
     for t in threads:

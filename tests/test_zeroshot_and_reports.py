@@ -52,8 +52,19 @@ def test_fit_test_export_retrieval_commands(tiny_dataset, tmp_path, capsys):
     cli_main(["test", "--config", config, "--ckpt_path", str(run / "checkpoints" / "last.ckpt")])
     assert "| image to text |" in capsys.readouterr().out
     cli_main(["export", str(run / "checkpoints" / "last.ckpt"), str(tmp_path / "exported")])
-    cli_main(["retrieval", "--model", str(tmp_path / "exported"), "--karpathy", split_file, "--image-root", root,
-              "--out", str(tmp_path / "r.json")])  # fmt: skip
+    cli_main(
+        [
+            "retrieval",
+            "--model",
+            str(tmp_path / "exported"),
+            "--karpathy",
+            split_file,
+            "--image-root",
+            root,
+            "--out",
+            str(tmp_path / "r.json"),
+        ]
+    )
     figures = json.loads((tmp_path / "r.json").read_text())
     assert (
         figures["images"] == 6

@@ -30,7 +30,9 @@ def atomic_write_path(path: str | Path, write: Callable[[Path], None]) -> Path:
     temporary file beside `path`, fsync it, then move it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)  # fmt: skip
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".partial", dir=path.parent
+    )
     os.close(handle)
     try:
         write(Path(temporary))

@@ -34,9 +34,17 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
 
     module = AlignmentModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
     hp = module.hparams
-    return export_model(module.model, out, text_name=hp.text_encoder, vision_name=hp.vision_encoder,
-                        text_pooling=hp.text_pooling, vision_pooling=hp.vision_pooling, head=hp.head,
-                        source=str(checkpoint), run=_run_directory(Path(checkpoint)))  # fmt: skip
+    return export_model(
+        module.model,
+        out,
+        text_name=hp.text_encoder,
+        vision_name=hp.vision_encoder,
+        text_pooling=hp.text_pooling,
+        vision_pooling=hp.vision_pooling,
+        head=hp.head,
+        source=str(checkpoint),
+        run=_run_directory(Path(checkpoint)),
+    )
 
 
 def _run_directory(checkpoint: Path) -> Path | None:
@@ -53,12 +61,17 @@ def to_hf_model(
     """The `AlignmentModel`'s weights in a `TonicsDualEncoderModel` (checked key for key)."""
     text, vision = model.text.encoder.model, model.vision.encoder.model
     config = TonicsDualEncoderConfig(
-        text_config=text.config.to_dict(), vision_config=vision.config.to_dict(),
-        text_pooling=text_pooling, vision_pooling=vision_pooling, head=head,
-        embed_dim=model.embed_dim, text_dim=model.text.output_dim, vision_dim=model.vision.output_dim,
+        text_config=text.config.to_dict(),
+        vision_config=vision.config.to_dict(),
+        text_pooling=text_pooling,
+        vision_pooling=vision_pooling,
+        head=head,
+        embed_dim=model.embed_dim,
+        text_dim=model.text.output_dim,
+        vision_dim=model.vision.output_dim,
         text_pooler=getattr(text, "pooler", None) is not None,
         vision_pooler=getattr(vision, "pooler", None) is not None,
-    )  # fmt: skip
+    )
     hf = TonicsDualEncoderModel(config)
     hf.text_model.load_state_dict(text.state_dict())
     hf.vision_model.load_state_dict(vision.state_dict())
@@ -68,8 +81,18 @@ def to_hf_model(
     return hf.eval()
 
 
-def export_model(model, out, *, text_name, vision_name, text_pooling, vision_pooling, head,
-                 source="", run: Path | None = None) -> Path:  # fmt: skip
+def export_model(
+    model,
+    out,
+    *,
+    text_name,
+    vision_name,
+    text_pooling,
+    vision_pooling,
+    head,
+    source="",
+    run: Path | None = None,
+) -> Path:
     """Write an AlignmentModel as a Hugging Face model directory (see the module docstring)."""
     from transformers import VisionTextDualEncoderProcessor
 
@@ -79,7 +102,9 @@ def export_model(model, out, *, text_name, vision_name, text_pooling, vision_poo
     hf.config.tonics = {"text_encoder": text_name, "vision_encoder": vision_name, "source": source}
     hf.save_pretrained(out, safe_serialization=True)
     tokenizer, image_processor = load_tokenizer(text_name), load_image_processor(vision_name)
-    VisionTextDualEncoderProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)  # fmt: skip
+    VisionTextDualEncoderProcessor(
+        image_processor=image_processor, tokenizer=tokenizer
+    ).save_pretrained(out)
     (out / "README.md").write_text(
         model_card(hf.config, text_name=text_name, vision_name=vision_name, run=run)
     )
@@ -94,59 +119,133 @@ def _run_facts(run: Path | None) -> tuple[dict, list[dict], dict]:
         return {}, [], {}
     read = lambda name, parse: parse((run / name).read_text()) if (run / name).is_file() else None  # noqa: E731
     config = read("config.yaml", yaml.safe_load) or {}
-    return config, read("stage_summary.json", json.loads) or [], read("retrieval_test.json", json.loads) or {}  # fmt: skip
+    return (
+        config,
+        read("stage_summary.json", json.loads) or [],
+        read("retrieval_test.json", json.loads) or {},
+    )
+
+
+CARD_METRICS = (
+    "recall_mean",
+    "image_to_text_R@1",
+    "image_to_text_R@5",
+    "image_to_text_R@10",
+    "text_to_image_R@1",
+    "text_to_image_R@5",
+    "text_to_image_R@10",
+    "within_object_image_to_text_R@1",
+    "within_object_text_to_image_R@1",
+)
+CARD_USE = [
+    "## Use",
+    "",
+    "```python",
+    "import tonics  # registers the model type with transformers' Auto classes",
+    "from transformers import AutoModel, AutoProcessor, pipeline",
+    "",
+    "model = tonics.load(DIR)  # encode_text([...]), encode_image([PIL images])",
+    "hf = AutoModel.from_pretrained(DIR)  # get_text_features / get_image_features",
+    "processor = AutoProcessor.from_pretrained(DIR)",
+    'classify = pipeline("zero-shot-image-classification", model=DIR)',
+    "```",
+    "",
+]
+
+
+def _front_matter(origins: list[tuple[str, str | None]]) -> list[str]:
+    """YAML front matter: library, pipeline, tags, licence and the hub ids of the base models."""
+    licences = sorted({licence for _, licence in origins if licence})
+    base = [o for o, _ in origins if "/" in o and " " not in o and not o.startswith(("/", "."))]
+    front = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: zero-shot-image-classification",
+        "tags: [tonics, dual-encoder, contrastive, image-text-retrieval]",
+        f"license: {licences[0] if len(licences) == 1 else 'other'}",
+    ]
+    return front + (["base_model: [" + ", ".join(base) + "]"] if base else []) + ["---", ""]
+
+
+def _model_section(config, text_name: str, vision_name: str, origins) -> list[str]:
+    """The towers, their pooling and the weights' licences (stated, or 'unknown' by name)."""
+    (text_origin, _), (vision_origin, _) = origins
+    licences = ", ".join(
+        f"{origin}: {licence or 'unknown (see that model’s own licence)'}"
+        for origin, licence in origins
+    )
+    return [
+        "## Model",
+        "",
+        f"- text tower: {text_origin} (`{text_name}`), {config.text_pooling} pooling",
+        f"- vision tower: {vision_origin} (`{vision_name}`), {config.vision_pooling} pooling",
+        f"- projection heads: {config.head}, {config.embed_dim}-d shared space; learnt temperature",
+        f"- weights' licences: {licences}",
+        "",
+    ]
+
+
+def _training_section(fit: dict, stages: list[dict]) -> list[str]:
+    """Data reader, steps, batch size, seed and the curriculum's stages."""
+    data = fit.get("data", {})
+    reader = (data.get("reader") or {}).get("class_path", "unknown")
+    lines = [
+        "## Training",
+        "",
+        f"- data reader: `{reader}`",
+        f"- steps: {fit.get('trainer', {}).get('max_steps', 'unknown')}, batch size "
+        f"{data.get('batch_size', 'unknown')}, seed {fit.get('seed_everything', 'unknown')}",
+    ]
+    if stages:
+        lines += ["", "| stage | steps | batch mix | encoders opened |", "|---|---|---|---|"]
+        for stage, spec in zip(stages, data.get("stages") or [{}] * len(stages)):
+            towers = ("text", "vision")
+            opened = [
+                f"{t} {spec.get(f'unfreeze_{t}')}" for t in towers if spec.get(f"unfreeze_{t}")
+            ]
+            row = f"| {stage['name']} | {stage['steps']} | {stage['mix']} | {', '.join(opened) or '-'} |"
+            lines.append(row)
+    return lines + [""]
+
+
+def _evaluation_section(retrieval: dict) -> list[str]:
+    """The run's test figures, when they were found beside the checkpoint."""
+    lines = ["## Evaluation", ""]
+    if not retrieval:
+        return lines + ["No test figures were found beside the checkpoint.", ""]
+    figures = {k.split("/", 1)[1]: v for k, v in retrieval.items() if isinstance(v, float)}
+    checkpoint = Path(str(retrieval.get("checkpoint"))).name
+    lines += [
+        f"Test split of the training data ({int(figures.get('images', 0))} images, "
+        f"{int(figures.get('captions', 0))} captions), checkpoint `{checkpoint}`:",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {key} | {figures[key]:.2f} |" for key in CARD_METRICS if key in figures]
+    return lines + [""]
 
 
 def model_card(config, *, text_name: str, vision_name: str, run: Path | None) -> str:
     """A Hugging Face model card: front matter (licence, base model, pipeline tag) and text."""
     fit, stages, retrieval = _run_facts(run)
-    text_origin, text_licence = ORIGINS.get(text_name, (text_name, None))
-    vision_origin, vision_licence = ORIGINS.get(vision_name, (vision_name, None))
-    licences = sorted({x for x in (text_licence, vision_licence) if x})
-    base = [o for o in (text_origin, vision_origin) if "/" in o and " " not in o and not o.startswith(("/", "."))]  # fmt: skip
-    front = ["---", "library_name: transformers", "pipeline_tag: zero-shot-image-classification",
-             "tags: [tonics, dual-encoder, contrastive, image-text-retrieval]",
-             f"license: {licences[0] if len(licences) == 1 else 'other'}"]  # fmt: skip
-    if base:
-        front.append("base_model: [" + ", ".join(base) + "]")
-    reader = (fit.get("data", {}).get("reader") or {}).get("class_path", "unknown")
-    lines = [*front, "---", "", "# tonics dual encoder", "",
-             "A text encoder and a vision encoder aligned into one embedding space with contrastive "
-             "InfoNCE and an ontology-informed curriculum (TOnICS; Srinivasan, Ren & Thomason 2022), "
-             "trained with [tonics](https://github.com/).", "",
-             "## Model", "",
-             f"- text tower: {text_origin} (`{text_name}`), {config.text_pooling} pooling",
-             f"- vision tower: {vision_origin} (`{vision_name}`), {config.vision_pooling} pooling",
-             f"- projection heads: {config.head}, {config.embed_dim}-d shared space; learnt temperature",
-             f"- weights' licences: {', '.join(f'{o}: {lic}' for o, lic in ((text_origin, text_licence), (vision_origin, vision_licence)))}"
-             " (None: check the base model's own licence)",
-             "", "## Training", "", f"- data reader: `{reader}`",
-             f"- steps: {fit.get('trainer', {}).get('max_steps', 'unknown')}, batch size "
-             f"{fit.get('data', {}).get('batch_size', 'unknown')}, seed {fit.get('seed_everything', 'unknown')}"]  # fmt: skip
-    if stages:
-        lines += ["", "| stage | steps | batch mix | encoders opened |", "|---|---|---|---|"]
-        for stage, spec in zip(stages, (fit.get("data", {}).get("stages") or [{}] * len(stages))):
-            opened = ", ".join(f"{t} {spec.get(f'unfreeze_{t}')}" for t in ("text", "vision") if spec.get(f"unfreeze_{t}")) or "-"  # fmt: skip
-            lines.append(f"| {stage['name']} | {stage['steps']} | {stage['mix']} | {opened} |")
-    lines += ["", "## Evaluation", ""]
-    if retrieval:
-        figures = {k.split("/", 1)[1]: v for k, v in retrieval.items() if isinstance(v, float)}
-        lines += [f"Test split of the training data ({int(figures.get('images', 0))} images, "
-                  f"{int(figures.get('captions', 0))} captions), checkpoint `{Path(str(retrieval.get('checkpoint'))).name}`:", "",
-                  "| metric | value |", "|---|---|"]  # fmt: skip
-        for key in ("recall_mean", "image_to_text_R@1", "image_to_text_R@5", "image_to_text_R@10",
-                    "text_to_image_R@1", "text_to_image_R@5", "text_to_image_R@10",
-                    "within_object_image_to_text_R@1", "within_object_text_to_image_R@1"):  # fmt: skip
-            if key in figures:
-                lines.append(f"| {key} | {figures[key]:.2f} |")
-    else:
-        lines.append("No test figures were found beside the checkpoint.")
-    lines += ["", "## Use", "", "```python",
-              "import tonics  # registers the model type with transformers' Auto classes",
-              "from transformers import AutoModel, AutoProcessor, pipeline", "",
-              "model = tonics.load(DIR)  # encode_text([...]), encode_image([PIL images])",
-              "hf = AutoModel.from_pretrained(DIR)  # get_text_features / get_image_features",
-              "processor = AutoProcessor.from_pretrained(DIR)",
-              'classify = pipeline("zero-shot-image-classification", model=DIR)',
-              "```", ""]  # fmt: skip
-    return "\n".join(lines)
+    origins = [
+        ORIGINS.get(text_name, (text_name, None)),
+        ORIGINS.get(vision_name, (vision_name, None)),
+    ]
+    intro = [
+        "# tonics dual encoder",
+        "",
+        "A text encoder and a vision encoder aligned into one embedding space with contrastive "
+        "InfoNCE and an ontology-informed curriculum (TOnICS; Srinivasan, Ren & Thomason 2022), "
+        "trained with tonics.",
+        "",
+    ]
+    return "\n".join(
+        _front_matter(origins)
+        + intro
+        + _model_section(config, text_name, vision_name, origins)
+        + _training_section(fit, stages)
+        + _evaluation_section(retrieval)
+        + CARD_USE
+    )

@@ -18,7 +18,10 @@ def arm_runs(compare_dir: str | Path) -> dict[str, list[Path]]:
     """Arm name -> its run directories, in the order of `comparison.json`."""
     compare_dir = Path(compare_dir)
     summary = json.loads((compare_dir / "comparison.json").read_text())
-    return {arm: sorted(p for p in compare_dir.glob(f"{arm}-seed*") if p.is_dir()) for arm in summary["arms"]}  # fmt: skip
+    return {
+        arm: sorted(p for p in compare_dir.glob(f"{arm}-seed*") if p.is_dir())
+        for arm in summary["arms"]
+    }
 
 
 def stage_table(compare_dir: str | Path) -> list[dict]:
@@ -34,8 +37,14 @@ def stage_table(compare_dir: str | Path) -> list[dict]:
                     if row.get(key) not in (None, ""):
                         values[row["stage_name"]][key].append(float(row[key]))
         for stage, figures in values.items():
-            rows.append({"arm": arm, "stage": stage, "steps": steps[stage] // max(1, len(runs)),
-                         **{k: round(sum(v) / len(v), 4) for k, v in figures.items() if v}})  # fmt: skip
+            rows.append(
+                {
+                    "arm": arm,
+                    "stage": stage,
+                    "steps": steps[stage] // max(1, len(runs)),
+                    **{k: round(sum(v) / len(v), 4) for k, v in figures.items() if v},
+                }
+            )
     return rows
 
 

@@ -84,8 +84,15 @@ def sampled_nodes(run: RunData, top: int = 8):
         if depths:
             axes[0][k].bar(list(depths), list(depths.values()), color="#6baed6")
         else:  # no empty axis: say why there is nothing to draw
-            axes[0][k].text(0.5, 0.5, "no ontology batches\n" + ", ".join(f"{a}: {b}" for a, b in kinds.items()),
-                            ha="center", va="center", transform=axes[0][k].transAxes, fontsize=8)  # fmt: skip
+            axes[0][k].text(
+                0.5,
+                0.5,
+                "no ontology batches\n" + ", ".join(f"{a}: {b}" for a, b in kinds.items()),
+                ha="center",
+                va="center",
+                transform=axes[0][k].transAxes,
+                fontsize=8,
+            )
             axes[0][k].set_xticks([])
             axes[0][k].set_yticks([])
         axes[0][k].set_title(f"{name}: node depth", fontsize=9)
@@ -95,8 +102,15 @@ def sampled_nodes(run: RunData, top: int = 8):
                 [n for n, _ in nodes][::-1], [c for _, c in nodes][::-1], color="#fd8d3c"
             )
         else:
-            axes[1][k].text(0.5, 0.5, "no ontology batches\n" + ", ".join(f"{a}: {b}" for a, b in kinds.items()),
-                            ha="center", va="center", transform=axes[1][k].transAxes, fontsize=8)  # fmt: skip
+            axes[1][k].text(
+                0.5,
+                0.5,
+                "no ontology batches\n" + ", ".join(f"{a}: {b}" for a, b in kinds.items()),
+                ha="center",
+                va="center",
+                transform=axes[1][k].transAxes,
+                fontsize=8,
+            )
         axes[1][k].set_title(f"{name}: top nodes", fontsize=9)
         axes[1][k].tick_params(labelsize=7)
     fig.tight_layout()
@@ -142,8 +156,17 @@ def ontology_neighbourhood(run: RunData, top: int = 6):
     layout = nx.spring_layout(sub, seed=0, k=1.2)
     sizes = [300 + 40 * counts.get(n, 0) for n in sub]
     colours = ["#e6550d" if n in focus else "#9ecae1" for n in sub]
-    nx.draw_networkx(sub, layout, ax=ax, node_size=sizes, node_color=colours, font_size=7,
-                     labels={n: n.split(".")[0] for n in sub}, arrows=True, edge_color="#999999")  # fmt: skip
+    nx.draw_networkx(
+        sub,
+        layout,
+        ax=ax,
+        node_size=sizes,
+        node_color=colours,
+        font_size=7,
+        labels={n: n.split(".")[0] for n in sub},
+        arrows=True,
+        edge_color="#999999",
+    )
     ax.set_title(
         "most sampled nodes (orange) with their hypernyms and largest hyponyms", fontsize=9
     )

@@ -14,10 +14,18 @@ def hard_batch_nodes(ontology, records, batch_size: int, top: int = 25) -> dict:
     distinct images / captions: what `object_nodes_only` changes, before training on it."""
     pair_images, pair_captions = (np.array(codes) for codes in group_codes(records))
     out = {}
-    for label, rules in (("fine, any node", HardNodeRules(object_nodes_only=False)),
-                         ("fine, object nodes only", HardNodeRules())):  # fmt: skip
+    for label, rules in (
+        ("fine, any node", HardNodeRules(object_nodes_only=False)),
+        ("fine, object nodes only", HardNodeRules()),
+    ):
         try:
-            nodes = stage_nodes(ontology, batch_size, rules=rules, pair_images=pair_images, pair_captions=pair_captions)  # fmt: skip
+            nodes = stage_nodes(
+                ontology,
+                batch_size,
+                rules=rules,
+                pair_images=pair_images,
+                pair_captions=pair_captions,
+            )
         except ValueError as err:
             out[label] = str(err)
             continue

@@ -10,11 +10,21 @@ from pathlib import Path
 
 from tonics.eval.intervals import paired_difference
 
-TABLE_METRICS = ("recall_mean", "image_to_text_R@1", "text_to_image_R@1",
-                 "within_object_image_to_text_R@1", "within_object_text_to_image_R@1",
-                 "caption_novel_text_to_image_R@1", "image_to_text_R@5", "text_to_image_R@5",
-                 "image_to_text_R@10", "text_to_image_R@10", "transfer_recall_mean",
-                 "transfer_image_to_text_R@1", "transfer_text_to_image_R@1")  # fmt: skip
+TABLE_METRICS = (
+    "recall_mean",
+    "image_to_text_R@1",
+    "text_to_image_R@1",
+    "within_object_image_to_text_R@1",
+    "within_object_text_to_image_R@1",
+    "caption_novel_text_to_image_R@1",
+    "image_to_text_R@5",
+    "text_to_image_R@5",
+    "image_to_text_R@10",
+    "text_to_image_R@10",
+    "transfer_recall_mean",
+    "transfer_image_to_text_R@1",
+    "transfer_text_to_image_R@1",
+)
 CURVES = ("val/recall_mean", "val/within_object_text_to_image_R@1", "val/loss")
 
 
@@ -33,9 +43,15 @@ def validation_figures(root: Path) -> dict[str, float]:
     with open(fit_metrics(root), newline="") as handle:
         for row in csv.DictReader(handle):
             if row.get("val/recall_mean"):
-                last = {k.removeprefix("val/"): float(v) for k, v in row.items() if k.startswith("val/") and v}  # fmt: skip
+                last = {
+                    k.removeprefix("val/"): float(v)
+                    for k, v in row.items()
+                    if k.startswith("val/") and v
+                }
     if not last:
-        raise SystemExit(f"tonics compare: {root} has no validation metrics (set trainer.val_check_interval)")  # fmt: skip
+        raise SystemExit(
+            f"tonics compare: {root} has no validation metrics (set trainer.val_check_interval)"
+        )
     return last
 
 

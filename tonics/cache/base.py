@@ -58,16 +58,30 @@ def hash_records(digest, records) -> None:
 
 
 @torch.no_grad()
-def encode_pairs(records, tokenizer, image_processor, text_fn, image_fn, *, batch_size=64,
-                 num_workers=0, max_text_length=64, device="cpu", limits=None, desc="feature cache",
-                 on_first_batch=None):  # fmt: skip
-    """Run `text_fn(ids, mask) -> one tensor per caption` over every caption and
-    `image_fn(pixels) -> (images, ...)` over every image once (the shared loop of the feature and
-    prefix caches). Returns (per-image tensors in row order, per-pair text tensors, each pair's
-    image row or -1, failures {pair: (location, reason)}). `on_first_batch(ids, mask, pixels)` sees
-    the first batch holding both (a self-check)."""
-    loader = image_once_loader(records, image_processor, tokenizer, batch_size=batch_size,
-                               num_workers=num_workers, max_length=max_text_length, limits=limits)  # fmt: skip
+def encode_pairs(
+    source: CacheSource,
+    records,
+    text_fn,
+    image_fn,
+    *,
+    device="cpu",
+    desc="feature cache",
+    on_first_batch=None,
+):
+    """Run `text_fn(ids, mask) -> one tensor per caption` over every caption of `records` and
+    `image_fn(pixels) -> (images, ...)` over every image once, read as `source` says. Returns
+    (per-image tensors in row order, per-pair text tensors, each pair's image row or -1, failures
+    {pair: (location, reason)}). `on_first_batch(ids, mask, pixels, has_image)` sees the first
+    batch holding both (a self-check)."""
+    loader = image_once_loader(
+        records,
+        source.image_processor,
+        source.tokenizer,
+        batch_size=source.batch_size,
+        num_workers=source.num_workers,
+        max_length=source.max_text_length,
+        limits=source.limits,
+    )
     images, texts, row_of_image, failures = [], [None] * len(records), {}, {}
     for batch in tqdm(loader, desc=desc, unit="batch", mininterval=2.0):
         if len(batch["indices"]):  # a batch whose every image failed has no row left
@@ -80,40 +94,65 @@ def encode_pairs(records, tokenizer, image_processor, text_fn, image_fn, *, batc
                 on_first_batch(ids, mask, pixels, batch["has_image"])
                 on_first_batch = None
             images.extend(image_fn(pixels).cpu())
-            with_image = [
-                i for i, h in zip(batch["indices"].tolist(), batch["has_image"].tolist()) if h
-            ]
-            for index in with_image:
+            flags = zip(batch["indices"].tolist(), batch["has_image"].tolist())
+            for index in [i for i, has_image in flags if has_image]:
                 row_of_image[records[index].image_id] = len(row_of_image)
         for _, location, reason in batch["skipped"]:
             failures[location] = reason
     pair_image = torch.tensor([row_of_image.get(r.image_id, -1) for r in records], dtype=torch.long)
-    failed = {i: (r.image.describe(), failures.get(r.image.describe(), "image failed"))
-              for i, r in enumerate(records) if pair_image[i] < 0}  # fmt: skip
-    for i in [i for i, t in enumerate(texts) if t is None]:
-        # pairs whose image failed were dropped from their batch: encode their caption alone
-        tokens = tokenizer(
-            [records[i].caption], truncation=True, max_length=max_text_length, return_tensors="pt"
-        )
-        texts[i] = text_fn(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))[0]
+    failed = {
+        i: (r.image.describe(), failures.get(r.image.describe(), "image failed"))
+        for i, r in enumerate(records)
+        if pair_image[i] < 0
+    }
+    _encode_lone_captions(source, records, texts, text_fn, device)
     return images, texts, pair_image, failed
 
 
-def encode_part(source: CacheSource, pairs: list[int], description: str, text_fn, image_fn, *,
-                image_shape: tuple[int, ...], text_dtype, image_dtype, device,
-                on_first_batch=None) -> tuple[dict[str, torch.Tensor], Failures]:  # fmt: skip
+def _encode_lone_captions(source: CacheSource, records, texts: list, text_fn, device) -> None:
+    """Captions of pairs whose image failed were dropped from their batch: encode them alone."""
+    for i in [i for i, t in enumerate(texts) if t is None]:
+        tokens = source.tokenizer(
+            [records[i].caption],
+            truncation=True,
+            max_length=source.max_text_length,
+            return_tensors="pt",
+        )
+        texts[i] = text_fn(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))[0]
+
+
+def encode_part(
+    source: CacheSource,
+    pairs: list[int],
+    description: str,
+    text_fn,
+    image_fn,
+    *,
+    image_shape: tuple[int, ...],
+    text_dtype,
+    image_dtype,
+    device,
+    on_first_batch=None,
+) -> tuple[dict[str, torch.Tensor], Failures]:
     """One part of a cache: `pair_image`, `image` and `text` (and `text_offsets` when the text
     rows are ragged, `text_fn` giving a variable number of rows per caption) for these pairs;
     `image_shape`: one image row's shape, for a part whose every image failed."""
     subset = [source.records[i] for i in pairs]
     images, texts, pair_image, failed = encode_pairs(
-        subset, source.tokenizer, source.image_processor, text_fn, image_fn,
-        batch_size=source.batch_size, num_workers=source.num_workers,
-        max_text_length=source.max_text_length, device=device, limits=source.limits,
-        desc=description, on_first_batch=on_first_batch,
-    )  # fmt: skip
+        source,
+        subset,
+        text_fn,
+        image_fn,
+        device=device,
+        desc=description,
+        on_first_batch=on_first_batch,
+    )
     arrays = {"pair_image": pair_image}
-    arrays["image"] = torch.stack(images).to(image_dtype) if images else torch.zeros(0, *image_shape, dtype=image_dtype)  # fmt: skip
+    arrays["image"] = (
+        torch.stack(images).to(image_dtype)
+        if images
+        else torch.zeros(0, *image_shape, dtype=image_dtype)
+    )
     ragged = bool(texts) and texts[0].dim() == 2
     arrays["text"] = (torch.cat(texts) if ragged else torch.stack(texts)).to(text_dtype)
     if ragged:

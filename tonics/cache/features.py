@@ -67,7 +67,9 @@ def cache_key(model, records, max_text_length: int, limits=None, dtype: str = "f
     return digest.hexdigest()[:20]
 
 
-def load_or_compute(model, source: CacheSource, dtype: str = "float32", device="cpu", trainer=None) -> FeatureCache:  # fmt: skip
+def load_or_compute(
+    model, source: CacheSource, dtype: str = "float32", device="cpu", trainer=None
+) -> FeatureCache:
     """The cache of `source`'s training pairs: mapped from disk when complete, else computed
     (each rank of `trainer` encoding its own parts); `dtype`: 'float32' or 'float16' storage."""
     records = source.records
@@ -75,13 +77,24 @@ def load_or_compute(model, source: CacheSource, dtype: str = "float32", device="
     storage = STORAGE_DTYPES[dtype]
 
     def build(pairs: list[int], description: str):
-        return encode_part(source, pairs, description,
-                           lambda ids, mask: list(model.text(ids, mask).float().cpu()),
-                           lambda pixels: model.vision(pixels).float(),
-                           image_shape=(model.vision.output_dim,), text_dtype=storage,
-                           image_dtype=storage, device=device)  # fmt: skip
+        return encode_part(
+            source,
+            pairs,
+            description,
+            lambda ids, mask: list(model.text(ids, mask).float().cpu()),
+            lambda pixels: model.vision(pixels).float(),
+            image_shape=(model.vision.output_dim,),
+            text_dtype=storage,
+            image_dtype=storage,
+            device=device,
+        )
 
-    store = load_or_build(features_dir() / f"features-{key}", key,
-                          [r.image_id for r in records], build, what="feature cache (frozen encoders)",
-                          **ranks_of(trainer))  # fmt: skip
+    store = load_or_build(
+        features_dir() / f"features-{key}",
+        key,
+        [r.image_id for r in records],
+        build,
+        what="feature cache (frozen encoders)",
+        **ranks_of(trainer),
+    )
     return FeatureCache(store)

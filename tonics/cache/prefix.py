@@ -86,8 +86,10 @@ class PrefixCache:
 
     def bind(self, model) -> PrefixCache:
         """Attach the model's towers (split as this cache was made) for `features`."""
-        self.splits = {"text": TowerSplit(model.text.encoder, self.split[0]),
-                       "vision": TowerSplit(model.vision.encoder, self.split[1])}  # fmt: skip
+        self.splits = {
+            "text": TowerSplit(model.text.encoder, self.split[0]),
+            "vision": TowerSplit(model.vision.encoder, self.split[1]),
+        }
         return self
 
     def _text(self, pairs: torch.Tensor, device, dtype) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -134,12 +136,17 @@ class PrefixCache:
                     states = self.store.per_image("image", chunk).to(device, torch.float32)
                     image.append(self.splits["vision"].suffix(states).float().cpu())
         width = self.splits["vision"].encoder.output_dim
-        arrays = {"pair_image": pair_image, "text": torch.cat(text),
-                  "image": torch.cat(image) if image else torch.zeros(0, width)}  # fmt: skip
+        arrays = {
+            "pair_image": pair_image,
+            "text": torch.cat(text),
+            "image": torch.cat(image) if image else torch.zeros(0, width),
+        }
         return arrays, {p: self.failures[p] for p in pairs if p in self.failures}
 
 
-def derive_feature_cache(prefix: PrefixCache, model, source: CacheSource, device="cpu", trainer=None) -> FeatureCache:  # fmt: skip
+def derive_feature_cache(
+    prefix: PrefixCache, model, source: CacheSource, device="cpu", trainer=None
+) -> FeatureCache:
     """The frozen stages' pooled features, derived from a prefix cache through the current
     (frozen) top blocks without encoding anything again; stored like any feature cache, under a
     key of its own (fp16 prefix states make them differ from directly encoded ones by ~1e-3)."""
@@ -148,10 +155,13 @@ def derive_feature_cache(prefix: PrefixCache, model, source: CacheSource, device
     towers = f"{fingerprint(model.text)}|{fingerprint(model.vision)}"
     key = hashlib.sha256(f"derived from prefix {prefix.key}|{towers}".encode()).hexdigest()[:20]
     store = load_or_build(
-        features_dir() / f"features-derived-{key}", key, [r.image_id for r in records],
+        features_dir() / f"features-derived-{key}",
+        key,
+        [r.image_id for r in records],
         lambda pairs, description: prefix.pooled_part(pairs, description, device=device),
-        what="feature cache (derived from the prefix cache)", **ranks_of(trainer),
-    )  # fmt: skip
+        what="feature cache (derived from the prefix cache)",
+        **ranks_of(trainer),
+    )
     return FeatureCache(store)
 
 
@@ -167,7 +177,9 @@ def prefix_key(model, split: Split, records, max_text_length: int, limits, dtype
     digest = hashlib.sha256()
     digest.update(f"prefix|{split}|{dtype}|{max_text_length}|{limits!r}".encode())
     for tower in towers:
-        digest.update(f"{_fingerprint_prefix(tower)}|{type(tower.encoder).__name__}|{getattr(tower.encoder, 'pooling', '')}".encode())  # fmt: skip
+        digest.update(
+            f"{_fingerprint_prefix(tower)}|{type(tower.encoder).__name__}|{getattr(tower.encoder, 'pooling', '')}".encode()
+        )
     hash_records(digest, records)
     return digest.hexdigest()[:20]
 
@@ -202,14 +214,18 @@ def _verify(towers: dict[str, TowerSplit], dtype: torch.dtype):
     return check
 
 
-def load_or_compute_prefix(model, source: CacheSource, split: Split, dtype: str = "float16", device="cpu", trainer=None) -> PrefixCache:  # fmt: skip
+def load_or_compute_prefix(
+    model, source: CacheSource, split: Split, dtype: str = "float16", device="cpu", trainer=None
+) -> PrefixCache:
     """The prefix cache of `source`'s training pairs for `split`: mapped from disk when complete,
     else computed (each rank of `trainer` its own parts, the first batch of each part checked both
     ways); bound to the model's towers. `dtype`: storage of the activations."""
     records = source.records
     key = prefix_key(model, split, records, source.max_text_length, source.limits, dtype)
-    towers = {"text": TowerSplit(model.text.encoder, split[0]),
-              "vision": TowerSplit(model.vision.encoder, split[1])}  # fmt: skip
+    towers = {
+        "text": TowerSplit(model.text.encoder, split[0]),
+        "vision": TowerSplit(model.vision.encoder, split[1]),
+    }
     storage = STORAGE_DTYPES[dtype]
     # activations are stored in `storage`; a frozen tower's pooled features stay float32
     text_dtype, image_dtype = (storage if k else torch.float32 for k in split)
@@ -218,21 +234,38 @@ def load_or_compute_prefix(model, source: CacheSource, split: Split, dtype: str 
     def build(pairs: list[int], description: str):
         computed.append(description)
         return encode_part(
-            source, pairs, description,
+            source,
+            pairs,
+            description,
             lambda ids, mask: [t.to(text_dtype) for t in text_states(towers["text"], ids, mask)],
             lambda pixels: towers["vision"].prefix(pixels).to(image_dtype),
             image_shape=() if split[1] else (model.vision.output_dim,),
-            text_dtype=text_dtype, image_dtype=image_dtype,
-            device=device, on_first_batch=_verify(towers, storage),
-        )  # fmt: skip
+            text_dtype=text_dtype,
+            image_dtype=image_dtype,
+            device=device,
+            on_first_batch=_verify(towers, storage),
+        )
 
     started = time.perf_counter()
-    store = load_or_build(features_dir() / f"prefix-{key}", key,
-                          [r.image_id for r in records], build,
-                          what=f"prefix cache (text top {split[0]}, vision top {split[1]})",
-                          **ranks_of(trainer))  # fmt: skip
-    cache = PrefixCache(split=split, store=store, key=key, source="computed" if computed else "loaded")  # fmt: skip
+    store = load_or_build(
+        features_dir() / f"prefix-{key}",
+        key,
+        [r.image_id for r in records],
+        build,
+        what=f"prefix cache (text top {split[0]}, vision top {split[1]})",
+        **ranks_of(trainer),
+    )
+    cache = PrefixCache(
+        split=split, store=store, key=key, source="computed" if computed else "loaded"
+    )
     cache.build_s = time.perf_counter() - started
-    log.info("prefix cache (text top %d, vision top %d): %s in %.1f s, %.1f MB, %s", split[0],
-             split[1], cache.source, cache.build_s, cache.nbytes / 1e6, store.directory)  # fmt: skip
+    log.info(
+        "prefix cache (text top %d, vision top %d): %s in %.1f s, %.1f MB, %s",
+        split[0],
+        split[1],
+        cache.source,
+        cache.build_s,
+        cache.nbytes / 1e6,
+        store.directory,
+    )
     return cache.bind(model)

@@ -38,8 +38,16 @@ log = logging.getLogger(__name__)
 PART_PAIRS = 50_000  # pairs per part: a killed build loses at most one part per rank
 MANIFEST = "manifest.json"
 FORMAT = "tonics-sharded-cache-1"
-_NUMPY = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I64": np.int64,
-          "I32": np.int32, "I16": np.int16, "U8": np.uint8, "BOOL": np.bool_}  # fmt: skip
+_NUMPY = {
+    "F16": np.float16,
+    "F32": np.float32,
+    "F64": np.float64,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
 
 Failures = dict[int, tuple[str, str]]  # global pair index -> (image location, reason)
 BuildPart = Callable[[list[int], str], tuple[dict[str, torch.Tensor], Failures]]
@@ -93,14 +101,18 @@ def _map_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
             else:
                 arrays[name] = np.memmap(path, dtype, "r", offset=8 + length + begin, shape=shape)
     except Exception as err:  # noqa: BLE001 - whatever is wrong, the file is not ours
-        raise ValueError(f"{path} is not a valid tonics safetensors file ({type(err).__name__}: {err})") from err  # fmt: skip
+        raise ValueError(
+            f"{path} is not a valid tonics safetensors file ({type(err).__name__}: {err})"
+        ) from err
     return arrays, metadata
 
 
 def _read_part(path: Path, key: str) -> tuple[dict[str, np.ndarray], Failures]:
     arrays, metadata = _map_arrays(path)
     if metadata.get("key") != key or "pairs" not in arrays or "pair_image" not in arrays:
-        raise ValueError(f"{path} belongs to another cache (key {metadata.get('key')!r}, expected {key!r})")  # fmt: skip
+        raise ValueError(
+            f"{path} belongs to another cache (key {metadata.get('key')!r}, expected {key!r})"
+        )
     failures = {int(k): tuple(v) for k, v in json.loads(metadata.get("failures", "{}")).items()}
     return arrays, failures
 
@@ -108,8 +120,13 @@ def _read_part(path: Path, key: str) -> tuple[dict[str, np.ndarray], Failures]:
 class ShardedStore:
     """A complete cache directory, mapped lazily: rows are read when a batch asks for them."""
 
-    def __init__(self, directory: Path, parts: list[dict[str, np.ndarray]], failures: Failures,
-                 manifest: dict) -> None:  # fmt: skip
+    def __init__(
+        self,
+        directory: Path,
+        parts: list[dict[str, np.ndarray]],
+        failures: Failures,
+        manifest: dict,
+    ) -> None:
         self.directory, self.parts, self.failures, self.manifest = (
             directory,
             parts,
@@ -124,7 +141,9 @@ class ShardedStore:
             self.pair_part[pairs] = index
             self.pair_row[pairs] = np.arange(len(pairs))
         if (self.pair_part < 0).any():
-            raise ValueError(f"{directory}: the parts do not cover every pair; delete the directory to rebuild it")  # fmt: skip
+            raise ValueError(
+                f"{directory}: the parts do not cover every pair; delete the directory to rebuild it"
+            )
 
     @classmethod
     def open(cls, directory: Path, key: str) -> ShardedStore:
@@ -135,7 +154,9 @@ class ShardedStore:
             if manifest.get("format") != FORMAT or manifest.get("key") != key:
                 raise ValueError("another format or key")
         except Exception as err:  # noqa: BLE001
-            raise ValueError(f"{manifest_path} is not a valid manifest of this cache ({err})") from err  # fmt: skip
+            raise ValueError(
+                f"{manifest_path} is not a valid manifest of this cache ({err})"
+            ) from err
         parts, failures = [], {}
         for name in manifest["parts"]:
             arrays, part_failures = _read_part(directory / name, key)
@@ -178,7 +199,9 @@ class ShardedStore:
         keys = np.full(len(pairs), -1, dtype=np.int64)
         for arrays, selected, rows in self._groups(pairs):
             local = np.asarray(arrays["pair_image"][rows])
-            keys[selected] = np.where(local >= 0, (self.pair_part[pairs[selected]].astype(np.int64) << 40) + local, -1)  # fmt: skip
+            keys[selected] = np.where(
+                local >= 0, (self.pair_part[pairs[selected]].astype(np.int64) << 40) + local, -1
+            )
         return keys
 
     def per_image(self, name: str, keys: np.ndarray) -> torch.Tensor:
@@ -229,18 +252,70 @@ def _part_is_whole(path: Path, key: str) -> bool:
         return False
 
 
-def write_part(path: Path, key: str, pairs: list[int], arrays: dict[str, torch.Tensor],
-               failures: Failures) -> None:  # fmt: skip
+def write_part(
+    path: Path, key: str, pairs: list[int], arrays: dict[str, torch.Tensor], failures: Failures
+) -> None:
     """Write one part (its pairs' global indices, its arrays, its failures) atomically."""
     tensors = {name: t.contiguous() for name, t in arrays.items()}
     tensors["pairs"] = torch.tensor(pairs, dtype=torch.int64)
-    metadata = {"key": key, "failures": json.dumps({str(k): list(v) for k, v in failures.items()})}  # fmt: skip
+    metadata = {"key": key, "failures": json.dumps({str(k): list(v) for k, v in failures.items()})}
     atomic_write_path(path, lambda temporary: save_file(tensors, temporary, metadata=metadata))
 
 
-def load_or_build(directory: Path, key: str, image_ids: Sequence[str], build_part: BuildPart, *,
-                  rank: int = 0, world_size: int = 1, barrier: Callable[[], None] | None = None,
-                  what: str = "cache") -> ShardedStore:  # fmt: skip
+def _build_part(
+    path: Path, key: str, pairs, build_part: BuildPart, what: str, index: int, count: int
+) -> None:
+    """Compute and write one part, unless a whole one is already on disk (a resumed build)."""
+    if _part_is_whole(path, key):
+        log.info("%s: part %d/%d already on disk (a resumed build)", what, index + 1, count)
+        return
+    for partial in path.parent.glob(f".{path.name}.*.partial"):  # left by a killed writer
+        partial.unlink(missing_ok=True)
+    arrays, failures = build_part(pairs, f"{what}, part {index + 1}/{count}")
+    write_part(path, key, pairs, arrays, failures)
+
+
+def _check_parts(directory: Path, names: list[str], what: str) -> None:
+    """After every rank wrote its own parts, all of them must be visible here."""
+    missing = [name for name in names if not (directory / name).is_file()]
+    if missing:
+        raise RuntimeError(
+            f"{what}: {len(missing)} part(s) ({missing[0]}...) missing from {directory} after every "
+            "rank wrote its own: with several nodes the tonics cache (TONICS_CACHE) must be on a "
+            "filesystem they all share"
+        )
+
+
+def _write_manifest(
+    directory: Path, key: str, names: list[str], num_pairs: int, world_size: int
+) -> None:
+    """Rank 0's last word: the manifest (the cache is complete) and stale parts removed."""
+    manifest = {
+        "format": FORMAT,
+        "key": key,
+        "num_pairs": num_pairs,
+        "parts": names,
+        "written_by_ranks": world_size,
+    }
+    atomic_write(
+        directory / MANIFEST, lambda out: out.write(json.dumps(manifest, indent=1).encode())
+    )
+    for stale in directory.glob("part-*.safetensors"):  # parts of a build with another count
+        if stale.name not in names:
+            stale.unlink(missing_ok=True)
+
+
+def load_or_build(
+    directory: Path,
+    key: str,
+    image_ids: Sequence[str],
+    build_part: BuildPart,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    barrier: Callable[[], None] | None = None,
+    what: str = "cache",
+) -> ShardedStore:
     """The cache in `directory`, built first when it is not complete.
 
     `image_ids` has one entry per pair (pairs of one image stay in one part); `build_part(pairs,
@@ -249,39 +324,36 @@ def load_or_build(directory: Path, key: str, image_ids: Sequence[str], build_par
     barrier = barrier or (lambda: None)
     store = _try_open(directory, key, what)
     if store is not None:
-        log.info("%s: loaded %s (%d parts, %.1f MB mapped)", what, directory, len(store.parts), store.nbytes / 1e6)  # fmt: skip
+        log.info(
+            "%s: loaded %s (%d parts, %.1f MB mapped)",
+            what,
+            directory,
+            len(store.parts),
+            store.nbytes / 1e6,
+        )
         return store
     groups = partition(image_ids, parts_for(len(image_ids), world_size))
-    count = len(groups)
-    names = [part_name(i, count) for i in range(count)]
+    names = [part_name(i, len(groups)) for i in range(len(groups))]
     directory.mkdir(parents=True, exist_ok=True)
-    for index in range(rank, count, world_size):
-        path = directory / names[index]
-        if _part_is_whole(path, key):
-            log.info("%s: part %d/%d already on disk (a resumed build)", what, index + 1, count)
-            continue
-        for partial in directory.glob(f".{path.name}.*.partial"):  # left by a killed writer
-            partial.unlink(missing_ok=True)
-        arrays, failures = build_part(groups[index], f"{what}, part {index + 1}/{count}")
-        write_part(path, key, groups[index], arrays, failures)
-    barrier()
-    missing = [name for name in names if not (directory / name).is_file()]
-    if missing:
-        raise RuntimeError(
-            f"{what}: {len(missing)} part(s) ({missing[0]}...) missing from {directory} after every "
-            "rank wrote its own: with several nodes the tonics cache (TONICS_CACHE) must be on a "
-            "filesystem they all share"
+    for index in range(rank, len(groups), world_size):
+        _build_part(
+            directory / names[index], key, groups[index], build_part, what, index, len(groups)
         )
+    barrier()
+    _check_parts(directory, names, what)
     if rank == 0:
-        manifest = {"format": FORMAT, "key": key, "num_pairs": len(image_ids), "parts": names,
-                    "written_by_ranks": world_size}  # fmt: skip
-        atomic_write(directory / MANIFEST, lambda out: out.write(json.dumps(manifest, indent=1).encode()))  # fmt: skip
-        for stale in directory.glob("part-*.safetensors"):  # parts of a build with another count
-            if stale.name not in names:
-                stale.unlink(missing_ok=True)
+        _write_manifest(directory, key, names, len(image_ids), world_size)
     barrier()
     store = ShardedStore.open(directory, key)
-    log.info("%s: %d parts written by %d rank(s) to %s (%.1f MB)", what, count, world_size, directory, store.nbytes / 1e6)  # fmt: skip
+    count = len(groups)
+    log.info(
+        "%s: %d parts written by %d rank(s) to %s (%.1f MB)",
+        what,
+        count,
+        world_size,
+        directory,
+        store.nbytes / 1e6,
+    )
     return store
 
 
@@ -290,5 +362,8 @@ def ranks_of(trainer) -> dict:
     (one process when there is none)."""
     if trainer is None:
         return {"rank": 0, "world_size": 1, "barrier": None}
-    return {"rank": trainer.global_rank, "world_size": trainer.world_size,
-            "barrier": trainer.strategy.barrier}  # fmt: skip
+    return {
+        "rank": trainer.global_rank,
+        "world_size": trainer.world_size,
+        "barrier": trainer.strategy.barrier,
+    }

@@ -20,22 +20,36 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", default="runs/compare")
-    parser.add_argument("--split", choices=("test", "val"), default="test",
-                        help="compare test figures (after fit) or the last validation's (no test pass)")  # fmt: skip
+    parser.add_argument(
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="compare test figures (after fit) or the last validation's (no test pass)",
+    )
     parser.add_argument(
         "--checkpoint",
         choices=("last", "best"),
         default="last",
         help="compare the last weights (equal steps, the default) or the best checkpoint",
     )
-    parser.add_argument("--fit-args", nargs=argparse.REMAINDER, default=[],
-                        help="extra `tonics fit` arguments for every run (put last)")  # fmt: skip
+    parser.add_argument(
+        "--fit-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="extra `tonics fit` arguments for every run (put last)",
+    )
     args = parser.parse_args(argv)
     from tonics.analysis.results import markdown
     from tonics.train.compare import compare
 
-    result = compare(args.configs, args.seeds, Path(args.out), which=args.checkpoint,
-                      extra=args.fit_args, split=args.split)  # fmt: skip
+    result = compare(
+        args.configs,
+        args.seeds,
+        Path(args.out),
+        which=args.checkpoint,
+        extra=args.fit_args,
+        split=args.split,
+    )
     print(markdown(result))
     print(f"\nWritten: {Path(args.out) / 'comparison.md'}, comparison.json, validation_curves.png")
     return 0

@@ -17,8 +17,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("shards", help="glob of .tar or .parquet shards, e.g. 'cc3m/*.tar'")
     parser.add_argument("--out", help="index file (default: kept in the tonics cache)")
     parser.add_argument("--caption-extension", default="txt")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1),
-                        help="processes indexing shards in parallel (default: cores, at most 8)")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="processes indexing shards in parallel (default: cores, at most 8)",
+    )
     args = parser.parse_args(argv)
     from tonics.data.readers import WebDatasetReader
     from tonics.data.shard_index import build_index, save_index
@@ -28,14 +32,25 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"tonics index: no shards match '{args.shards}'")
     started = time.perf_counter()
     if args.out:
-        index = build_index([s.resolve() for s in shards], args.caption_extension, Path(args.out), args.workers)  # fmt: skip
+        index = build_index(
+            [s.resolve() for s in shards], args.caption_extension, Path(args.out), args.workers
+        )
         path = save_index(index, args.out, args.caption_extension)
     else:
         from tonics.data.shard_index import default_index_path, index_for
 
         index = index_for(shards, args.caption_extension)
         path = default_index_path([s.resolve() for s in shards], args.caption_extension)
-    print(json.dumps({"index": str(path), "shards": len(shards), "pairs": len(index),
-                      "skipped": len(index.skipped), "bytes": path.stat().st_size,
-                      "seconds": round(time.perf_counter() - started, 2)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "index": str(path),
+                "shards": len(shards),
+                "pairs": len(index),
+                "skipped": len(index.skipped),
+                "bytes": path.stat().st_size,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
+    )
     return 0

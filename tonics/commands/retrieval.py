@@ -34,9 +34,14 @@ def main(argv: list[str]) -> int:
 
     if args.demo_transfer:
         args.demo, args.split = True, "transfer"
-    report = evaluate_reader(reader_from_args(args), split=args.split, model_dir=args.model,
-                             text_encoder=args.text_encoder, vision_encoder=args.vision_encoder,
-                             batch_size=args.batch_size)  # fmt: skip
+    report = evaluate_reader(
+        reader_from_args(args),
+        split=args.split,
+        model_dir=args.model,
+        text_encoder=args.text_encoder,
+        vision_encoder=args.vision_encoder,
+        batch_size=args.batch_size,
+    )
     text = json.dumps(report, indent=2)
     if args.out:
         Path(args.out).write_text(text)

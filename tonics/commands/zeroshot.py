@@ -12,15 +12,25 @@ from tonics.commands import summary
 def main(argv: list[str]) -> int:
     """Run the command; returns the exit code."""
     parser = argparse.ArgumentParser(prog="tonics zeroshot", description=summary("zeroshot"))
-    parser.add_argument("--model", required=True, help="a `tonics export` directory or any local dual encoder (CLIP, SigLIP...)")  # fmt: skip
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a `tonics export` directory or any local dual encoder (CLIP, SigLIP...)",
+    )
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--image-folder", help="ROOT/<class name>/<images>")
-    data.add_argument("--hf-dataset", help="local HF dataset (save_to_disk, imagefolder or parquet directory)")  # fmt: skip
+    data.add_argument(
+        "--hf-dataset", help="local HF dataset (save_to_disk, imagefolder or parquet directory)"
+    )
     parser.add_argument("--split", default="test", help="--hf-dataset split")
     parser.add_argument("--image-column", default="image")
     parser.add_argument("--label-column", default="label")
-    parser.add_argument("--template", action="append", dest="templates",
-                        help="prompt with {} for the class name (repeat; default: tonics's ensemble)")  # fmt: skip
+    parser.add_argument(
+        "--template",
+        action="append",
+        dest="templates",
+        help="prompt with {} for the class name (repeat; default: tonics's ensemble)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", help="write the JSON report here")
     args = parser.parse_args(argv)
@@ -30,9 +40,16 @@ def main(argv: list[str]) -> int:
     if args.image_folder:
         names, samples = folder_samples(args.image_folder)
     else:
-        names, samples = dataset_samples(args.hf_dataset, args.split, args.image_column, args.label_column)  # fmt: skip
-    report = classify_images(exported_towers(args.model), names, samples,
-                             templates=tuple(args.templates or TEMPLATES), batch_size=args.batch_size)  # fmt: skip
+        names, samples = dataset_samples(
+            args.hf_dataset, args.split, args.image_column, args.label_column
+        )
+    report = classify_images(
+        exported_towers(args.model),
+        names,
+        samples,
+        templates=tuple(args.templates or TEMPLATES),
+        batch_size=args.batch_size,
+    )
     text = json.dumps(report, indent=2)
     if args.out:
         Path(args.out).write_text(text)

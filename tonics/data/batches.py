@@ -43,9 +43,15 @@ class PairDataset(Dataset):
         """`key` is an index, or (index, need_image) from a sampler serving cached features."""
         index, need_image = key if isinstance(key, tuple) else (key, True)
         record = self.records[index]
-        item = {"index": index, "caption": record.caption, "image_id": record.image_id,
-                "pixel_values": None, "failure": None, "location": record.image.describe(),
-                "cached": not need_image}  # fmt: skip
+        item = {
+            "index": index,
+            "caption": record.caption,
+            "image_id": record.image_id,
+            "pixel_values": None,
+            "failure": None,
+            "location": record.image.describe(),
+            "cached": not need_image,
+        }
         if not need_image or (self.images_for is not None and index not in self.images_for):
             return item
         image, failure = load_image(record.image, self.limits)
@@ -107,10 +113,26 @@ def first_pair_of_each_image(records: Sequence[PairRecord]) -> set[int]:
     return set(first.values())
 
 
-def image_once_loader(records: Sequence[PairRecord], image_processor, tokenizer, *, batch_size: int,
-                      num_workers: int = 0, max_length: int = 64, persistent_workers: bool = False,
-                      limits: ImageLimits | None = None) -> DataLoader:  # fmt: skip
+def image_once_loader(
+    records: Sequence[PairRecord],
+    image_processor,
+    tokenizer,
+    *,
+    batch_size: int,
+    num_workers: int = 0,
+    max_length: int = 64,
+    persistent_workers: bool = False,
+    limits: ImageLimits | None = None,
+) -> DataLoader:
     """Sequential batches of every caption, each image decoded once (through its first pair)."""
-    dataset = PairDataset(records, image_processor, images_for=first_pair_of_each_image(records), limits=limits)  # fmt: skip
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=Collator(tokenizer, max_length),
-                      num_workers=num_workers, persistent_workers=persistent_workers and num_workers > 0)  # fmt: skip
+    dataset = PairDataset(
+        records, image_processor, images_for=first_pair_of_each_image(records), limits=limits
+    )
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=Collator(tokenizer, max_length),
+        num_workers=num_workers,
+        persistent_workers=persistent_workers and num_workers > 0,
+    )

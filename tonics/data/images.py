@@ -102,7 +102,9 @@ def _refusal(image: Image.Image, limits: ImageLimits) -> str | None:
     return None
 
 
-def load_image(ref: ImageRef, limits: ImageLimits = ImageLimits()) -> tuple[Image.Image | None, str | None]:  # fmt: skip
+def load_image(
+    ref: ImageRef, limits: ImageLimits = ImageLimits()
+) -> tuple[Image.Image | None, str | None]:
     """(RGB image, None) on success, (None, reason) when the image cannot be used: no exception
     from reading, opening, checking, decoding, EXIF transposing or converting escapes."""
     try:

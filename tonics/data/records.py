@@ -80,5 +80,7 @@ def group_codes(records) -> tuple[list[int], list[int]]:
     images: dict[str, int] = {}
     captions: dict[str, int] = {}
     image_codes = [images.setdefault(r.image_id, len(images)) for r in records]
-    caption_codes = [captions.setdefault(normalise_caption(r.caption), len(captions)) for r in records]  # fmt: skip
+    caption_codes = [
+        captions.setdefault(normalise_caption(r.caption), len(captions)) for r in records
+    ]
     return image_codes, caption_codes

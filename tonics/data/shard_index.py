@@ -77,8 +77,12 @@ def _complete_members(tar: tarfile.TarFile, shard: Path, skip: Skip) -> list[tar
     trailer = tar.fileobj.read(1024)
     if len(trailer) < 1024 or trailer.strip(b"\0"):
         skip("truncated or corrupt shard (members after this point unreadable)", str(shard))
-        log.warning("webdataset: %s is truncated or corrupt after byte %d; kept the %d complete members before it",
-                    shard, tar.offset, len(complete))  # fmt: skip
+        log.warning(
+            "webdataset: %s is truncated or corrupt after byte %d; kept the %d complete members before it",
+            shard,
+            tar.offset,
+            len(complete),
+        )
     return complete
 
 
@@ -132,8 +136,10 @@ def _index_parquet_shard(index: ShardIndex, number: int, shard: Path, blob: Path
     names = file.schema_arrow.names
     image_column = next((c for c in PARQUET_IMAGE_COLUMNS if c in names), None)
     if image_column is None or "caption" not in names:
-        raise DataFormatError(f"{shard}: an img2dataset parquet shard needs a 'caption' column and an image column "
-                              f"({', '.join(PARQUET_IMAGE_COLUMNS)}); found {', '.join(names)}")  # fmt: skip
+        raise DataFormatError(
+            f"{shard}: an img2dataset parquet shard needs a 'caption' column and an image column "
+            f"({', '.join(PARQUET_IMAGE_COLUMNS)}); found {', '.join(names)}"
+        )
     columns = [image_column, "caption"] + [c for c in ("key", "status") if c in names]
 
     def copy(out) -> None:
@@ -142,7 +148,9 @@ def _index_parquet_shard(index: ShardIndex, number: int, shard: Path, blob: Path
             table = file.read_row_group(group, columns=columns).to_pydict()
             keys = table.get("key") or [None] * len(table["caption"])
             statuses = table.get("status") or ["success"] * len(table["caption"])
-            for image, caption, key, status in zip(table[image_column], table["caption"], keys, statuses):  # fmt: skip
+            for image, caption, key, status in zip(
+                table[image_column], table["caption"], keys, statuses
+            ):
                 where = f"{shard}::{key if key is not None else f'row {row}'}"
                 row += 1
                 if status not in (None, "success") or not image:
@@ -180,8 +188,9 @@ def _index_one(number: int, shard: Path, caption_extension: str, path: Path | No
     return part
 
 
-def build_index(shards: list[Path], caption_extension: str = "txt", path: Path | None = None,
-                workers: int = 1) -> ShardIndex:  # fmt: skip
+def build_index(
+    shards: list[Path], caption_extension: str = "txt", path: Path | None = None, workers: int = 1
+) -> ShardIndex:
     """Walk every shard once and index its image-caption keys (`path`: where the index will be
     written, which parquet shards' image blobs sit beside). `workers` > 1 indexes shards in that
     many processes; the index is the same, in shard order."""
@@ -211,13 +220,21 @@ def save_index(index: ShardIndex, path: str | Path, caption_extension: str) -> P
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({
-        "shard": pa.array(index.shard, pa.int32()), "offset": pa.array(index.offset, pa.int64()),
-        "size": pa.array(index.size, pa.int64()), "member": pa.array(index.member, pa.string()),
-        "caption": pa.array(index.caption, pa.string()),
-    })  # fmt: skip
-    manifest = {"version": INDEX_VERSION, "caption_extension": caption_extension,
-                "shards": index.shards, "skipped": index.skipped}  # fmt: skip
+    table = pa.table(
+        {
+            "shard": pa.array(index.shard, pa.int32()),
+            "offset": pa.array(index.offset, pa.int64()),
+            "size": pa.array(index.size, pa.int64()),
+            "member": pa.array(index.member, pa.string()),
+            "caption": pa.array(index.caption, pa.string()),
+        }
+    )
+    manifest = {
+        "version": INDEX_VERSION,
+        "caption_extension": caption_extension,
+        "shards": index.shards,
+        "skipped": index.skipped,
+    }
     table = table.replace_schema_metadata({"tonics_shard_index": json.dumps(manifest)})
     return atomic_write(path, lambda handle: pq.write_table(table, handle))
 
@@ -229,13 +246,22 @@ def load_index(path: str | Path) -> tuple[ShardIndex, dict]:
     table = pq.read_table(path)
     raw = (table.schema.metadata or {}).get(b"tonics_shard_index")
     if raw is None:
-        raise DataFormatError(f"{path}: not a tonics shard index (no manifest); rebuild it with `tonics index`")  # fmt: skip
+        raise DataFormatError(
+            f"{path}: not a tonics shard index (no manifest); rebuild it with `tonics index`"
+        )
     manifest = json.loads(raw)
     with paused_gc():  # integers through numpy, strings straight from Arrow: fast at CC scale
         numbers = {c: table.column(c).to_numpy().tolist() for c in ("shard", "offset", "size")}
         strings = {c: table.column(c).to_pylist() for c in ("member", "caption")}
-    index = ShardIndex(manifest["shards"], numbers["shard"], numbers["offset"], numbers["size"],
-                       strings["member"], strings["caption"], manifest["skipped"])  # fmt: skip
+    index = ShardIndex(
+        manifest["shards"],
+        numbers["shard"],
+        numbers["offset"],
+        numbers["size"],
+        strings["member"],
+        strings["caption"],
+        manifest["skipped"],
+    )
     return index, manifest
 
 
@@ -253,8 +279,10 @@ def changed_shards(index: ShardIndex, shards: list[Path]) -> list[str]:
         elif "blob" in entry and not Path(entry["blob"]).is_file():
             problems.append(f"{entry['blob']} (the image bytes copied from {path}) is missing")
         elif (stat := _stat(path)) != {k: v for k, v in entry.items() if k != "blob"}:
-            problems.append(f"{path} changed since it was indexed (size {entry['size']} -> "
-                            f"{stat['size']}, mtime {entry['mtime_ns']} -> {stat['mtime_ns']})")  # fmt: skip
+            problems.append(
+                f"{path} changed since it was indexed (size {entry['size']} -> "
+                f"{stat['size']}, mtime {entry['mtime_ns']} -> {stat['mtime_ns']})"
+            )
     return problems
 
 
@@ -268,7 +296,9 @@ def default_index_path(shards: list[Path], caption_extension: str) -> Path:
     return cache_dir() / "shard-index" / f"index-{key.hexdigest()}.parquet"
 
 
-def index_for(shards: list[Path], caption_extension: str = "txt", path: str | Path | None = None) -> ShardIndex:  # fmt: skip
+def index_for(
+    shards: list[Path], caption_extension: str = "txt", path: str | Path | None = None
+) -> ShardIndex:
     """The index of these shards: loaded when current, else built and saved. A named index file
     (`tonics index --out`) that no longer matches its shards is an error naming them; the
     automatic one in the cache is rebuilt."""
@@ -283,12 +313,20 @@ def index_for(shards: list[Path], caption_extension: str = "txt", path: str | Pa
         if not problems:
             return index
         if named:
-            raise DataFormatError(f"{path}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                                  + "; re-run `tonics index` on the shards")  # fmt: skip
+            raise DataFormatError(
+                f"{path}: {problems[0]}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                + "; re-run `tonics index` on the shards"
+            )
         log.info("shard index %s is stale (%s): rebuilding", path, problems[0])
     started = time.perf_counter()
     index = build_index(shards, caption_extension, path)
     save_index(index, path, caption_extension)
-    log.info("shard index: %d pairs in %d shards indexed in %.1f s -> %s", len(index),
-             len(shards), time.perf_counter() - started, path)  # fmt: skip
+    log.info(
+        "shard index: %d pairs in %d shards indexed in %.1f s -> %s",
+        len(index),
+        len(shards),
+        time.perf_counter() - started,
+        path,
+    )
     return index

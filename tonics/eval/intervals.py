@@ -38,9 +38,13 @@ class PairedDifference:
 
 
 def paired_difference(
-    a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95, resamples: int = 9999,
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 9999,
     seed: int = 0,
-) -> PairedDifference:  # fmt: skip
+) -> PairedDifference:
     """Compare arm b with arm a, seed by seed (a[i] and b[i] share seed i)."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.shape != y.shape or x.ndim != 1 or len(x) < 2:
@@ -54,10 +58,18 @@ def paired_difference(
     else:
         half = float(stats.t.ppf(0.5 + confidence / 2, len(diff) - 1) * stats.sem(diff))
         low, high = mean - half, mean + half
-        boot = stats.bootstrap((diff,), np.mean, confidence_level=confidence, n_resamples=resamples,
-                               method="percentile", random_state=np.random.default_rng(seed))  # fmt: skip
+        boot = stats.bootstrap(
+            (diff,),
+            np.mean,
+            confidence_level=confidence,
+            n_resamples=resamples,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
         boot_low, boot_high = (
             float(boot.confidence_interval.low),
             float(boot.confidence_interval.high),
         )
-    return PairedDifference(len(diff), float(x.mean()), float(y.mean()), mean, low, high, boot_low, boot_high)  # fmt: skip
+    return PairedDifference(
+        len(diff), float(x.mean()), float(y.mean()), mean, low, high, boot_low, boot_high
+    )

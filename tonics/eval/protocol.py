@@ -52,20 +52,29 @@ def exported_towers(model_dir: str) -> Towers:
     directory = Path(model_dir)
     if AutoConfig.from_pretrained(directory).model_type == MODEL_TYPE:
         model = load(model_dir)
-        return Towers(model.tokenizer, model.image_processor, model.encode_tokens, model.encode_image)  # fmt: skip
+        return Towers(
+            model.tokenizer, model.image_processor, model.encode_tokens, model.encode_image
+        )
     model = AutoModel.from_pretrained(directory).eval()
     if not (hasattr(model, "get_text_features") and hasattr(model, "get_image_features")):
-        raise ValueError(f"--model {model_dir}: {type(model).__name__} has no get_text_features/"
-                         "get_image_features; give a dual encoder (CLIP, SigLIP, a tonics export)")  # fmt: skip
+        raise ValueError(
+            f"--model {model_dir}: {type(model).__name__} has no get_text_features/"
+            "get_image_features; give a dual encoder (CLIP, SigLIP, a tonics export)"
+        )
     tokenizer = AutoTokenizer.from_pretrained(directory)
 
     @torch.no_grad()
     def encode_tokens(input_ids, attention_mask):
-        return torch.nn.functional.normalize(_features(model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)), dim=-1)  # fmt: skip
+        return torch.nn.functional.normalize(
+            _features(model.get_text_features(input_ids=input_ids, attention_mask=attention_mask)),
+            dim=-1,
+        )
 
     @torch.no_grad()
     def encode_pixels(pixels):
-        return torch.nn.functional.normalize(_features(model.get_image_features(pixel_values=pixels)), dim=-1)  # fmt: skip
+        return torch.nn.functional.normalize(
+            _features(model.get_image_features(pixel_values=pixels)), dim=-1
+        )
 
     processor = AutoImageProcessor.from_pretrained(directory, use_fast=False)
     return Towers(tokenizer, processor, encode_tokens, encode_pixels)
@@ -127,16 +136,25 @@ def _hard_figures(split: EmbeddedSplit, split_records, all_records) -> dict:
     train = [r for r in all_records if r.split == "train"]
     objects, novel = caption_annotations(split_records, train)
     return {
-        **within_object_metrics(split.images, split.texts, split.text_to_image,
-                                [objects[k] for k in split.kept]),
-        **caption_novel_metrics(split.images, split.texts, split.text_to_image,
-                                [novel[k] for k in split.kept]),
-    }  # fmt: skip
+        **within_object_metrics(
+            split.images, split.texts, split.text_to_image, [objects[k] for k in split.kept]
+        ),
+        **caption_novel_metrics(
+            split.images, split.texts, split.text_to_image, [novel[k] for k in split.kept]
+        ),
+    }
 
 
 @torch.no_grad()
-def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packaged:minilm",
-                    vision_encoder="packaged:mobilenet_v2", batch_size=64) -> dict:  # fmt: skip
+def evaluate_reader(
+    reader,
+    *,
+    split="test",
+    model_dir=None,
+    text_encoder="packaged:minilm",
+    vision_encoder="packaged:mobilenet_v2",
+    batch_size=64,
+) -> dict:
     """Retrieval figures for one split of a reader's dataset."""
     all_records = reader.read()
     records = sorted(select_split(all_records, split), key=lambda r: r.image_id)
@@ -145,7 +163,9 @@ def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packa
     )
     started = time.perf_counter()
     chunks, failed = [], 0
-    loader = image_once_loader(records, towers.image_processor, towers.tokenizer, batch_size=batch_size)  # fmt: skip
+    loader = image_once_loader(
+        records, towers.image_processor, towers.tokenizer, batch_size=batch_size
+    )
     for batch in tqdm(loader, desc=f"retrieval: encoding {split}", unit="batch", mininterval=2.0):
         failed += len(batch["skipped"])
         images = (
@@ -153,14 +173,28 @@ def evaluate_reader(reader, *, split="test", model_dir=None, text_encoder="packa
             if batch["pixel_values"] is not None
             else None
         )
-        chunks.append((towers.encode_tokens(batch["input_ids"], batch["attention_mask"]), images,
-                       batch["image_ids"], batch["has_image"]))  # fmt: skip
+        chunks.append(
+            (
+                towers.encode_tokens(batch["input_ids"], batch["attention_mask"]),
+                images,
+                batch["image_ids"],
+                batch["has_image"],
+            )
+        )
     embedded = collect_embeddings(chunks)
     if embedded is None:
         raise ValueError(f"split '{split}': no image could be loaded ({failed} failed)")
     result = retrieval_metrics(embedded.images, embedded.texts, embedded.text_to_image)
     hard = _hard_figures(embedded, records, all_records)
     model = model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)"
-    return {**_zero_shot(towers, embedded, records), "split": split, "model": model,
-            "images": len(embedded.image_ids), "captions": len(embedded.texts), "images_failed": failed,
-            "seconds": round(time.perf_counter() - started, 1), **result.metrics, **hard}  # fmt: skip
+    return {
+        **_zero_shot(towers, embedded, records),
+        "split": split,
+        "model": model,
+        "images": len(embedded.image_ids),
+        "captions": len(embedded.texts),
+        "images_failed": failed,
+        "seconds": round(time.perf_counter() - started, 1),
+        **result.metrics,
+        **hard,
+    }

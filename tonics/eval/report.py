@@ -10,7 +10,7 @@ from pathlib import Path
 # Published zero-shot COCO 5k (Karpathy test) retrieval of CLIP ViT-B/32, as in clip_benchmark's
 # table. Only comparable with a run evaluated on the same protocol.
 REFERENCES = {
-    "CLIP ViT-B/32 (COCO 5k, zero-shot)": {"image_to_text_R@1": 50.1, "text_to_image_R@1": 30.4},
+    "CLIP ViT-B/32 (COCO 5k, zero-shot)": {"image_to_text_R@1": 50.1, "text_to_image_R@1": 30.4}
 }
 COLUMNS = [f"{d}_R@{k}" for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)]
 

@@ -57,9 +57,13 @@ def collect_embeddings(chunks) -> EmbeddedSplit | None:
     if not images or not keep:
         return None
     return EmbeddedSplit(
-        torch.cat(images), torch.cat(texts)[keep], [rows[owners[k]] for k in keep], list(rows),
-        dropped=len(owners) - len(keep), kept=keep,
-    )  # fmt: skip
+        torch.cat(images),
+        torch.cat(texts)[keep],
+        [rows[owners[k]] for k in keep],
+        list(rows),
+        dropped=len(owners) - len(keep),
+        kept=keep,
+    )
 
 
 def _check(name: str, emb: torch.Tensor) -> None:

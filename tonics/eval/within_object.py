@@ -28,7 +28,9 @@ def _recalls(ranks: list[int], ks: Sequence[int], prefix: str) -> dict[str, floa
     return out
 
 
-def caption_annotations(records, train_records, **ontology_options) -> tuple[list[str | None], list[bool]]:  # fmt: skip
+def caption_annotations(
+    records, train_records, **ontology_options
+) -> tuple[list[str | None], list[bool]]:
     """For each record, in order: its caption's object (the first the ontology extracts, None if
     none) and whether its caption is novel (never seen verbatim, normalised, in `train_records`):
     what the within-object and caption-novel metrics need. `ontology_options` go to
@@ -77,8 +79,10 @@ def within_object_metrics(
             i2t.append(int(rank))
     if not t2i:
         return {}
-    return {**_recalls(t2i, ks, "within_object_text_to_image"),
-            **_recalls(i2t, ks, "within_object_image_to_text")}  # fmt: skip
+    return {
+        **_recalls(t2i, ks, "within_object_text_to_image"),
+        **_recalls(i2t, ks, "within_object_image_to_text"),
+    }
 
 
 def caption_novel_metrics(
@@ -97,4 +101,7 @@ def caption_novel_metrics(
     owner = torch.as_tensor(list(text_to_image), dtype=torch.long)[rows]
     scores = texts[rows].float() @ images.float().T
     own = scores.gather(1, owner[:, None]).squeeze(1)
-    return {**out, **_recalls(_tie_rank(scores, own, owner).tolist(), ks, "caption_novel_text_to_image")}  # fmt: skip
+    return {
+        **out,
+        **_recalls(_tie_rank(scores, own, owner).tolist(), ks, "caption_novel_text_to_image"),
+    }

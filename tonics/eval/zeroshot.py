@@ -19,8 +19,11 @@ TEMPLATES = (
 )
 
 
-def class_embeddings(encode_text: Callable[[list[str]], torch.Tensor], class_names: Sequence[str],
-                     templates: Sequence[str] = TEMPLATES) -> torch.Tensor:  # fmt: skip
+def class_embeddings(
+    encode_text: Callable[[list[str]], torch.Tensor],
+    class_names: Sequence[str],
+    templates: Sequence[str] = TEMPLATES,
+) -> torch.Tensor:
     """(classes, dim) L2-normalised prompt-ensemble embeddings."""
     if not class_names:
         raise ValueError("zero-shot classification needs at least one class name")
@@ -32,8 +35,12 @@ def class_embeddings(encode_text: Callable[[list[str]], torch.Tensor], class_nam
     return torch.stack(rows)
 
 
-def zero_shot_accuracy(image_embeddings: torch.Tensor, labels: Sequence[int] | torch.Tensor,
-                       classifier: torch.Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:  # fmt: skip
+def zero_shot_accuracy(
+    image_embeddings: torch.Tensor,
+    labels: Sequence[int] | torch.Tensor,
+    classifier: torch.Tensor,
+    ks: Sequence[int] = (1, 5),
+) -> dict[str, float]:
     """Top-k accuracy (percent) of images against class embeddings; ties go to the lower class."""
     labels = torch.as_tensor(labels, dtype=torch.long)
     if not torch.isfinite(image_embeddings).all():
@@ -56,9 +63,15 @@ def folder_samples(root) -> tuple[list[str], list[tuple[object, int]]]:
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if len(classes) < 2:
-        raise ValueError(f"{root}: an image folder needs at least two class subfolders (ROOT/<class>/<image>)")  # fmt: skip
-    samples = [(path, k) for k, name in enumerate(classes) for path in sorted((root / name).rglob("*"))
-               if path.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+        raise ValueError(
+            f"{root}: an image folder needs at least two class subfolders (ROOT/<class>/<image>)"
+        )
+    samples = [
+        (path, k)
+        for k, name in enumerate(classes)
+        for path in sorted((root / name).rglob("*"))
+        if path.suffix.lower() in IMAGE_SUFFIXES
+    ]
     return [c.replace("_", " ") for c in classes], samples
 
 
@@ -80,18 +93,23 @@ def dataset_samples(path, split: str, image_column: str, label_column: str):
         data = data[split]
     for column in (image_column, label_column):
         if column not in data.column_names:
-            raise ValueError(f"{path}: no column '{column}' (columns: {', '.join(data.column_names)})")  # fmt: skip
+            raise ValueError(
+                f"{path}: no column '{column}' (columns: {', '.join(data.column_names)})"
+            )
     feature = data.features[label_column]
     if isinstance(feature, datasets.ClassLabel):
         names, labels = list(feature.names), list(data[label_column])
     else:
         names = sorted({str(v) for v in data[label_column]})
         labels = [names.index(str(v)) for v in data[label_column]]
-    return [n.replace("_", " ") for n in names], [(row[image_column], label) for row, label in zip(data, labels)]  # fmt: skip
+    return [n.replace("_", " ") for n in names], [
+        (row[image_column], label) for row, label in zip(data, labels)
+    ]
 
 
-def classify_images(towers, class_names: Sequence[str], samples, *, templates=TEMPLATES,
-                    batch_size: int = 64) -> dict:  # fmt: skip
+def classify_images(
+    towers, class_names: Sequence[str], samples, *, templates=TEMPLATES, batch_size: int = 64
+) -> dict:
     """Top-1/top-5 accuracy of a model's prompt-ensemble classifier over (image, label) samples;
     images that cannot be read are skipped and counted, not fatal."""
     from PIL import Image
@@ -103,7 +121,9 @@ def classify_images(towers, class_names: Sequence[str], samples, *, templates=TE
     limits = ImageLimits(draft_size=processor_draft_size(towers.image_processor))
     classifier = class_embeddings(towers.encode_captions, list(class_names), templates)
     embeddings, labels, skipped = [], [], {}
-    for start in tqdm(range(0, len(samples), batch_size), desc="zero-shot", unit="batch", mininterval=2.0):  # fmt: skip
+    for start in tqdm(
+        range(0, len(samples), batch_size), desc="zero-shot", unit="batch", mininterval=2.0
+    ):
         images, batch_labels = [], []
         for source, label in samples[start : start + batch_size]:
             if isinstance(source, Image.Image):
@@ -122,5 +142,10 @@ def classify_images(towers, class_names: Sequence[str], samples, *, templates=TE
     if not labels:
         raise ValueError(f"no image could be read ({len(skipped)} skipped)")
     accuracy = zero_shot_accuracy(torch.cat(embeddings), labels, classifier)
-    return {**accuracy, "images": len(labels), "classes": len(class_names),
-            "skipped": len(skipped), "skipped_examples": dict(list(skipped.items())[:5])}  # fmt: skip
+    return {
+        **accuracy,
+        "images": len(labels),
+        "classes": len(class_names),
+        "skipped": len(skipped),
+        "skipped_examples": dict(list(skipped.items())[:5]),
+    }

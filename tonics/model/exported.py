@@ -36,8 +36,9 @@ class ExportedModel(nn.Module):
     @torch.no_grad()
     def encode_text(self, captions: list[str], max_length: int = 64) -> torch.Tensor:
         """L2-normalised caption embeddings."""
-        tokens = self.tokenizer(captions, padding="longest", truncation=True, max_length=max_length,
-                                return_tensors="pt")  # fmt: skip
+        tokens = self.tokenizer(
+            captions, padding="longest", truncation=True, max_length=max_length, return_tensors="pt"
+        )
         return self.encode_tokens(tokens["input_ids"], tokens["attention_mask"])
 
     @torch.no_grad()

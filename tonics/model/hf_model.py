@@ -48,11 +48,21 @@ class TonicsDualEncoderConfig(PretrainedConfig):
 
     model_type = MODEL_TYPE
 
-    def __init__(self, text_config=None, vision_config=None, text_pooling: str = "mean",
-                 vision_pooling: str = "pooled", head: str = "linear", embed_dim: int = 256,
-                 text_dim: int | None = None, vision_dim: int | None = None,
-                 text_pooler: bool = True, vision_pooler: bool = True,
-                 logit_scale_init_value: float = math.log(LOGIT_SCALE_INIT), **kwargs) -> None:  # fmt: skip
+    def __init__(
+        self,
+        text_config=None,
+        vision_config=None,
+        text_pooling: str = "mean",
+        vision_pooling: str = "pooled",
+        head: str = "linear",
+        embed_dim: int = 256,
+        text_dim: int | None = None,
+        vision_dim: int | None = None,
+        text_pooler: bool = True,
+        vision_pooler: bool = True,
+        logit_scale_init_value: float = math.log(LOGIT_SCALE_INIT),
+        **kwargs,
+    ) -> None:
         """`text_dim`/`vision_dim`: pooled widths; `*_pooler`: whether the tower has its own
         pooling layer (BERT/ViT-style models are built without one when it was not trained)."""
         self.text_config = _sub_config(text_config)
@@ -93,8 +103,9 @@ class TonicsDualEncoderModel(PreTrainedModel):
     def _init_weights(self, module) -> None:
         """Weights come from the export; nothing to initialise beyond the towers' own rules."""
 
-    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                          **kwargs) -> BaseModelOutputWithPooling:  # fmt: skip
+    def get_text_features(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> BaseModelOutputWithPooling:
         """Projected caption features in `pooler_output` (normalise them for cosine scores)."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -114,9 +125,14 @@ class TonicsDualEncoderModel(PreTrainedModel):
             last_hidden_state=out.last_hidden_state, pooler_output=self.visual_projection(pooled)
         )
 
-    def forward(self, input_ids: torch.Tensor | None = None, pixel_values: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, return_loss: bool | None = None,
-                **kwargs) -> CLIPOutput:  # fmt: skip
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        **kwargs,
+    ) -> CLIPOutput:
         """Cosine similarities scaled by the learnt temperature, both ways (CLIP's output)."""
         text = F.normalize(self.get_text_features(input_ids, attention_mask).pooler_output, dim=-1)
         image = F.normalize(self.get_image_features(pixel_values).pooler_output, dim=-1)
@@ -124,9 +140,17 @@ class TonicsDualEncoderModel(PreTrainedModel):
         loss = None
         if return_loss:
             target = torch.arange(len(image), device=image.device)
-            loss = (F.cross_entropy(logits_per_image, target) + F.cross_entropy(logits_per_image.T, target)) / 2  # fmt: skip
-        return CLIPOutput(loss=loss, logits_per_image=logits_per_image,
-                          logits_per_text=logits_per_image.T, text_embeds=text, image_embeds=image)  # fmt: skip
+            loss = (
+                F.cross_entropy(logits_per_image, target)
+                + F.cross_entropy(logits_per_image.T, target)
+            ) / 2
+        return CLIPOutput(
+            loss=loss,
+            logits_per_image=logits_per_image,
+            logits_per_text=logits_per_image.T,
+            text_embeds=text,
+            image_embeds=image,
+        )
 
 
 def register() -> None:

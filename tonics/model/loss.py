@@ -206,7 +206,9 @@ def _reference_positives(keys) -> list[list[bool]]:
     ]
 
 
-def multi_positive_reference(image_features, text_features, logit_scale: float, keys, mode: str) -> float:  # fmt: skip
+def multi_positive_reference(
+    image_features, text_features, logit_scale: float, keys, mode: str
+) -> float:
     """Multi-positive ('positive') or masked ('mask') InfoNCE written out with loops, for tests.
 
     positive: row i's loss = -1/|P_i| sum_{j in P_i} log softmax(s_i)_j;
@@ -229,10 +231,16 @@ def multi_positive_reference(image_features, text_features, logit_scale: float, 
     return (image_to_text + text_to_image) / 2
 
 
-def siglip_reference(image_features, text_features, logit_scale: float, bias: float, keys=None) -> float:  # fmt: skip
+def siglip_reference(
+    image_features, text_features, logit_scale: float, bias: float, keys=None
+) -> float:
     """SigLIP's loss written out: -1/n sum_ij log(1 / (1 + exp(-z_ij (t s_ij + b))))."""
     n = len(image_features)
-    pos = _reference_positives(keys) if keys is not None else [[i == j for j in range(n)] for i in range(n)]  # fmt: skip
+    pos = (
+        _reference_positives(keys)
+        if keys is not None
+        else [[i == j for j in range(n)] for i in range(n)]
+    )
     total = 0.0
     for i in range(n):
         for j in range(n):

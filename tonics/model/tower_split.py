@@ -65,13 +65,20 @@ def family_of(encoder) -> str:
     model = encoder.model
     if isinstance(encoder, TextEncoder):
         layers = getattr(getattr(model, "encoder", None), "layer", None)
-        if layers is encoder.blocks and hasattr(model, "embeddings") and not getattr(model.config, "is_decoder", False):  # fmt: skip
+        if (
+            layers is encoder.blocks
+            and hasattr(model, "embeddings")
+            and not getattr(model.config, "is_decoder", False)
+        ):
             return "bert"
     else:
         from transformers import CLIPVisionModel, MobileNetV2Model, ViTModel
 
-        for family, cls in (("mobilenet_v2", MobileNetV2Model), ("vit", ViTModel),
-                            ("clip_vision", CLIPVisionModel)):  # fmt: skip
+        for family, cls in (
+            ("mobilenet_v2", MobileNetV2Model),
+            ("vit", ViTModel),
+            ("clip_vision", CLIPVisionModel),
+        ):
             if isinstance(model, cls):
                 return family
     raise UnsupportedSplit(f"no prefix split is known for {type(model).__name__}")
@@ -96,8 +103,12 @@ class TowerSplit:
     def _tail_modules(self) -> list[nn.Module]:
         model = self.encoder.model
         root = getattr(model, "vision_model", model)
-        names = {"bert": ("pooler",), "mobilenet_v2": ("conv_1x1", "pooler"),
-                 "vit": ("layernorm", "pooler"), "clip_vision": ("post_layernorm",)}[self.family]  # fmt: skip
+        names = {
+            "bert": ("pooler",),
+            "mobilenet_v2": ("conv_1x1", "pooler"),
+            "vit": ("layernorm", "pooler"),
+            "clip_vision": ("post_layernorm",),
+        }[self.family]
         return [m for m in (getattr(root, n, None) for n in names) if m is not None]
 
     def suffix_modules(self) -> list[nn.Module]:
@@ -109,7 +120,9 @@ class TowerSplit:
         in_blocks = {id(p) for b in blocks for p in b.parameters()}
         after = {id(p) for m in self.suffix_modules() for p in m.parameters()}
         for name, p in self.encoder.model.named_parameters():
-            if id(p) not in after and (p.requires_grad or (id(p) not in in_blocks and is_tail_parameter(name))):  # fmt: skip
+            if id(p) not in after and (
+                p.requires_grad or (id(p) not in in_blocks and is_tail_parameter(name))
+            ):
                 raise UnsupportedSplit(
                     f"parameter '{name}' below the top {self.k} blocks would train"
                 )

@@ -81,28 +81,53 @@ class Curriculum:
             where = f"data.stages[{i}]"
             unknown = [k for k in stage.mix if k not in known_kinds]
             if unknown:
-                raise CurriculumError(f"{where}.mix", f"unknown sampler {unknown}; choose from {known_kinds}")  # fmt: skip
+                raise CurriculumError(
+                    f"{where}.mix", f"unknown sampler {unknown}; choose from {known_kinds}"
+                )
             shares = list(stage.mix.values())
-            if not shares or any(not isinstance(v, (int, float)) or v < 0 for v in shares) or sum(shares) <= 0:  # fmt: skip
+            if (
+                not shares
+                or any(not isinstance(v, (int, float)) or v < 0 for v in shares)
+                or sum(shares) <= 0
+            ):
                 raise CurriculumError(f"{where}.mix", f"needs positive shares, got {stage.mix}")
-            rules = {k: v for k in ("steps", "epochs", "plateau_patience") if (v := getattr(stage, k)) is not None}  # fmt: skip
+            rules = {
+                k: v
+                for k in ("steps", "epochs", "plateau_patience")
+                if (v := getattr(stage, k)) is not None
+            }
             if i < len(self.stages) - 1 and len(rules) != 1:
-                raise CurriculumError(where, f"stage '{stage.name}' never advances: set exactly one of steps, epochs, plateau_patience (only the last stage may have none); got {sorted(rules) or 'none'}")  # fmt: skip
+                raise CurriculumError(
+                    where,
+                    f"stage '{stage.name}' never advances: set exactly one of steps, epochs, plateau_patience (only the last stage may have none); got {sorted(rules) or 'none'}",
+                )
             for key, value in rules.items():
                 if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                    raise CurriculumError(f"{where}.{key}", f"must be a positive integer; got {value!r}")  # fmt: skip
+                    raise CurriculumError(
+                        f"{where}.{key}", f"must be a positive integer; got {value!r}"
+                    )
             if stage.granularity not in ("fine", "depth"):
-                raise CurriculumError(f"{where}.granularity", f"'fine' or 'depth', got '{stage.granularity}'")  # fmt: skip
+                raise CurriculumError(
+                    f"{where}.granularity", f"'fine' or 'depth', got '{stage.granularity}'"
+                )
             if stage.min_depth > stage.max_depth:
-                raise CurriculumError(f"{where}.min_depth", f"{stage.min_depth} is above max_depth {stage.max_depth}")  # fmt: skip
+                raise CurriculumError(
+                    f"{where}.min_depth", f"{stage.min_depth} is above max_depth {stage.max_depth}"
+                )
             if stage.alpha < 0:
                 raise CurriculumError(f"{where}.alpha", f"must be >= 0; got {stage.alpha}")
             if not isinstance(stage.siblings, int) or stage.siblings < 1:
-                raise CurriculumError(f"{where}.siblings", f"must be a positive integer; got {stage.siblings!r}")  # fmt: skip
+                raise CurriculumError(
+                    f"{where}.siblings", f"must be a positive integer; got {stage.siblings!r}"
+                )
             if not isinstance(stage.ramp_steps, int) or stage.ramp_steps < 0:
-                raise CurriculumError(f"{where}.ramp_steps", f"must be an integer >= 0; got {stage.ramp_steps!r}")  # fmt: skip
+                raise CurriculumError(
+                    f"{where}.ramp_steps", f"must be an integer >= 0; got {stage.ramp_steps!r}"
+                )
             if stage.min_distinct is not None and stage.min_distinct < 1:
-                raise CurriculumError(f"{where}.min_distinct", f"must be >= 1; got {stage.min_distinct}")  # fmt: skip
+                raise CurriculumError(
+                    f"{where}.min_distinct", f"must be >= 1; got {stage.min_distinct}"
+                )
             _check_unfreeze_spec(stage.unfreeze_text, f"{where}.unfreeze_text")
             _check_unfreeze_spec(stage.unfreeze_vision, f"{where}.unfreeze_vision")
 

@@ -66,9 +66,17 @@ def _take_distinct_images(free, available, size, rng, image_of) -> np.ndarray:
     return chosen
 
 
-def stage_nodes(ontology: Ontology, batch_size: int, *, granularity: str = "fine", min_depth: int = 0,
-                max_depth: int = 100, rules: HardNodeRules = ANY_FILLABLE_NODE,
-                pair_images=None, pair_captions=None) -> list[str]:  # fmt: skip
+def stage_nodes(
+    ontology: Ontology,
+    batch_size: int,
+    *,
+    granularity: str = "fine",
+    min_depth: int = 0,
+    max_depth: int = 100,
+    rules: HardNodeRules = ANY_FILLABLE_NODE,
+    pair_images=None,
+    pair_captions=None,
+) -> list[str]:
     """The nodes an ontology stage draws hard batches from: with `rules.object_nodes_only`, the
     finest (or depth-range) nodes among those `tonics.sampling.nodes` allows; otherwise the
     deepest nodes that can fill a batch (or every node in the depth range)."""
@@ -77,8 +85,11 @@ def stage_nodes(ontology: Ontology, batch_size: int, *, granularity: str = "fine
         raise ValueError(f"granularity must be 'fine' or 'depth', got '{granularity}'")
     if rules.object_nodes_only:
         allowed = eligible_nodes(ontology, batch_size, rules, pair_images, pair_captions)
-        nodes = (finest(ontology, allowed) if granularity == "fine"
-                 else [n for n in allowed if min_depth <= graph.nodes[n]["depth"] <= max_depth])  # fmt: skip
+        nodes = (
+            finest(ontology, allowed)
+            if granularity == "fine"
+            else [n for n in allowed if min_depth <= graph.nodes[n]["depth"] <= max_depth]
+        )
     elif granularity == "fine":
         nodes = finest_fillable_nodes(ontology, batch_size)
     else:
@@ -155,9 +166,16 @@ class OntologyKind(BatchKind):
         self.ontology = ontology
         self.image_of = image_of
         self.random = RandomKind(len(ontology), image_of)
-        self.nodes = stage_nodes(ontology, batch_size, granularity=granularity, min_depth=min_depth,
-                                 max_depth=max_depth, rules=rules, pair_images=pair_images,
-                                 pair_captions=pair_captions)  # fmt: skip
+        self.nodes = stage_nodes(
+            ontology,
+            batch_size,
+            granularity=granularity,
+            min_depth=min_depth,
+            max_depth=max_depth,
+            rules=rules,
+            pair_images=pair_images,
+            pair_captions=pair_captions,
+        )
         blocked = blocked_pairs(ontology, rules)
         self.pools = [hard_pool(ontology, node, blocked) for node in self.nodes]
         self.siblings = siblings
@@ -166,12 +184,22 @@ class OntologyKind(BatchKind):
             # a sibling needs only its share of a batch: its candidates are the nodes that hold
             # batch/k pairs (and distinct images/captions), usually finer than the batch's nodes
             share = max(1, batch_size // siblings)
-            share_rules = replace(rules, min_distinct=None if rules.min_distinct is None
-                                  else max(1, rules.min_distinct // siblings))  # fmt: skip
-            self.sibling_nodes = stage_nodes(ontology, share, granularity=granularity,
-                                             min_depth=min_depth, max_depth=max_depth,
-                                             rules=share_rules, pair_images=pair_images,
-                                             pair_captions=pair_captions)  # fmt: skip
+            share_rules = replace(
+                rules,
+                min_distinct=None
+                if rules.min_distinct is None
+                else max(1, rules.min_distinct // siblings),
+            )
+            self.sibling_nodes = stage_nodes(
+                ontology,
+                share,
+                granularity=granularity,
+                min_depth=min_depth,
+                max_depth=max_depth,
+                rules=share_rules,
+                pair_images=pair_images,
+                pair_captions=pair_captions,
+            )
             self.sibling_pools = [hard_pool(ontology, n, blocked) for n in self.sibling_nodes]
             self.sibling_groups = self._sibling_groups()
         self.counts = np.array([len(pool) for pool in self.pools], dtype=float)
@@ -269,7 +297,9 @@ class DiverseKind(BatchKind):
         self.random = RandomKind(len(ontology), image_of)
         self.image_of = image_of
         # pairs grouped by main object (groups in name order, pairs ascending), vectorised
-        keys = [objs[0] if objs else f"<none-{i % 997}>" for i, objs in enumerate(ontology.pair_objects)]  # fmt: skip
+        keys = [
+            objs[0] if objs else f"<none-{i % 997}>" for i, objs in enumerate(ontology.pair_objects)
+        ]
         codes: dict[str, int] = {}
         numbers = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), np.int64, len(keys))
         rank = np.empty(len(codes), dtype=np.int64)

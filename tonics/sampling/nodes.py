@@ -24,8 +24,16 @@ import numpy as np
 from tonics.ontology.graph import Ontology
 from tonics.ontology.wordnet import load_wordnet
 
-OBJECT_LEXNAMES = ("noun.animal", "noun.artifact", "noun.food", "noun.plant", "noun.person",
-                   "noun.body", "noun.object", "noun.substance")  # fmt: skip
+OBJECT_LEXNAMES = (
+    "noun.animal",
+    "noun.artifact",
+    "noun.food",
+    "noun.plant",
+    "noun.person",
+    "noun.body",
+    "noun.object",
+    "noun.substance",
+)
 STOPLIST = Path(__file__).with_name("data") / "hard_node_stoplist.tsv"
 
 
@@ -57,7 +65,9 @@ class HardNodeRules:
     lexnames: tuple[str, ...] = OBJECT_LEXNAMES
 
 
-def distinct_counts(pairs: np.ndarray, image_of: np.ndarray, caption_of: np.ndarray) -> tuple[int, int]:  # fmt: skip
+def distinct_counts(
+    pairs: np.ndarray, image_of: np.ndarray, caption_of: np.ndarray
+) -> tuple[int, int]:
     """(distinct images, distinct captions) among these pairs."""
     return len(np.unique(image_of[pairs])), len(np.unique(caption_of[pairs]))
 
@@ -77,9 +87,13 @@ def hard_pool(ontology: Ontology, node: str, blocked: np.ndarray) -> np.ndarray:
     return pairs[~blocked[pairs]]
 
 
-def eligible_nodes(ontology: Ontology, batch_size: int, rules: HardNodeRules = HardNodeRules(),
-                   image_of: np.ndarray | None = None, caption_of: np.ndarray | None = None,
-                   ) -> dict[str, tuple[int, int]]:  # fmt: skip
+def eligible_nodes(
+    ontology: Ontology,
+    batch_size: int,
+    rules: HardNodeRules = HardNodeRules(),
+    image_of: np.ndarray | None = None,
+    caption_of: np.ndarray | None = None,
+) -> dict[str, tuple[int, int]]:
     """Nodes that may make a hard batch -> (distinct images, distinct captions) in their pool
     (exact, or lower bounds of at least the batch size for very large pools). Without `image_of`/`caption_of` every pair counts as its own image and caption."""
     n = len(ontology)
@@ -95,7 +109,9 @@ def eligible_nodes(ontology: Ontology, batch_size: int, rules: HardNodeRules = H
         lexical_file = data["lexname"] if "lexname" in data else lexname(node)  # stored at build
         if rules.object_nodes_only and lexical_file not in rules.lexnames:
             continue
-        images, captions = _distinct_enough(hard_pool(ontology, node, blocked), image_of, caption_of, need)  # fmt: skip
+        images, captions = _distinct_enough(
+            hard_pool(ontology, node, blocked), image_of, caption_of, need
+        )
         if not rules.object_nodes_only or (images >= need and captions >= need):
             eligible[node] = (images, captions)
     return eligible

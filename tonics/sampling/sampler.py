@@ -88,10 +88,16 @@ class CurriculumBatchSampler(Sampler[list[int]]):
             options = {}
             if name == "ontology":
                 rules = HardNodeRules(stage.object_nodes_only, stage.min_distinct)
-                options = dict(granularity=stage.granularity, min_depth=stage.min_depth,
-                               max_depth=stage.max_depth, alpha=stage.alpha, rules=rules,
-                               siblings=stage.siblings, pair_images=self.pair_images,
-                               pair_captions=self.pair_captions)  # fmt: skip
+                options = dict(
+                    granularity=stage.granularity,
+                    min_depth=stage.min_depth,
+                    max_depth=stage.max_depth,
+                    alpha=stage.alpha,
+                    rules=rules,
+                    siblings=stage.siblings,
+                    pair_images=self.pair_images,
+                    pair_captions=self.pair_captions,
+                )
             self._kinds[key] = make_kind(
                 name, self.ontology, self.batch_size, self.image_of, **options
             )

@@ -23,9 +23,25 @@ from tonics.errors import require_choice, require_number
 
 log = logging.getLogger(__name__)
 
-STEP_FIELDS = ("step", "epoch", "stage", "stage_name", "kind", "node", "depth", "loss", "acc_i2t",
-               "acc_t2i", "hardness_mean", "hardness_max", "false_negative_rows", "temperature",
-               "data_s", "step_s", "path")  # fmt: skip
+STEP_FIELDS = (
+    "step",
+    "epoch",
+    "stage",
+    "stage_name",
+    "kind",
+    "node",
+    "depth",
+    "loss",
+    "acc_i2t",
+    "acc_t2i",
+    "hardness_mean",
+    "hardness_max",
+    "false_negative_rows",
+    "temperature",
+    "data_s",
+    "step_s",
+    "path",
+)
 
 
 def run_dir(trainer: pl.Trainer) -> Path:
@@ -86,8 +102,13 @@ class CurriculumCallback(pl.Callback):
     def state_dict(self) -> dict:
         """Curriculum stage starts, position and plateau counters, for exact resume."""
         curriculum = self._curriculum.state_dict() if self._curriculum is not None else {}
-        return {"steps_done": self.steps_done, "best": self.best, "bad_checks": self.bad_checks,
-                "curriculum": curriculum, "steps_csv": str(self._csv) if self._csv else None}  # fmt: skip
+        return {
+            "steps_done": self.steps_done,
+            "best": self.best,
+            "bad_checks": self.bad_checks,
+            "curriculum": curriculum,
+            "steps_csv": str(self._csv) if self._csv else None,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Keep the saved state until the datamodule is ready (applied in on_fit_start)."""
@@ -170,12 +191,19 @@ class CurriculumCallback(pl.Callback):
         draw = dm.batch_sampler.draws.pop(self.steps_done, None)
         stats = getattr(pl_module, "last_stats", {})
         if draw is not None:
-            row = {"step": self.steps_done, "epoch": trainer.current_epoch, "stage": draw.stage,
-                   "stage_name": dm.curriculum.stages[draw.stage].name, "kind": draw.kind,
-                   "node": draw.node or "", "depth": "" if draw.depth is None else draw.depth,
-                   **{k: round(v, 6) for k, v in stats.items()},
-                   "data_s": round(self._data_s, 5), "step_s": round(now - self._t_start, 5),
-                   "path": getattr(pl_module, "last_path", "")}  # fmt: skip
+            row = {
+                "step": self.steps_done,
+                "epoch": trainer.current_epoch,
+                "stage": draw.stage,
+                "stage_name": dm.curriculum.stages[draw.stage].name,
+                "kind": draw.kind,
+                "node": draw.node or "",
+                "depth": "" if draw.depth is None else draw.depth,
+                **{k: round(v, 6) for k, v in stats.items()},
+                "data_s": round(self._data_s, 5),
+                "step_s": round(now - self._t_start, 5),
+                "path": getattr(pl_module, "last_path", ""),
+            }
             if self._csv is not None:  # one row at a time: a killed run keeps what it trained
                 with open(self._csv, "a", newline="") as handle:
                     csv.DictWriter(handle, fieldnames=STEP_FIELDS, extrasaction="ignore").writerow(
@@ -188,8 +216,11 @@ class CurriculumCallback(pl.Callback):
                 )
             pl_module.log("time/data_s", self._data_s, batch_size=len(batch["indices"]))
             pl_module.log("time/step_s", now - self._t_start, batch_size=len(batch["indices"]))
-            pl_module.log("time/samples_per_s", len(batch["indices"]) / max(1e-9, now - self._t_start),
-                          batch_size=len(batch["indices"]))  # fmt: skip
+            pl_module.log(
+                "time/samples_per_s",
+                len(batch["indices"]) / max(1e-9, now - self._t_start),
+                batch_size=len(batch["indices"]),
+            )
         self.steps_done += 1
         self._save_if_stage_ends(trainer, dm, draw)
         self._t_end = time.perf_counter()
@@ -271,8 +302,13 @@ def stage_summary(rows: list[dict], curriculum, caches: dict | None = None) -> l
     summary = []
     for index, stage in enumerate(curriculum.stages):
         stage_rows = by_stage.get(index, [])
-        entry = {"stage": index, "name": stage.name, "steps": len(stage_rows),
-                 "first_step": stage_rows[0]["step"] if stage_rows else None, "mix": stage.mix}  # fmt: skip
+        entry = {
+            "stage": index,
+            "name": stage.name,
+            "steps": len(stage_rows),
+            "first_step": stage_rows[0]["step"] if stage_rows else None,
+            "mix": stage.mix,
+        }
         for key in (
             "loss",
             "acc_i2t",

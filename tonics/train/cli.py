@@ -30,8 +30,12 @@ def _loggers() -> list[dict]:
     try:
         import tensorboard  # noqa: F401
 
-        loggers.append({"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                        "init_args": {"save_dir": "runs", "name": "tonics"}})  # fmt: skip
+        loggers.append(
+            {
+                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {"save_dir": "runs", "name": "tonics"},
+            }
+        )
     except ImportError:
         pass
     return loggers
@@ -44,7 +48,10 @@ def share_run_directory(loggers: list) -> None:
         return
     first = loggers[0]
     for other in loggers[1:]:
-        same_place = (getattr(other, "save_dir", None), getattr(other, "name", None)) == (first.save_dir, first.name)  # fmt: skip
+        same_place = (getattr(other, "save_dir", None), getattr(other, "name", None)) == (
+            first.save_dir,
+            first.name,
+        )
         if same_place and getattr(other, "_version", "unset") is None:
             other._version = first.version
 
@@ -76,8 +83,14 @@ class TonicsCLI(LightningCLI):
         parser.add_lightning_class_args(SkippedImagesCallback, "skipped_images")
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
-        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.monitor": "val/recall_mean",
-                             "checkpoint.mode": "max", "checkpoint.save_top_k": 1})  # fmt: skip
+        parser.set_defaults(
+            {
+                "checkpoint.save_last": True,
+                "checkpoint.monitor": "val/recall_mean",
+                "checkpoint.mode": "max",
+                "checkpoint.save_top_k": 1,
+            }
+        )
         parser.set_defaults({"trainer.logger": _loggers(), "trainer.default_root_dir": "runs"})
         parser.add_argument(
             "--no_test", type=bool, default=False, help="skip the test pass after fit"
@@ -141,10 +154,12 @@ class TonicsCLI(LightningCLI):
                 print(f"best checkpoint by {callback.monitor} ({best}):")
                 print(format_retrieval(metrics))
             if transfer:
-                split = self.datamodule.transfer_split
-                print(f"\nZero-shot transfer, last weights: the '{split}' split, held out of "
-                      f"training ({int(transfer.get(f'{split}/images', 0))} images, "
-                      f"{int(transfer.get(f'{split}/captions', 0))} captions)")  # fmt: skip
+                split = self.datamodule.evaluation.transfer_split
+                print(
+                    f"\nZero-shot transfer, last weights: the '{split}' split, held out of "
+                    f"training ({int(transfer.get(f'{split}/images', 0))} images, "
+                    f"{int(transfer.get(f'{split}/captions', 0))} captions)"
+                )
                 print(format_retrieval(transfer, prefix=split))
             self._report(directory, metrics, checkpoint=best or "last weights")
             print(f"Run directory: {directory} (retrieval_report.md beside the references)")
@@ -152,7 +167,7 @@ class TonicsCLI(LightningCLI):
     def _transfer(self) -> dict[str, float]:
         """The transfer split's figures with the weights in memory, renamed `<split>/...`; empty
         when the data has no such split."""
-        split = self.datamodule.transfer_split
+        split = self.datamodule.evaluation.transfer_split
         if not split or not self.datamodule.has_split(split):
             return {}
         with self.datamodule.testing(split):

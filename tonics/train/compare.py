@@ -40,24 +40,45 @@ def _done(root: Path, split: str) -> bool:
     return bool(list(root.rglob("stage_summary.json"))) and bool(list(root.rglob("last.ckpt")))
 
 
-def fit_once(arm: str, seed: int, out: Path, extra: list[str] | None = None, split: str = "test") -> Path:  # fmt: skip
+def fit_once(
+    arm: str, seed: int, out: Path, extra: list[str] | None = None, split: str = "test"
+) -> Path:
     """Train (unless already done) and test one arm for one seed; returns its run directory."""
     root = run_directory(out, arm, seed)
     if not _done(root, split):
         from tonics.train.cli import lightning_main
 
-        logger = {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                  "init_args": {"save_dir": str(root), "name": "tonics"}}  # fmt: skip
+        logger = {
+            "class_path": "lightning.pytorch.loggers.CSVLogger",
+            "init_args": {"save_dir": str(root), "name": "tonics"},
+        }
         configs = [item for path in arm.split(",") for item in ("--config", path)]
         no_test = ["--no_test", "true"] if split == "val" else []
-        lightning_main(["fit", *configs, f"--seed_everything={seed}", f"--data.seed={seed}",
-                  f"--trainer.default_root_dir={root}", f"--trainer.logger={json.dumps(logger)}",
-                  "--trainer.enable_progress_bar=false", *no_test, *(extra or [])])  # fmt: skip
+        lightning_main(
+            [
+                "fit",
+                *configs,
+                f"--seed_everything={seed}",
+                f"--data.seed={seed}",
+                f"--trainer.default_root_dir={root}",
+                f"--trainer.logger={json.dumps(logger)}",
+                "--trainer.enable_progress_bar=false",
+                *no_test,
+                *(extra or []),
+            ]
+        )
     return root
 
 
-def compare(configs: list[str], seeds: list[int], out: Path, *, which: str = "last",
-            extra: list[str] | None = None, split: str = "test") -> dict:  # fmt: skip
+def compare(
+    configs: list[str],
+    seeds: list[int],
+    out: Path,
+    *,
+    which: str = "last",
+    extra: list[str] | None = None,
+    split: str = "test",
+) -> dict:
     """Run every arm for every seed (seed-major, so a partial comparison is still paired) and
     write the comparison files; returns the summary."""
     if len(configs) < 2 or len({arm_name(c) for c in configs}) != len(configs):
@@ -71,8 +92,12 @@ def compare(configs: list[str], seeds: list[int], out: Path, *, which: str = "la
             roots[arm_name(config)].append(fit_once(config, seed, out, extra, split))
     read = (lambda r: figures_of(r, which)) if split == "test" else validation_figures
     figures = {arm: [read(r) for r in runs] for arm, runs in roots.items()}
-    summary = {**summarise(figures), "checkpoint": which if split == "test" else "last validation",
-               "split": split, "seed_list": seeds}  # fmt: skip
+    summary = {
+        **summarise(figures),
+        "checkpoint": which if split == "test" else "last validation",
+        "split": split,
+        "seed_list": seeds,
+    }
     (out / "comparison.json").write_text(json.dumps(summary, indent=2))
     (out / "comparison.md").write_text(markdown(summary) + "\n")
     plot_curves(roots, out / "validation_curves.png")

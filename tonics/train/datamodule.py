@@ -25,12 +25,13 @@ from tonics.data.images import (
 )
 from tonics.data.readers.base import PairReader
 from tonics.data.records import PairRecord, group_codes, select_split
-from tonics.errors import require, require_choice, require_number
+from tonics.errors import require, require_choice
 from tonics.ontology.graph import ObjectSource, Ontology
 from tonics.ontology.index import ontology_for_records
 from tonics.sampling.curriculum import Curriculum, Stage
 from tonics.sampling.openings import Openings
 from tonics.train.module import AlignmentModule
+from tonics.train.settings import CacheSettings, EvalSettings, ImageSettings, LoaderSettings
 
 log = logging.getLogger(__name__)
 
@@ -63,57 +64,32 @@ class TonicsDataModule(pl.LightningDataModule):
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         max_image_aspect: float = DEFAULT_MAX_ASPECT,
     ) -> None:
-        """`text_encoder`/`vision_encoder` are linked from the model in the CLI.
-
-        feature_cache: while both encoders are frozen, train the heads from pooled features
-            computed once (and kept on disk) instead of decoding images and running the encoders;
-            while only top-k blocks train, run them from the frozen prefix's cached activations.
-        prefix_cache_dtype: storage of those activations, 'float16' (half the size; features
-            agree with live ones to ~1e-3) or 'float32'.
-        feature_cache_dtype: storage of the frozen stages' pooled features, 'float32' or
-            'float16' (half the disk and page cache: 3.3 KB a pair for MobileNetV2 + MiniLM).
-        one_pair_per_image: no training batch holds two captions of the same image.
-        transfer_split: a split held out of training entirely (the demo's OpenMoji renderings),
-            evaluated zero-shot after fit beside the test split when the data has it; None: skip.
-        max_image_pixels / max_image_aspect: images beyond these (read from the header, before
-            decoding) are skipped and counted, never decoded.
-        """
+        """The flat `data.*` keys of a config, gathered into `tonics.train.settings` (where each
+        group is documented and validated); `text_encoder`/`vision_encoder` are linked from the
+        model in the CLI. one_pair_per_image: no training batch holds two captions of one image."""
         super().__init__()
-        require_number(batch_size, "data.batch_size", low=2, integer=True)
-        require_number(eval_batch_size, "data.eval_batch_size", low=1, integer=True)
-        require_number(num_workers, "data.num_workers", low=0, integer=True)
-        require_number(max_text_length, "data.max_text_length", low=2, integer=True)
-        require_number(max_image_pixels, "data.max_image_pixels", low=1, integer=True)
-        require_number(max_image_aspect, "data.max_image_aspect", low=1)
-        require_choice(prefix_cache_dtype, ("float16", "float32"), "data.prefix_cache_dtype")
-        require_choice(feature_cache_dtype, ("float16", "float32"), "data.feature_cache_dtype")
         require_choice(object_source, ("caption", "image", "intersection"), "data.object_source")
-        if max_eval_pairs is not None:
-            require_number(max_eval_pairs, "data.max_eval_pairs", low=1, integer=True)
-        require(isinstance(reader, PairReader), "data.reader",
-                f"must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); got {type(reader).__name__}")  # fmt: skip
+        require(
+            isinstance(reader, PairReader),
+            "data.reader",
+            "must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); "
+            f"got {type(reader).__name__}",
+        )
+        self.loader = LoaderSettings(
+            batch_size, eval_batch_size, num_workers, persistent_workers, max_text_length
+        )
+        self.cache = CacheSettings(feature_cache, prefix_cache_dtype, feature_cache_dtype)
+        self.evaluation = EvalSettings(eval_split, transfer_split, max_eval_pairs)
+        self.images = ImageSettings(max_image_pixels, max_image_aspect)
         self.reader = reader
         self.curriculum = Curriculum(stages)
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.num_workers = num_workers
-        self.persistent_workers = persistent_workers and num_workers > 0
-        self.max_text_length = max_text_length
         self.object_source = object_source
         self.ontology_cache = ontology_cache
         self.seed = seed
         self.text_encoder = text_encoder
         self.vision_encoder = vision_encoder
-        self.eval_split = eval_split
-        self.transfer_split = transfer_split
-        self.test_split = "test"  # what test_dataloader serves (`testing` changes it for a block)
-        self.max_eval_pairs = max_eval_pairs
-        self.feature_cache = feature_cache
-        self.prefix_cache_dtype = prefix_cache_dtype
-        self.feature_cache_dtype = feature_cache_dtype
         self.one_pair_per_image = one_pair_per_image
-        self.max_image_pixels = max_image_pixels
-        self.max_image_aspect = max_image_aspect
+        self.test_split = "test"  # what test_dataloader serves (`testing` changes it for a block)
         self.records: list[PairRecord] | None = None
         self.ontology: Ontology | None = None
         self.batch_sampler = None
@@ -173,14 +149,23 @@ class TonicsDataModule(pl.LightningDataModule):
     @property
     def image_limits(self) -> ImageLimits:
         """Header checks and JPEG draft size shared by every loader of this data module."""
-        return ImageLimits(self.max_image_pixels, self.max_image_aspect,
-                           processor_draft_size(self.image_processor))  # fmt: skip
+        return ImageLimits(
+            self.images.max_pixels,
+            self.images.max_aspect,
+            processor_draft_size(self.image_processor),
+        )
 
     def cache_source(self) -> CacheSource:
         """The training pairs and their reading settings, for the feature and prefix caches."""
-        return CacheSource(self.split("train"), self.tokenizer, self.image_processor,
-                           max_text_length=self.max_text_length, limits=self.image_limits,
-                           batch_size=self.eval_batch_size, num_workers=self.num_workers)  # fmt: skip
+        return CacheSource(
+            self.split("train"),
+            self.tokenizer,
+            self.image_processor,
+            max_text_length=self.loader.max_text_length,
+            limits=self.image_limits,
+            batch_size=self.loader.eval_batch_size,
+            num_workers=self.loader.num_workers,
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """Load records and the ontology; check that the ontology matches the training pairs."""
@@ -200,14 +185,20 @@ class TonicsDataModule(pl.LightningDataModule):
             model = self.trainer.lightning_module if self.trainer else None
             step_opening = model.step_opening() if isinstance(model, AlignmentModule) else {}
             self.openings = Openings.plan(
-                self.curriculum.stages, feature_cache=self.feature_cache, **step_opening
+                self.curriculum.stages, feature_cache=self.cache.enabled, **step_opening
             )
             self.batch_sampler = CurriculumBatchSampler(
-                self.ontology, self.curriculum, batch_size=self.batch_size,
-                seed=self.seed, rank=rank, world_size=world, openings=self.openings,
-                pair_images=pair_images, pair_captions=pair_captions,
+                self.ontology,
+                self.curriculum,
+                batch_size=self.loader.batch_size,
+                seed=self.seed,
+                rank=rank,
+                world_size=world,
+                openings=self.openings,
+                pair_images=pair_images,
+                pair_captions=pair_captions,
                 one_pair_per_image=self.one_pair_per_image,
-            )  # fmt: skip
+            )
 
     def train_dataloader(self) -> DataLoader:
         """Curriculum batches over the training split."""
@@ -215,15 +206,15 @@ class TonicsDataModule(pl.LightningDataModule):
         return DataLoader(
             dataset,
             batch_sampler=self.batch_sampler,
-            collate_fn=Collator(self.tokenizer, self.max_text_length),
-            num_workers=self.num_workers,
-            persistent_workers=self.persistent_workers,
+            collate_fn=Collator(self.tokenizer, self.loader.max_text_length),
+            num_workers=self.loader.num_workers,
+            persistent_workers=self.loader.persistent_workers,
         )
 
     def eval_records(self, split: str) -> list[PairRecord]:
         """A split's records grouped by image, optionally capped to the first max_eval_pairs."""
         records = sorted(self.split(split), key=lambda r: r.image_id)
-        return records[: self.max_eval_pairs] if self.max_eval_pairs else records
+        return records[: self.evaluation.max_pairs] if self.evaluation.max_pairs else records
 
     def eval_annotations(self, split: str) -> tuple[list[str | None], list[bool]]:
         """For `eval_records(split)`, in order: each caption's object (the first the ontology
@@ -242,14 +233,20 @@ class TonicsDataModule(pl.LightningDataModule):
         return self._annotations[split]
 
     def _eval_loader(self, split: str) -> DataLoader:
-        return image_once_loader(self.eval_records(split), self.image_processor, self.tokenizer,
-                                 batch_size=self.eval_batch_size, num_workers=self.num_workers,
-                                 max_length=self.max_text_length, persistent_workers=self.persistent_workers,
-                                 limits=self.image_limits)  # fmt: skip
+        return image_once_loader(
+            self.eval_records(split),
+            self.image_processor,
+            self.tokenizer,
+            batch_size=self.loader.eval_batch_size,
+            num_workers=self.loader.num_workers,
+            max_length=self.loader.max_text_length,
+            persistent_workers=self.loader.persistent_workers,
+            limits=self.image_limits,
+        )
 
     def val_dataloader(self) -> DataLoader:
         """Sequential batches of the evaluation split (each image loaded once)."""
-        return self._eval_loader(self.eval_split)
+        return self._eval_loader(self.evaluation.split)
 
     def test_dataloader(self) -> DataLoader:
         """Sequential batches of the test split (or of the split `testing` names)."""

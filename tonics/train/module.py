@@ -19,21 +19,20 @@ import lightning.pytorch as pl
 import torch
 
 from tonics.errors import require, require_choice, require_number
-from tonics.eval.retrieval import collect_embeddings, retrieval_metrics
-from tonics.eval.within_object import caption_novel_metrics, within_object_metrics
 from tonics.model.alignment import AlignmentModel, HeadKind
 from tonics.model.encoders import TextEncoder, TextPooling, VisionEncoder, VisionPooling
 from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss
 from tonics.sampling.curriculum import UnfreezeSpec
 from tonics.sampling.openings import split_of, widest
 from tonics.train.batch_stats import batch_statistics
+from tonics.train.evaluation import RetrievalEvaluation
 from tonics.train.optim import TOWERS, parameter_groups
 from tonics.train.schedule import LrSchedule, group_lambdas, schedule_factor
 
 log = logging.getLogger(__name__)
 
 
-class AlignmentModule(pl.LightningModule):
+class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
     """Contrastive alignment of a pretrained text encoder and vision encoder."""
 
     def __init__(
@@ -116,17 +115,23 @@ class AlignmentModule(pl.LightningModule):
             require_number(hp.unfreeze_at_step, "model.unfreeze_at_step", low=0, integer=True)
         if hp.unfreeze_top_k is not None:
             require_number(hp.unfreeze_top_k, "model.unfreeze_top_k", low=1, integer=True)
-        require(len(hp.retrieval_ks) > 0 and all(isinstance(k, int) and k > 0 for k in hp.retrieval_ks),
-                "model.retrieval_ks", f"must be positive integers; got {list(hp.retrieval_ks)}")  # fmt: skip
+        require(
+            len(hp.retrieval_ks) > 0 and all(isinstance(k, int) and k > 0 for k in hp.retrieval_ks),
+            "model.retrieval_ks",
+            f"must be positive integers; got {list(hp.retrieval_ks)}",
+        )
 
     def check_unfreeze(self, tower: str, spec: UnfreezeSpec, key: str) -> None:
         """A stage's (or unfreeze_top_k's) opening spec must fit the tower: 'all' or 1..blocks."""
         if spec is None or spec == "all":
             return
         blocks = len((self.model.text if tower == "text" else self.model.vision).encoder.blocks)
-        require(isinstance(spec, int) and not isinstance(spec, bool) and 1 <= spec <= blocks, key,
-                f"'all' or a number of top blocks in 1..{blocks} ({self.hparams[tower + '_encoder']} "
-                f"has {blocks}); got {spec!r}")  # fmt: skip
+        require(
+            isinstance(spec, int) and not isinstance(spec, bool) and 1 <= spec <= blocks,
+            key,
+            f"'all' or a number of top blocks in 1..{blocks} ({self.hparams[tower + '_encoder']} "
+            f"has {blocks}); got {spec!r}",
+        )
 
     # -- freezing -------------------------------------------------------------------------------
     def unfreeze(self, tower: str, spec: UnfreezeSpec) -> None:
@@ -166,8 +171,9 @@ class AlignmentModule(pl.LightningModule):
         """AdamW groups: heads, temperature (and the loss's own bias), each encoder; no decay on
         biases, norms and scalars. Encoder groups carry their tower for the opening warm-up."""
         hp = self.hparams
-        return parameter_groups(self.model, self.loss, lr=hp.lr, encoder_lr=hp.encoder_lr,
-                                weight_decay=hp.weight_decay)  # fmt: skip
+        return parameter_groups(
+            self.model, self.loss, lr=hp.lr, encoder_lr=hp.encoder_lr, weight_decay=hp.weight_decay
+        )
 
     def lr_factor(self, step: int) -> float:
         """The schedule's base factor at `step` (the curriculum's stages when there is one)."""
@@ -176,16 +182,23 @@ class AlignmentModule(pl.LightningModule):
         datamodule = getattr(trainer, "datamodule", None) if trainer else None
         curriculum = getattr(datamodule, "curriculum", None)
         sampler = getattr(datamodule, "batch_sampler", None)
-        return schedule_factor(step, kind=hp.lr_schedule, total_steps=total, warmup_steps=hp.warmup_steps,
-                               min_lr_ratio=hp.min_lr_ratio, curriculum=curriculum,
-                               steps_per_epoch=len(sampler) if sampler is not None else total)  # fmt: skip
+        return schedule_factor(
+            step,
+            kind=hp.lr_schedule,
+            total_steps=total,
+            warmup_steps=hp.warmup_steps,
+            min_lr_ratio=hp.min_lr_ratio,
+            curriculum=curriculum,
+            steps_per_epoch=len(sampler) if sampler is not None else total,
+        )
 
     def configure_optimizers(self):
         """AdamW over `parameter_groups`, stepped by the per-stage (or run-long) schedule."""
         groups = self.parameter_groups()
         optimizer = torch.optim.AdamW(groups)
-        lambdas = group_lambdas(groups, self.lr_factor, self.opened_at.get,
-                                self.hparams.encoder_warmup_steps)  # fmt: skip
+        lambdas = group_lambdas(
+            groups, self.lr_factor, self.opened_at.get, self.hparams.encoder_warmup_steps
+        )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {
             "optimizer": optimizer,
@@ -220,38 +233,55 @@ class AlignmentModule(pl.LightningModule):
 
         splits, whole = dm.openings.cache_splits()
         if whole:
-            log.info("feature cache: stage(s) %s open a whole tower and run live (a prefix cache "
-                     "needs top-k openings: unfreeze_text/unfreeze_vision: k)", whole)  # fmt: skip
+            log.info(
+                "feature cache: stage(s) %s open a whole tower and run live (a prefix cache "
+                "needs top-k openings: unfreeze_text/unfreeze_vision: k)",
+                whole,
+            )
         source = dm.cache_source()
         for split in splits:
             try:
                 self.prefix_caches[split] = load_or_compute_prefix(
-                    self.model, source, split, dm.prefix_cache_dtype, self.device, self.trainer
+                    self.model, source, split, dm.cache.prefix_dtype, self.device, self.trainer
                 )
             except UnsupportedSplit as why:
-                log.warning("prefix cache (text top %d, vision top %d) not used, those steps run "
-                            "live: %s", split[0], split[1], why)  # fmt: skip
+                log.warning(
+                    "prefix cache (text top %d, vision top %d) not used, those steps run live: %s",
+                    split[0],
+                    split[1],
+                    why,
+                )
         frozen = self.model.text.is_frozen and self.model.vision.is_frozen
         started = time.perf_counter()
         if frozen and self.prefix_caches:  # derive pooled features: no second encoding pass
             prefix = next(iter(self.prefix_caches.values()))
-            self.feature_cache = derive_feature_cache(prefix, self.model, source, self.device, self.trainer)  # fmt: skip
+            self.feature_cache = derive_feature_cache(
+                prefix, self.model, source, self.device, self.trainer
+            )
         elif frozen:
             from tonics.cache.features import load_or_compute
 
             self.feature_cache = load_or_compute(
-                self.model, source, dm.feature_cache_dtype, self.device, self.trainer
+                self.model, source, dm.cache.feature_dtype, self.device, self.trainer
             )
         if self.feature_cache is not None:
-            self._pooled_info = {"bytes": self.feature_cache.nbytes, "build_s": round(time.perf_counter() - started, 3),
-                                 "source": "derived from the prefix cache" if self.prefix_caches else "computed or loaded"}  # fmt: skip
+            self._pooled_info = {
+                "bytes": self.feature_cache.nbytes,
+                "build_s": round(time.perf_counter() - started, 3),
+                "source": "derived from the prefix cache"
+                if self.prefix_caches
+                else "computed or loaded",
+            }
 
     def cache_summary(self) -> dict[str, dict]:
         """Each feature path's cache: bytes in memory, seconds to build or load, and source."""
         caches = {"pooled": self._pooled_info} if self._pooled_info else {}
         for (text_k, vision_k), cache in self.prefix_caches.items():
             caches[f"prefix text={text_k} vision={vision_k}"] = {
-                "bytes": cache.nbytes, "build_s": round(cache.build_s, 3), "source": cache.source}  # fmt: skip
+                "bytes": cache.nbytes,
+                "build_s": round(cache.build_s, 3),
+                "source": cache.source,
+            }
         return caches
 
     def _cached_features(self, batch):
@@ -300,95 +330,3 @@ class AlignmentModule(pl.LightningModule):
         for key, value in stats.items():
             self.log(f"train/{key}", value, batch_size=n)
         return loss
-
-    def _eval_step(self, batch, prefix: str) -> None:
-        if not len(batch["indices"]):
-            return
-        text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
-        store = self._eval.setdefault(prefix, [])
-        image = (
-            self.model.encode_image(batch["pixel_values"])
-            if batch["pixel_values"] is not None
-            else None
-        )
-        has_image = batch["has_image"]
-        store.append(
-            (text.cpu(), image.cpu() if image is not None else None, batch["image_ids"], has_image)
-        )
-        if image is not None and image.shape[0] >= 2:
-            keys = batch["pair_keys"].to(self.device)[has_image.to(self.device)]
-            loss = self.loss(image, text[has_image], self.model.scale(), keys)
-            self.log(f"{prefix}/loss", loss, batch_size=image.shape[0], sync_dist=True)
-
-    def validation_step(self, batch, batch_idx: int) -> None:
-        """Embed captions (and each image once) for retrieval; contrastive loss on unique images."""
-        self._eval_step(batch, "val")
-
-    def test_step(self, batch, batch_idx: int) -> None:
-        """As validation, on the test split."""
-        self._eval_step(batch, "test")
-
-    def predict_step(self, batch, batch_idx: int) -> dict:
-        """Embeddings of a batch: text for every caption, images where loaded."""
-        text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
-        image = (
-            self.model.encode_image(batch["pixel_values"])
-            if batch["pixel_values"] is not None
-            else None
-        )
-        return {
-            "indices": batch["indices"],
-            "text": text,
-            "image": image,
-            "image_ids": batch["image_ids"],
-        }
-
-    def _retrieval(self, prefix: str) -> dict[str, float]:
-        split = collect_embeddings(self._eval.pop(prefix, []))
-        if split is None:
-            return {}
-        result = retrieval_metrics(
-            split.images, split.texts, split.text_to_image, ks=self.hparams.retrieval_ks
-        )
-        metrics = {f"{prefix}/{k}": v for k, v in result.metrics.items()}
-        recalls = [result.metrics[f"{d}_R@{k}"] for d in ("image_to_text", "text_to_image")
-                   for k in self.hparams.retrieval_ks]  # fmt: skip
-        metrics[f"{prefix}/recall_mean"] = sum(recalls) / len(recalls)
-        metrics.update({f"{prefix}/{k}": v for k, v in self._hard_metrics(prefix, split).items()})
-        metrics[f"{prefix}/images"] = float(len(split.image_ids))
-        metrics[f"{prefix}/dropped_pairs"] = float(split.dropped)
-        if split.dropped:
-            log.warning("%s: %d pairs left out of retrieval (their image failed to load)", prefix, split.dropped)  # fmt: skip
-        metrics[f"{prefix}/captions"] = float(len(split.text_to_image))
-        return metrics
-
-    def _hard_metrics(self, prefix: str, split) -> dict[str, float]:
-        """Within-object and caption-novel retrieval, when the data module can annotate the split."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        if not hasattr(datamodule, "eval_annotations") or split.kept is None:
-            return {}
-        name = (
-            datamodule.eval_split if prefix == "val" else getattr(datamodule, "test_split", prefix)
-        )
-        objects, novel = datamodule.eval_annotations(name)
-        ks = self.hparams.retrieval_ks
-        return {
-            **within_object_metrics(split.images, split.texts, split.text_to_image,
-                                    [objects[k] for k in split.kept], ks),
-            **caption_novel_metrics(split.images, split.texts, split.text_to_image,
-                                    [novel[k] for k in split.kept], ks),
-        }  # fmt: skip
-
-    def on_validation_epoch_end(self) -> None:
-        """Retrieval recall on the validation split (all captions); `val/recall_mean` on the bar."""
-        metrics = self._retrieval("val")
-        if metrics:
-            bar = metrics.pop("val/recall_mean")
-            self.log_dict(metrics, sync_dist=True)
-            self.log("val/recall_mean", bar, prog_bar=True, sync_dist=True)
-
-    def on_test_epoch_end(self) -> None:
-        """Retrieval recall on the test split."""
-        metrics = self._retrieval("test")
-        if metrics:
-            self.log_dict(metrics, sync_dist=True)

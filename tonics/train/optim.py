@@ -23,14 +23,27 @@ def _split_decay(named, **group) -> list[dict]:
     return [g for g in ({**group, "params": decay}, {**no_decay, "params": plain}) if g["params"]]
 
 
-def parameter_groups(model, loss: nn.Module, *, lr: float, encoder_lr: float, weight_decay: float) -> list[dict]:  # fmt: skip
+def parameter_groups(
+    model, loss: nn.Module, *, lr: float, encoder_lr: float, weight_decay: float
+) -> list[dict]:
     """AdamW groups of an AlignmentModel and its loss (see the module docstring)."""
     heads = [*model.text_head.named_parameters(), *model.vision_head.named_parameters()]
     groups = _split_decay(heads, lr=lr, weight_decay=weight_decay, name="heads")
-    groups.append({"params": [model.logit_scale, *loss.parameters()], "lr": lr,
-                   "weight_decay": 0.0, "name": "temperature"})  # fmt: skip
+    groups.append(
+        {
+            "params": [model.logit_scale, *loss.parameters()],
+            "lr": lr,
+            "weight_decay": 0.0,
+            "name": "temperature",
+        }
+    )
     for tower in TOWERS:
         encoder = model.text if tower == "text" else model.vision
-        groups += _split_decay(encoder.named_parameters(), lr=encoder_lr,
-                               weight_decay=weight_decay, name=f"{tower}_encoder", tower=tower)  # fmt: skip
+        groups += _split_decay(
+            encoder.named_parameters(),
+            lr=encoder_lr,
+            weight_decay=weight_decay,
+            name=f"{tower}_encoder",
+            tower=tower,
+        )
     return groups

@@ -62,9 +62,11 @@ def opening_warmup(step: int, opened_at: int | None, warmup: int) -> float:
 
 
 def group_lambdas(
-    groups: list[dict], base: Callable[[int], float], opened_at: Callable[[str], int | None],
+    groups: list[dict],
+    base: Callable[[int], float],
+    opened_at: Callable[[str], int | None],
     encoder_warmup_steps: int,
-) -> list[Callable[[int], float]]:  # fmt: skip
+) -> list[Callable[[int], float]]:
     """One LambdaLR function per optimizer group: the base factor, times the opening warm-up for
     groups that belong to an encoder (`group["tower"]` is 'text' or 'vision')."""
     lambdas = []

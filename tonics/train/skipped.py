@@ -32,8 +32,11 @@ class SkippedImagesCallback(pl.Callback):
 
     def state_dict(self) -> dict:
         """What a resumed run needs to keep counting."""
-        return {"failed": {str(k): list(v) for k, v in self.failed.items()}, "draws": self.draws,
-                "loaded": self.loaded}  # fmt: skip
+        return {
+            "failed": {str(k): list(v) for k, v in self.failed.items()},
+            "draws": self.draws,
+            "loaded": self.loaded,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Continue the counts of the run this checkpoint came from."""
@@ -65,9 +68,13 @@ class SkippedImagesCallback(pl.Callback):
         """Log the epoch's skips; stop when no image at all could be loaded."""
         pl_module.log("data/skipped_pairs", float(len(self.failed)), sync_dist=True)
         if self.epoch_new:
-            log.warning("epoch %d: %d more pairs with unusable images %s (%d in all)",
-                        trainer.current_epoch, sum(self.epoch_new.values()), dict(self.epoch_new),
-                        len(self.failed))  # fmt: skip
+            log.warning(
+                "epoch %d: %d more pairs with unusable images %s (%d in all)",
+                trainer.current_epoch,
+                sum(self.epoch_new.values()),
+                dict(self.epoch_new),
+                len(self.failed),
+            )
         if self.epoch_loaded == 0 and self.epoch_skipped:
             self._fail(self.epoch_skipped)
         self.epoch_new.clear()
@@ -76,11 +83,14 @@ class SkippedImagesCallback(pl.Callback):
 
     def report(self) -> dict:
         """Distinct pairs and images skipped, by reason, with examples."""
-        return {"skipped_total": len(self.failed),
-                "by_reason": dict(Counter(reason for _, reason in self.failed.values())),
-                "distinct_images": len({loc for loc, _ in self.failed.values()}),
-                "skipped_draws": self.draws, "loaded": self.loaded,
-                "examples": [f"{loc}: {why}" for loc, why in list(self.failed.values())[:20]]}  # fmt: skip
+        return {
+            "skipped_total": len(self.failed),
+            "by_reason": dict(Counter(reason for _, reason in self.failed.values())),
+            "distinct_images": len({loc for loc, _ in self.failed.values()}),
+            "skipped_draws": self.draws,
+            "loaded": self.loaded,
+            "examples": [f"{loc}: {why}" for loc, why in list(self.failed.values())[:20]],
+        }
 
     def _write(self, trainer) -> None:
         if trainer.global_rank == 0:

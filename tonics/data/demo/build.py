@@ -80,8 +80,38 @@ def _is_current(split_file: Path, seed: int) -> bool:
         return False
     meta = json.loads(split_file.read_text()).get("tonics_demo", {})
     return (meta.get("version"), meta.get("seed"), meta.get("extractor")) == (
-        DEMO_VERSION, seed, _extractor_version(),
-    )  # fmt: skip
+        DEMO_VERSION,
+        seed,
+        _extractor_version(),
+    )
+
+
+def _assign_splits(drawn, seed: int, val_share: float, test_share: float) -> None:
+    """Draw whole leak-groups (concept, caption, near-duplicate look) into val/test by seed."""
+    pool = [(it, h) for it, h in drawn if it.split is None]
+    groups = group_images(
+        [it.concept for it, _ in pool],
+        [it.captions for it, _ in pool],
+        [h for _, h in pool],
+        NEAR_DUPLICATE_BITS,
+    )
+    splits = assign_splits(groups, seed=seed, val_share=val_share, test_share=test_share)
+    for (it, _), split in zip(pool, splits, strict=True):
+        it.split = split
+
+
+def _image_entry(n: int, it) -> dict:
+    """One image of the Karpathy-style split file."""
+    return {
+        "filepath": str(Path(it.key).parent),
+        "filename": Path(it.key).name + ".jpg",
+        "imgid": n,
+        "split": it.split,
+        "objects": [it.category],
+        "source": it.source,
+        "concept": it.concept,
+        "sentences": [{"raw": c, "sentid": f"{n}-{k}"} for k, c in enumerate(it.captions)],
+    }
 
 
 def build_demo(
@@ -104,37 +134,31 @@ def build_demo(
     items += openmoji_images(english)
     hashes = _draw_all(items, out, workers or min(4, os.cpu_count() or 1))
     drawn = [(it, h) for it, h in zip(items, hashes, strict=True) if h is not None]
-    pool = [it for it, _ in drawn if it.split is None]
-    groups = group_images([it.concept for it in pool], [it.captions for it in pool],
-                          [h for it, h in drawn if it.split is None], NEAR_DUPLICATE_BITS)  # fmt: skip
-    for it, split in zip(pool, assign_splits(groups, seed=seed, val_share=val_share, test_share=test_share), strict=True):  # fmt: skip
-        it.split = split
-    keep = one_rendering_per_concept([it.concept for it, _ in drawn], [it.split for it, _ in drawn], seed)  # fmt: skip
+    _assign_splits(drawn, seed, val_share, test_share)
+    keep = one_rendering_per_concept(
+        [it.concept for it, _ in drawn], [it.split for it, _ in drawn], seed
+    )
     written = [it for (it, _), kept in zip(drawn, keep, strict=True) if kept]
-    images = [
-        {
-            "filepath": str(Path(it.key).parent),
-            "filename": Path(it.key).name + ".jpg",
-            "imgid": n,
-            "split": it.split,
-            "objects": [it.category],
-            "source": it.source,
-            "concept": it.concept,
-            "sentences": [{"raw": c, "sentid": f"{n}-{k}"} for k, c in enumerate(it.captions)],
-        }
-        for n, it in enumerate(written)
-    ]
-    meta = {"version": DEMO_VERSION, "seed": seed, "extractor": _extractor_version(),
-            "build_seconds": round(time.perf_counter() - started, 1),
-            "common_captions_removed": common_captions,
-            "sources_left_out": len(items) - len(drawn),
-            "renderings_left_out_of_eval": len(drawn) - len(written),
-            "card": data_card(images)}  # fmt: skip
+    images = [_image_entry(n, it) for n, it in enumerate(written)]
+    meta = {
+        "version": DEMO_VERSION,
+        "seed": seed,
+        "extractor": _extractor_version(),
+        "build_seconds": round(time.perf_counter() - started, 1),
+        "common_captions_removed": common_captions,
+        "sources_left_out": len(items) - len(drawn),
+        "renderings_left_out_of_eval": len(drawn) - len(written),
+        "card": data_card(images),
+    }
     tmp = split_file.with_suffix(".tmp")
     tmp.write_text(json.dumps({"dataset": "tonics-demo", "tonics_demo": meta, "images": images}))
     tmp.replace(split_file)
-    log.info("demo dataset: %d images, %d pairs in %.0f s", len(images),
-             meta["card"]["pairs"], meta["build_seconds"])  # fmt: skip
+    log.info(
+        "demo dataset: %d images, %d pairs in %.0f s",
+        len(images),
+        meta["card"]["pairs"],
+        meta["build_seconds"],
+    )
     return split_file
 
 

@@ -22,8 +22,12 @@ def _shared_across_concepts(images: list[dict]) -> float:
     """Share of training pairs whose caption another concept's training pair also has (the
     renderings of one emoji share captions on purpose and do not count)."""
     owners: dict[str, set[str]] = {}
-    pairs = [(normalise_caption(s["raw"]), i.get("concept", i["imgid"])) for i in images
-             if i["split"] == "train" for s in i["sentences"]]  # fmt: skip
+    pairs = [
+        (normalise_caption(s["raw"]), i.get("concept", i["imgid"]))
+        for i in images
+        if i["split"] == "train"
+        for s in i["sentences"]
+    ]
     for caption, concept in pairs:
         owners.setdefault(caption, set()).add(concept)
     return round(sum(len(owners[c]) > 1 for c, _ in pairs) / max(1, len(pairs)), 4)
@@ -35,8 +39,9 @@ def data_card(images: list[dict]) -> dict:
     splits = [s for s in SPLIT_ORDER if any(i["split"] == s for i in images)]
     captions = [s["raw"] for i in images for s in i["sentences"]]
     lengths = [word_count(c) for c in captions]
-    train = Counter(normalise_caption(s["raw"]) for i in images if i["split"] == "train"
-                    for s in i["sentences"])  # fmt: skip
+    train = Counter(
+        normalise_caption(s["raw"]) for i in images if i["split"] == "train" for s in i["sentences"]
+    )
     card: dict = {
         "images": len(images),
         "pairs": len(captions),
@@ -63,10 +68,13 @@ def data_card(images: list[dict]) -> dict:
         chosen = [i for i in images if i.get("source") == key]
         if chosen:
             card["sources"][key] = {
-                "name": source.name, "package": source.package, "licence": source.licence,
-                "captions": source.captions, "images": len(chosen),
+                "name": source.name,
+                "package": source.package,
+                "licence": source.licence,
+                "captions": source.captions,
+                "images": len(chosen),
                 "pairs": sum(len(i["sentences"]) for i in chosen),
-            }  # fmt: skip
+            }
     return card
 
 
@@ -79,8 +87,10 @@ def format_card(card: dict) -> str:
         lines.append(f"{split:<8} {entry['images']:>7} {entry['pairs']:>7}  {seen}")
     lines += ["", "source            images   pairs  licence         package"]
     for entry in card["sources"].values():
-        lines.append(f"{entry['name']:<17} {entry['images']:>6} {entry['pairs']:>7}  "
-                     f"{entry['licence']:<15} {entry['package']}")  # fmt: skip
+        lines.append(
+            f"{entry['name']:<17} {entry['images']:>6} {entry['pairs']:>7}  "
+            f"{entry['licence']:<15} {entry['package']}"
+        )
     words = card["caption_words"]
     lines += ["", f"caption length in words: median {words['median']}, mean {words['mean']}"]
     total = max(1, card["pairs"])
@@ -88,7 +98,10 @@ def format_card(card: dict) -> str:
         bar = "#" * round(40 * count / total)
         lines.append(f"  {name:>5} {count:>6} {100 * count / total:5.1f}% {bar}")
     per_image = ", ".join(f"{k}: {v}" for k, v in card["captions_per_image"].items())
-    lines += ["", f"captions per image: {per_image}",
-              f"training pairs whose exact caption another concept's pair also has: "
-              f"{100 * card['train_pairs_sharing_caption']:.1f}%"]  # fmt: skip
+    lines += [
+        "",
+        f"captions per image: {per_image}",
+        f"training pairs whose exact caption another concept's pair also has: "
+        f"{100 * card['train_pairs_sharing_caption']:.1f}%",
+    ]
     return "\n".join(lines)

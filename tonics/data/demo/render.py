@@ -39,8 +39,13 @@ def render_svg(path: str) -> Image.Image | None:
     import resvg_py
 
     try:
-        png = resvg_py.svg_to_bytes(svg_path=path, width=IMAGE_SIDE, height=IMAGE_SIDE,
-                                    background="#ffffff", skip_system_fonts=True)  # fmt: skip
+        png = resvg_py.svg_to_bytes(
+            svg_path=path,
+            width=IMAGE_SIDE,
+            height=IMAGE_SIDE,
+            background="#ffffff",
+            skip_system_fonts=True,
+        )
     except ValueError:
         return None
     return to_rgb(Image.open(io.BytesIO(bytes(png))))

@@ -49,15 +49,31 @@ class Source:
 
 
 SOURCES = {
-    "openclipart": Source("OpenClipart", "Debian openclipart-png, openclipart-svg",
-                          "public domain", "SVG title and description; keywords as one caption if neither"),
-    "noto-emoji": Source("Noto Color Emoji", "Debian fonts-noto-color-emoji (drawn with Pillow)",
-                         "SIL OFL 1.1", "Unicode CLDR English name and keywords (Unicode licence)"),
-    "twemoji": Source("Twemoji", "npm emoji-datasource-twitter 16.0.0 (64 px PNG)",
-                      "CC BY 4.0", "Unicode CLDR English name and keywords (Unicode licence)"),
-    "openmoji": Source("OpenMoji", "npm openmoji 17.0.0 (SVG drawn with resvg)",
-                       "CC BY-SA 4.0", "OpenMoji annotation; held out: the transfer split"),
-}  # fmt: skip
+    "openclipart": Source(
+        "OpenClipart",
+        "Debian openclipart-png, openclipart-svg",
+        "public domain",
+        "SVG title and description; keywords as one caption if neither",
+    ),
+    "noto-emoji": Source(
+        "Noto Color Emoji",
+        "Debian fonts-noto-color-emoji (drawn with Pillow)",
+        "SIL OFL 1.1",
+        "Unicode CLDR English name and keywords (Unicode licence)",
+    ),
+    "twemoji": Source(
+        "Twemoji",
+        "npm emoji-datasource-twitter 16.0.0 (64 px PNG)",
+        "CC BY 4.0",
+        "Unicode CLDR English name and keywords (Unicode licence)",
+    ),
+    "openmoji": Source(
+        "OpenMoji",
+        "npm openmoji 17.0.0 (SVG drawn with resvg)",
+        "CC BY-SA 4.0",
+        "OpenMoji annotation; held out: the transfer split",
+    ),
+}
 
 
 @dataclass
@@ -142,8 +158,11 @@ def svg_metadata(svg: Path) -> tuple[str, str, list[str]]:
         meta = ET.fromstring(raw[start : end + len(b"</metadata>")].decode("utf-8", "replace"))
     except ET.ParseError:
         return "", "", []
-    ns = {"dc": "http://purl.org/dc/elements/1.1/", "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
-          "cc": "http://web.resource.org/cc/"}  # fmt: skip
+    ns = {
+        "dc": "http://purl.org/dc/elements/1.1/",
+        "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+        "cc": "http://web.resource.org/cc/",
+    }
     work = meta.find(".//cc:Work", ns)
     if work is None:
         work = meta
@@ -177,8 +196,16 @@ def clipart_images(english: EnglishObjectFilter) -> list[DemoImage]:
         captions = clipart_captions(svg, english)
         if captions:
             relative = png.relative_to(png_root).with_suffix("")
-            images.append(DemoImage(f"clipart/{relative}", "openclipart", relative.parts[0],
-                                    captions, f"clipart:{relative}", ("file", str(png))))  # fmt: skip
+            images.append(
+                DemoImage(
+                    f"clipart/{relative}",
+                    "openclipart",
+                    relative.parts[0],
+                    captions,
+                    f"clipart:{relative}",
+                    ("file", str(png)),
+                )
+            )
     return images
 
 
@@ -226,12 +253,23 @@ def emoji_images(english: EnglishObjectFilter, root: Path | None = None) -> list
             continue
         code = "u" + entry["unified"].lower()
         concept, category = f"emoji:{code}", entry["category"]
-        images.append(DemoImage(f"emoji/noto/{code}", "noto-emoji", category, captions, concept,
-                                ("font", chars)))  # fmt: skip
+        images.append(
+            DemoImage(
+                f"emoji/noto/{code}", "noto-emoji", category, captions, concept, ("font", chars)
+            )
+        )
         png = root / "twemoji" / "img" / "twitter" / "64" / entry["image"]
         if entry.get("has_img_twitter") and png.is_file():
-            images.append(DemoImage(f"emoji/twemoji/{code}", "twemoji", category, list(captions),
-                                    concept, ("file", str(png))))  # fmt: skip
+            images.append(
+                DemoImage(
+                    f"emoji/twemoji/{code}",
+                    "twemoji",
+                    category,
+                    list(captions),
+                    concept,
+                    ("file", str(png)),
+                )
+            )
     return images
 
 
@@ -249,15 +287,28 @@ def openmoji_images(english: EnglishObjectFilter, root: Path | None = None) -> l
             if not svg.is_file() or caption.lower() in used or not english.keep(caption):
                 continue
             used.add(caption.lower())
-            images.append(DemoImage(f"openmoji/{row['hexcode']}", "openmoji", row["group"],
-                                    [caption], f"openmoji:{row['hexcode']}", ("svg", str(svg)),
-                                    split="transfer"))  # fmt: skip
+            images.append(
+                DemoImage(
+                    f"openmoji/{row['hexcode']}",
+                    "openmoji",
+                    row["group"],
+                    [caption],
+                    f"openmoji:{row['hexcode']}",
+                    ("svg", str(svg)),
+                    split="transfer",
+                )
+            )
     return images
 
 
 def missing_sources(root: Path | None = None) -> list[str]:
     """The source files the demo needs that are not installed (empty when all are there)."""
     root = root or sources_dir()
-    needed = (OPENCLIPART_ROOT / "png", EMOJI_FONT, CLDR_ROOT / "annotations" / "en.xml",
-              root / "twemoji" / "emoji.json", root / "openmoji" / "data" / "openmoji.csv")  # fmt: skip
+    needed = (
+        OPENCLIPART_ROOT / "png",
+        EMOJI_FONT,
+        CLDR_ROOT / "annotations" / "en.xml",
+        root / "twemoji" / "emoji.json",
+        root / "openmoji" / "data" / "openmoji.csv",
+    )
     return [str(p) for p in needed if not p.exists()]

@@ -37,7 +37,9 @@ class UnionFind:
             self.parent[max(ri, rj)] = min(ri, rj)
 
 
-def near_duplicates(hashes: Sequence[int], max_distance: int, chunk: int = 512) -> list[tuple[int, int]]:  # fmt: skip
+def near_duplicates(
+    hashes: Sequence[int], max_distance: int, chunk: int = 512
+) -> list[tuple[int, int]]:
     """Index pairs (i < j) whose 64-bit hashes differ in at most `max_distance` bits."""
     values = np.array([h & 0xFFFFFFFFFFFFFFFF for h in hashes], dtype=np.uint64)
     pairs = []
@@ -51,8 +53,12 @@ def near_duplicates(hashes: Sequence[int], max_distance: int, chunk: int = 512) 
     return pairs
 
 
-def group_images(concepts: Sequence[str], captions: Sequence[Sequence[str]],
-                 hashes: Sequence[int], max_distance: int = 4) -> list[int]:  # fmt: skip
+def group_images(
+    concepts: Sequence[str],
+    captions: Sequence[Sequence[str]],
+    hashes: Sequence[int],
+    max_distance: int = 4,
+) -> list[int]:
     """Each image's group number: images joined by concept, caption or near-duplicate hash."""
     groups = UnionFind(len(concepts))
     first: dict[tuple[str, str], int] = {}
@@ -64,8 +70,14 @@ def group_images(concepts: Sequence[str], captions: Sequence[Sequence[str]],
     return [groups.find(i) for i in range(len(concepts))]
 
 
-def assign_splits(groups: Sequence[int], *, seed: int, val_share: float, test_share: float,
-                  max_group_share: float = 0.005) -> list[str]:  # fmt: skip
+def assign_splits(
+    groups: Sequence[int],
+    *,
+    seed: int,
+    val_share: float,
+    test_share: float,
+    max_group_share: float = 0.005,
+) -> list[str]:
     """'train' / 'val' / 'test' per image, whole groups at a time: groups in a seeded order fill
     val, then test, to their shares of all images; a group larger than `max_group_share` of the
     images stays in train (moving it would make the evaluation splits about one caption)."""
@@ -91,7 +103,9 @@ def assign_splits(groups: Sequence[int], *, seed: int, val_share: float, test_sh
     return split
 
 
-def one_rendering_per_concept(concepts: Sequence[str], splits: Sequence[str], seed: int) -> list[bool]:  # fmt: skip
+def one_rendering_per_concept(
+    concepts: Sequence[str], splits: Sequence[str], seed: int
+) -> list[bool]:
     """Which images to keep: in val and test, one seeded-chosen image per concept (two renderings
     with one caption would make retrieval ambiguous); every image elsewhere."""
     by_concept: dict[str, list[int]] = {}

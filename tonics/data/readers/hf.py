@@ -75,7 +75,11 @@ class HFDatasetReader(PairReader):
 
     def _read_imagefolder(self) -> list[PairRecord]:
         root = Path(self.path)
-        files = [root / "metadata.jsonl"] if (root / "metadata.jsonl").is_file() else sorted(root.glob("*/metadata.jsonl"))  # fmt: skip
+        files = (
+            [root / "metadata.jsonl"]
+            if (root / "metadata.jsonl").is_file()
+            else sorted(root.glob("*/metadata.jsonl"))
+        )
         if not files:
             raise DataFormatError(f"{root}: no metadata.jsonl at the root or in split folders")
         records = []

@@ -17,8 +17,13 @@ class WebDatasetReader(PairReader):
     use (or by `tonics index`), then start-up reads the index and each image is one seek + read
     (in its tar shard, or in the blob a parquet shard's images were copied to)."""
 
-    def __init__(self, shards: str, split: str = "train", caption_extension: str = "txt",
-                 index: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        shards: str,
+        split: str = "train",
+        caption_extension: str = "txt",
+        index: str | None = None,
+    ) -> None:
         """index: an index file written by `tonics index --out` (default: one kept in the tonics
         cache, rebuilt when a shard changes)."""
         super().__init__()
@@ -57,5 +62,9 @@ class WebDatasetReader(PairReader):
                 )
                 name = f"{stems[shard]}/{key.lstrip('./')}"
                 image = ImageRef(path=paths[shard], tar_member=member, offset=offset, size=size)
-                records.append(PairRecord(pair_id=name, image=image, caption=caption, image_id=name, split=self.split))  # fmt: skip
+                records.append(
+                    PairRecord(
+                        pair_id=name, image=image, caption=caption, image_id=name, split=self.split
+                    )
+                )
         return records

@@ -1,0 +1,125 @@
+"""Retrieval evaluation inside the Lightning loop: the validation, test and predict steps of
+`AlignmentModule`, gathered per split and scored when the epoch ends.
+
+Each caption is embedded, each image once; the contrastive loss is logged on the images that
+loaded. At the epoch's end: R@1/5/10 both ways, mean/median rank, `recall_mean` (the default
+checkpoint monitor), and within-object and caption-novel figures when the data module can
+annotate the split. Expects `self.model` (an `AlignmentModel`), `self.loss` and
+`self.hparams.retrieval_ks` from the module it is mixed into.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tonics.eval.retrieval import collect_embeddings, retrieval_metrics
+from tonics.eval.within_object import caption_novel_metrics, within_object_metrics
+
+log = logging.getLogger(__name__)
+
+
+class RetrievalEvaluation:
+    """Validation/test/predict steps and their retrieval metrics (a LightningModule mixin)."""
+
+    def _eval_step(self, batch, prefix: str) -> None:
+        if not len(batch["indices"]):
+            return
+        text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
+        store = self._eval.setdefault(prefix, [])
+        image = (
+            self.model.encode_image(batch["pixel_values"])
+            if batch["pixel_values"] is not None
+            else None
+        )
+        has_image = batch["has_image"]
+        store.append(
+            (text.cpu(), image.cpu() if image is not None else None, batch["image_ids"], has_image)
+        )
+        if image is not None and image.shape[0] >= 2:
+            keys = batch["pair_keys"].to(self.device)[has_image.to(self.device)]
+            loss = self.loss(image, text[has_image], self.model.scale(), keys)
+            self.log(f"{prefix}/loss", loss, batch_size=image.shape[0], sync_dist=True)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        """Embed captions (and each image once) for retrieval; contrastive loss on unique images."""
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        """As validation, on the test split."""
+        self._eval_step(batch, "test")
+
+    def predict_step(self, batch, batch_idx: int) -> dict:
+        """Embeddings of a batch: text for every caption, images where loaded."""
+        text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
+        image = (
+            self.model.encode_image(batch["pixel_values"])
+            if batch["pixel_values"] is not None
+            else None
+        )
+        return {
+            "indices": batch["indices"],
+            "text": text,
+            "image": image,
+            "image_ids": batch["image_ids"],
+        }
+
+    def _retrieval(self, prefix: str) -> dict[str, float]:
+        split = collect_embeddings(self._eval.pop(prefix, []))
+        if split is None:
+            return {}
+        result = retrieval_metrics(
+            split.images, split.texts, split.text_to_image, ks=self.hparams.retrieval_ks
+        )
+        metrics = {f"{prefix}/{k}": v for k, v in result.metrics.items()}
+        recalls = [
+            result.metrics[f"{d}_R@{k}"]
+            for d in ("image_to_text", "text_to_image")
+            for k in self.hparams.retrieval_ks
+        ]
+        metrics[f"{prefix}/recall_mean"] = sum(recalls) / len(recalls)
+        metrics.update({f"{prefix}/{k}": v for k, v in self._hard_metrics(prefix, split).items()})
+        metrics[f"{prefix}/images"] = float(len(split.image_ids))
+        metrics[f"{prefix}/dropped_pairs"] = float(split.dropped)
+        if split.dropped:
+            log.warning(
+                "%s: %d pairs left out of retrieval (their image failed to load)",
+                prefix,
+                split.dropped,
+            )
+        metrics[f"{prefix}/captions"] = float(len(split.text_to_image))
+        return metrics
+
+    def _hard_metrics(self, prefix: str, split) -> dict[str, float]:
+        """Within-object and caption-novel retrieval, when the data module can annotate the split."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        if not hasattr(datamodule, "eval_annotations") or split.kept is None:
+            return {}
+        name = (
+            datamodule.evaluation.split
+            if prefix == "val"
+            else getattr(datamodule, "test_split", prefix)
+        )
+        objects, novel = datamodule.eval_annotations(name)
+        ks = self.hparams.retrieval_ks
+        return {
+            **within_object_metrics(
+                split.images, split.texts, split.text_to_image, [objects[k] for k in split.kept], ks
+            ),
+            **caption_novel_metrics(
+                split.images, split.texts, split.text_to_image, [novel[k] for k in split.kept], ks
+            ),
+        }
+
+    def on_validation_epoch_end(self) -> None:
+        """Retrieval recall on the validation split (all captions); `val/recall_mean` on the bar."""
+        metrics = self._retrieval("val")
+        if metrics:
+            bar = metrics.pop("val/recall_mean")
+            self.log_dict(metrics, sync_dist=True)
+            self.log("val/recall_mean", bar, prog_bar=True, sync_dist=True)
+
+    def on_test_epoch_end(self) -> None:
+        """Retrieval recall on the test split."""
+        metrics = self._retrieval("test")
+        if metrics:
+            self.log_dict(metrics, sync_dist=True)
