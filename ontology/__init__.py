@@ -1,8 +1,9 @@
 """The WordNet object ontology: caption nouns and object labels -> synsets -> a hypernym graph,
 with every image-caption pair attached to the nodes it mentions.
 
-Flow position: data -> **ontology** -> sampler -> model -> eval. Works on plain strings and
-lists of captions, so it needs nothing from `tonics` but can index its PairRecords.
+Installed as `tonics.ontology` (the folder keeps its place in the repository). It works on plain
+strings and lists of captions and can index PairRecords; of the rest of tonics it uses only the
+base utilities (`tonics.paths`, `tonics.memory`), nothing from data, sampling or training.
 """
 
 from tonics.ontology.extract import ExtractionSettings, NounExtractor

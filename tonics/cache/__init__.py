@@ -1,5 +1,6 @@
 """Feature caches: pooled features of frozen towers and the frozen prefix's activations for
 stages that train top-k blocks, in a sharded, memory-mapped store written by every rank.
 
-Flow position: data -> **caches** -> train (the Lightning module asks for them).
+Import layer (a module imports only layers to its left): model -> ontology -> data ->
+**caches/eval** -> sampling/analysis -> train -> export -> commands -> cli.
 """

@@ -1,6 +1,7 @@
-"""Datasets: pair records, readers for the standard formats, image decoding, the DataModule.
+"""Datasets: pair records, readers for the standard formats, image decoding, the demo.
 
-Flow position: **data** -> ontology -> sampler -> model -> eval.
+Import layer (a module imports only layers to its left): model -> ontology -> **data** ->
+caches/eval -> sampling/analysis -> train -> export -> commands -> cli.
 """
 
 from tonics.data.records import ImageRef, PairRecord

@@ -1,6 +1,7 @@
 """Evaluation: image<->text retrieval recall and ranks, zero-shot classification.
 
-Flow position: data -> ontology -> sampler -> model -> **eval**.
+Import layer (a module imports only layers to its left): model -> ontology -> data ->
+**caches/eval** -> sampling/analysis -> train -> export -> commands -> cli.
 """
 
 from tonics.eval.retrieval import RetrievalResult, retrieval_metrics

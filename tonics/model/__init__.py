@@ -1,6 +1,7 @@
 """The alignment model: encoders, projection heads, InfoNCE loss. Usable without Lightning.
 
-Flow position: data -> ontology -> sampler -> **model** -> eval.
+Import layer (a module imports only layers to its left): **model** -> ontology -> data ->
+caches/eval -> sampling/analysis -> train -> export -> commands -> cli.
 """
 
 from tonics.model.alignment import AlignmentModel

@@ -1,6 +1,7 @@
 """Batch samplers and curricula: which pairs go together in a minibatch, stage by stage.
 
-Flow position: data -> ontology -> **sampler** -> model -> eval.
+Import layer (a module imports only layers to its left): model -> ontology -> data -> caches/eval
+-> **sampling/analysis** -> train -> export -> commands -> cli.
 """
 
 from tonics.sampling.curriculum import Curriculum, Stage

@@ -58,7 +58,7 @@ def lexname(synset: str) -> str | None:
 @dataclass(frozen=True)
 class HardNodeRules:
     """The rules of the module docstring; `object_nodes_only=False` turns them all off (then any
-    node whose subtree holds a batch's worth of pairs qualifies, as before these rules)."""
+    node whose subtree holds a batch's worth of pairs qualifies)."""
 
     object_nodes_only: bool = True
     min_distinct: int | None = None  # None: the batch size

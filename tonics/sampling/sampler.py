@@ -5,8 +5,8 @@ r draws only among its own pairs (i % world == r), so the ranks' batches are dis
 rank drawing the others' (a step costs each rank one draw, whatever the world size: at 64 ranks a
 shared sequence would cost 64); every rank has the same number of batches, and no pair repeats
 within an epoch (a stage that begins mid-epoch starts a fresh pass, so that its batches are drawn
-from the whole dataset rather than from the epoch's leftovers). One process draws exactly as
-before the ranks were split. `skip` drops the batches a resumed run already trained on.
+from the whole dataset rather than from the epoch's leftovers). One process draws among all
+pairs. `skip` drops the batches a resumed run already trained on.
 Set `use_distributed_sampler=False` in the Trainer and call `set_epoch` (the training callback
 does): Lightning only does that for plain samplers.
 """
