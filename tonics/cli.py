@@ -31,6 +31,8 @@ def cli_main(args: list[str] | None = None) -> None:
     from tonics.commands.errors import kind_of, one_line, user_errors
     from tonics.commands.noise import quiet_known_noise
 
+    if BY_NAME[argv[0]].lightning:  # before our handler: Lightning then keeps its own log format
+        import lightning.pytorch  # noqa: F401
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     quiet_known_noise()
     try:
