@@ -124,7 +124,11 @@ def image_once_loader(
     persistent_workers: bool = False,
     limits: ImageLimits | None = None,
 ) -> DataLoader:
-    """Sequential batches of every caption, each image decoded once (through its first pair)."""
+    """Sequential batches of every caption, each image decoded once (through its first pair).
+
+    The loader draws its workers' seeds from a generator of its own, never from torch's global
+    one: evaluating between training steps then leaves the training stream (dropout, anything
+    drawn from the global generator) exactly as it would be without the evaluation."""
     dataset = PairDataset(
         records, image_processor, images_for=first_pair_of_each_image(records), limits=limits
     )
@@ -135,4 +139,5 @@ def image_once_loader(
         collate_fn=Collator(tokenizer, max_length),
         num_workers=num_workers,
         persistent_workers=persistent_workers and num_workers > 0,
+        generator=torch.Generator().manual_seed(0),
     )
