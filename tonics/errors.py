@@ -9,6 +9,10 @@ class InputError(ValueError):
     """Data that cannot be used (files, images, formats); the message names the file and the fix."""
 
 
+class UsageError(ValueError):
+    """A command-line argument that cannot work; the message names the argument and the fix."""
+
+
 class ConfigError(ValueError):
     """A setting that cannot work; the message starts with its YAML key and says what to do."""
 

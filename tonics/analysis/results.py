@@ -8,6 +8,7 @@ import csv
 import json
 from pathlib import Path
 
+from tonics.errors import InputError
 from tonics.eval.intervals import paired_difference
 
 TABLE_METRICS = (
@@ -33,7 +34,7 @@ def fit_metrics(root: Path) -> Path:
     other evaluations may have written their own metrics.csv beside it)."""
     steps = sorted(root.rglob("curriculum_steps.csv"))
     if not steps:
-        raise SystemExit(f"tonics compare: {root} holds no `tonics fit` run")
+        raise InputError(f"tonics compare: {root} holds no `tonics fit` run")
     return steps[-1].parent / "metrics.csv"
 
 
@@ -49,7 +50,7 @@ def validation_figures(root: Path) -> dict[str, float]:
                     if k.startswith("val/") and v
                 }
     if not last:
-        raise SystemExit(
+        raise InputError(
             f"tonics compare: {root} has no validation metrics (set trainer.val_check_interval)"
         )
     return last

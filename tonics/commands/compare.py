@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tonics.commands import summary
+from tonics.commands.parsing import CommandParser
 
 
 def main(argv: list[str]) -> int:
     """`tonics compare CONFIG CONFIG [...] --seeds ... --out DIR`."""
-    parser = argparse.ArgumentParser(prog="tonics compare", description=summary("compare"))
+    parser = CommandParser("compare")
     parser.add_argument(
         "configs", nargs="+", help="two or more `tonics fit` YAML files; the first is the baseline"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tonics.errors import UsageError
+
 
 def add_reader_options(parser: argparse.ArgumentParser) -> None:
     """Options that pick a dataset in one of the supported formats."""
@@ -36,7 +38,7 @@ def reader_from_args(args: argparse.Namespace):
         if getattr(args, name)
     ]
     if len(chosen) != 1:
-        raise SystemExit(
+        raise UsageError(
             "tonics: name exactly one dataset: --demo, --karpathy, --coco-captions, --tsv, --webdataset, --hf or --csv"
         )
     from tonics.data.readers import (

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
-from tonics.commands import summary
+from tonics.commands.parsing import CommandParser
 
 
 def main(argv: list[str]) -> int:
     """Run the command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="tonics demo", description=summary("demo"))
+    parser = CommandParser("demo")
     parser.add_argument("--root", help="output directory (default: the cache)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

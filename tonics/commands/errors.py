@@ -11,7 +11,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean "the config or the data is wrong", not "tonics has a bug"."""
     from jsonargparse import ArgumentError
 
-    from tonics.errors import ConfigError, InputError
+    from tonics.errors import ConfigError, InputError, UsageError
     from tonics.model.encoders import ModelNotFoundError
     from tonics.train.checkpointing import DamagedCheckpointError
 
@@ -19,6 +19,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
         ArgumentError,
         ConfigError,
         InputError,
+        UsageError,
+        OSError,  # a missing, unreadable or wrong file or directory: its message names it
         ModelNotFoundError,
         DamagedCheckpointError,
         pickle.UnpicklingError,
@@ -28,6 +30,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def kind_of(err: BaseException) -> str:
     """'config' for a setting that is wrong, 'input' for data or files that are."""
     config = ("ArgumentError", "ConfigError", "CurriculumError")
+    if type(err).__name__ == "UsageError":
+        return "usage"
     return "config" if type(err).__name__ in config else "input"
 
 

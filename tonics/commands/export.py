@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
-from tonics.commands import summary
+from tonics.commands.parsing import CommandParser
 
 
 def main(argv: list[str]) -> int:
     """Run the command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="tonics export", description=summary("export"))
+    parser = CommandParser("export")
     parser.add_argument("checkpoint")
     parser.add_argument("out")
     args = parser.parse_args(argv)

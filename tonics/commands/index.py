@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
 from pathlib import Path
 
-from tonics.commands import summary
+from tonics.commands.parsing import CommandParser
+from tonics.errors import UsageError
 
 
 def main(argv: list[str]) -> int:
     """Run the command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="tonics index", description=summary("index"))
+    parser = CommandParser("index")
     parser.add_argument("shards", help="glob of .tar or .parquet shards, e.g. 'cc3m/*.tar'")
     parser.add_argument("--out", help="index file (default: kept in the tonics cache)")
     parser.add_argument("--caption-extension", default="txt")
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
 
     shards = WebDatasetReader(args.shards).shard_paths()
     if not shards:
-        raise SystemExit(f"tonics index: no shards match '{args.shards}'")
+        raise UsageError(f"tonics index: no shards match '{args.shards}'; check the glob")
     started = time.perf_counter()
     if args.out:
         index = build_index(

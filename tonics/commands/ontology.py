@@ -3,17 +3,16 @@ histogram, unmatched nouns, the nodes hard batches would come from)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
-from tonics.commands import summary
 from tonics.commands.datasets import add_reader_options, reader_from_args
+from tonics.commands.parsing import CommandParser
 
 
 def main(argv: list[str]) -> int:
     """Run the command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="tonics ontology", description=summary("ontology"))
+    parser = CommandParser("ontology")
     parser.add_argument("action", choices=("build", "stats"))
     parser.add_argument("--split", default="train")
     parser.add_argument("--source", default="caption", choices=("caption", "image", "intersection"))

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
-from tonics.commands import summary
+from tonics.commands.parsing import CommandParser
 
 
 def main(argv: list[str]) -> int:
     """Run the command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="tonics report", description=summary("report"))
+    parser = CommandParser("report")
     parser.add_argument("run_dir")
     parser.add_argument("--out", help="write the PNGs here (default: the run directory)")
     args = parser.parse_args(argv)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from tonics.commands import summary
 from tonics.commands.datasets import add_reader_options, reader_from_args
+from tonics.commands.parsing import CommandParser
 
 
 def main(argv: list[str]) -> int:
     """Run the command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="tonics retrieval", description=summary("retrieval"))
+    parser = CommandParser("retrieval")
     parser.add_argument("--model", help="directory written by `tonics export`")
     parser.add_argument(
         "--text-encoder", default="packaged:minilm", help="untrained baseline (no --model)"
@@ -20,7 +19,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--vision-encoder", default="packaged:mobilenet_v2", help="untrained baseline (no --model)"
     )
-    parser.add_argument("--split", default="test")
+    parser.add_argument(
+        "--split", help="split to evaluate (default: 'test', or the data's only split)"
+    )
     parser.add_argument(
         "--demo-transfer",
         action="store_true",

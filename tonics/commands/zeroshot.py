@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from tonics.commands import summary
+from tonics.commands.parsing import CommandParser
 
 
 def main(argv: list[str]) -> int:
     """Run the command; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="tonics zeroshot", description=summary("zeroshot"))
+    parser = CommandParser("zeroshot")
     parser.add_argument(
         "--model",
         required=True,

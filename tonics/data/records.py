@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from tonics.errors import InputError
+
 
 @dataclass(frozen=True, slots=True)
 class ImageRef:
@@ -54,7 +56,7 @@ def select_split(records: list[PairRecord], split: str) -> list[PairRecord]:
     chosen = [r for r in records if r.split == split]
     if not chosen:
         present = sorted({r.split for r in records})
-        raise ValueError(f"split '{split}' is empty; the data has splits {present}")
+        raise InputError(f"split '{split}' is empty; the data has splits {present}")
     return chosen
 
 

@@ -4,6 +4,7 @@ exported model or on untrained encoders (a baseline)."""
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from tqdm.auto import tqdm
 
 from tonics.data.batches import image_once_loader
 from tonics.data.records import select_split
+from tonics.errors import InputError
 from tonics.eval.retrieval import EmbeddedSplit, collect_embeddings, retrieval_metrics
 
 
@@ -38,30 +40,33 @@ def _features(output) -> torch.Tensor:
     return output if isinstance(output, torch.Tensor) else output.pooler_output
 
 
-def exported_towers(model_dir: str) -> Towers:
+def exported_towers(model_dir: str, *, allow_pickle: bool = False) -> Towers:
     """The towers of a model written by `tonics export`, or of any dual encoder `transformers`
     loads with `get_text_features` / `get_image_features` (CLIPModel, SiglipModel,
-    VisionTextDualEncoderModel...), so a reference model is measured on the same protocol."""
+    VisionTextDualEncoderModel...), so a reference model is measured on the same protocol. The
+    directory is read as data (`tonics.model.directories`)."""
     from pathlib import Path
 
-    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
+    from tonics.model.directories import SAFE, check_model_directory, pil_processor_options
     from tonics.model.exported import load
     from tonics.model.hf_model import MODEL_TYPE
 
     directory = Path(model_dir)
-    if AutoConfig.from_pretrained(directory).model_type == MODEL_TYPE:
+    config = check_model_directory(directory, allow_pickle=allow_pickle)
+    if config.get("model_type") == MODEL_TYPE:
         model = load(model_dir)
         return Towers(
             model.tokenizer, model.image_processor, model.encode_tokens, model.encode_image
         )
-    model = AutoModel.from_pretrained(directory).eval()
+    model = AutoModel.from_pretrained(directory, use_safetensors=not allow_pickle, **SAFE).eval()
     if not (hasattr(model, "get_text_features") and hasattr(model, "get_image_features")):
-        raise ValueError(
+        raise InputError(
             f"--model {model_dir}: {type(model).__name__} has no get_text_features/"
             "get_image_features; give a dual encoder (CLIP, SigLIP, a tonics export)"
         )
-    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer = AutoTokenizer.from_pretrained(directory, **SAFE)
 
     @torch.no_grad()
     def encode_tokens(input_ids, attention_mask):
@@ -76,7 +81,7 @@ def exported_towers(model_dir: str) -> Towers:
             _features(model.get_image_features(pixel_values=pixels)), dim=-1
         )
 
-    processor = AutoImageProcessor.from_pretrained(directory, use_fast=False)
+    processor = AutoImageProcessor.from_pretrained(directory, **SAFE, **pil_processor_options())
     return Towers(tokenizer, processor, encode_tokens, encode_pixels)
 
 
@@ -133,19 +138,33 @@ def _hard_figures(split: EmbeddedSplit, split_records, all_records) -> dict:
 
     if split.kept is None:
         return {}
+    evaluated = split_records[0].split if split_records else None
     train = [r for r in all_records if r.split == "train"]
     objects, novel = caption_annotations(split_records, train)
-    return {
-        **within_object_metrics(
-            split.images, split.texts, split.text_to_image, [objects[k] for k in split.kept]
-        ),
-        **caption_novel_metrics(
-            split.images, split.texts, split.text_to_image, [novel[k] for k in split.kept]
-        ),
-    }
+    figures = within_object_metrics(
+        split.images, split.texts, split.text_to_image, [objects[k] for k in split.kept]
+    )
+    if train and evaluated != "train":  # novel means "not in a training split": else n/a
+        novel_of_kept = [novel[k] for k in split.kept]
+        figures |= caption_novel_metrics(
+            split.images, split.texts, split.text_to_image, novel_of_kept
+        )
+    return figures
 
 
 @torch.no_grad()
+def choose_split(records) -> str:
+    """The split to evaluate when none is named: 'test', else the data's only split."""
+    present = sorted({r.split for r in records})
+    if "test" in present:
+        return "test"
+    if len(present) == 1:
+        print(f"tonics: evaluating every pair: the data has one split, '{present[0]}'",
+              file=sys.stderr)  # fmt: skip
+        return present[0]
+    raise InputError(f"the data has splits {present} and no 'test'; name one with --split")
+
+
 def evaluate_reader(
     reader,
     *,
@@ -155,8 +174,10 @@ def evaluate_reader(
     vision_encoder="packaged:mobilenet_v2",
     batch_size=64,
 ) -> dict:
-    """Retrieval figures for one split of a reader's dataset."""
+    """Retrieval figures for one split of a reader's dataset (`split` None: 'test' when the data
+    has it, else its only split, said on stderr; several splits and no test: an error)."""
     all_records = reader.read()
+    split = split or choose_split(all_records)
     records = sorted(select_split(all_records, split), key=lambda r: r.image_id)
     towers = (
         exported_towers(model_dir) if model_dir else baseline_towers(text_encoder, vision_encoder)
@@ -175,15 +196,19 @@ def evaluate_reader(
         )
         chunks.append(
             (
-                towers.encode_tokens(batch["input_ids"], batch["attention_mask"]),
+                towers.encode_tokens(batch["input_ids"], batch["attention_mask"])
+                if len(batch["indices"])
+                else None,
                 images,
                 batch["image_ids"],
                 batch["has_image"],
+                batch["indices"],
+                len(batch["skipped"]),
             )
         )
     embedded = collect_embeddings(chunks)
     if embedded is None:
-        raise ValueError(f"split '{split}': no image could be loaded ({failed} failed)")
+        raise InputError(f"split '{split}': no image could be loaded ({failed} failed)")
     result = retrieval_metrics(embedded.images, embedded.texts, embedded.text_to_image)
     hard = _hard_figures(embedded, records, all_records)
     model = model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)"

@@ -39,19 +39,29 @@ class EmbeddedSplit:
 
 
 def collect_embeddings(chunks) -> EmbeddedSplit | None:
-    """Join per-batch (text embeddings, image embeddings or None, image ids, has_image) chunks.
+    """Join per-batch chunks (text embeddings or None, image embeddings or None, image ids,
+    has_image[, dataset indices, pairs the collator already left out]).
 
     Batches come from `image_once_loader`: every caption has a text row, only each image's first
-    pair has an image row. Captions whose image failed to load are left out. None when nothing
-    can be evaluated.
+    pair has an image row. Captions whose image failed to load are left out and counted in
+    `dropped`, whether the collator removed them (the pair's own image failed) or they arrive
+    without an image row (their image's first pair failed). `kept` gives each caption row's
+    dataset index (its position in the loader's records). None when nothing can be evaluated.
     """
-    texts, images, rows, owners = [], [], {}, []
-    for text, image, image_ids, has_image in chunks:
+    texts, images, rows, owners, positions, removed = [], [], {}, [], [], 0
+    for text, image, image_ids, has_image, *extra in chunks:
+        indices = extra[0].tolist() if extra and extra[0] is not None else None
+        removed += int(extra[1]) if len(extra) > 1 else 0
+        if text is None:
+            continue
         texts.append(text)
         if image is not None:
             images.append(image)
             for image_id in (i for i, h in zip(image_ids, has_image.tolist()) if h):
                 rows[image_id] = len(rows)
+        positions.extend(
+            indices if indices is not None else range(len(owners), len(owners) + len(image_ids))
+        )
         owners.extend(image_ids)
     keep = [k for k, image_id in enumerate(owners) if image_id in rows]
     if not images or not keep:
@@ -61,8 +71,8 @@ def collect_embeddings(chunks) -> EmbeddedSplit | None:
         torch.cat(texts)[keep],
         [rows[owners[k]] for k in keep],
         list(rows),
-        dropped=len(owners) - len(keep),
-        kept=keep,
+        dropped=len(owners) - len(keep) + removed,
+        kept=[positions[k] for k in keep],
     )
 
 

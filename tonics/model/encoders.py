@@ -15,6 +15,7 @@ from torch import nn
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, PreTrainedModel
 
 from tonics.model import packaged
+from tonics.model.directories import pil_processor_options
 
 TextPooling = Literal["cls", "mean"]
 VisionPooling = Literal["pooled", "cls", "mean"]
@@ -27,7 +28,7 @@ class ModelNotFoundError(RuntimeError):
 def _from_pretrained(loader, name: str, role: str, **kwargs):
     """Call `loader.from_pretrained`, turning hub/network failures into one clear line."""
     try:
-        return loader.from_pretrained(name, **kwargs)
+        return loader.from_pretrained(name, **{"trust_remote_code": False, **kwargs})
     except (OSError, ValueError) as err:
         tried = (
             "a local directory"
@@ -60,7 +61,7 @@ def load_image_processor(name: str):
         return packaged.imagenet_image_processor()
     if name.startswith("tiny:"):
         return packaged.tiny_image_processor()
-    return _from_pretrained(AutoImageProcessor, name, "image processor", use_fast=False)
+    return _from_pretrained(AutoImageProcessor, name, "image processor", **pil_processor_options())
 
 
 def load_text_model(name: str) -> PreTrainedModel:

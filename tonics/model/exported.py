@@ -14,6 +14,7 @@ from torch import nn
 from transformers import AutoImageProcessor, AutoTokenizer
 
 from tonics.model.alignment import LOGIT_SCALE_MAX
+from tonics.model.directories import SAFE, check_model_directory, pil_processor_options
 from tonics.model.hf_model import TonicsDualEncoderModel
 
 
@@ -24,11 +25,12 @@ class ExportedModel(nn.Module):
     def __init__(self, directory: str | Path) -> None:
         super().__init__()
         directory = Path(directory)
-        if not (directory / "config.json").is_file():
-            raise FileNotFoundError(f"{directory} is not an exported tonics model (no config.json)")
-        self.hf = TonicsDualEncoderModel.from_pretrained(directory).eval()
-        self.tokenizer = AutoTokenizer.from_pretrained(directory)
-        self.image_processor = AutoImageProcessor.from_pretrained(directory, use_fast=False)
+        check_model_directory(directory)
+        self.hf = TonicsDualEncoderModel.from_pretrained(directory, use_safetensors=True).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(directory, **SAFE)
+        self.image_processor = AutoImageProcessor.from_pretrained(
+            directory, **SAFE, **pil_processor_options()
+        )
         self.meta = {"embed_dim": self.hf.config.embed_dim, **getattr(self.hf.config, "tonics", {})}
         self.logit_scale = self.hf.logit_scale
         self.eval()

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tonics.analysis.comparison import plot_curves
 from tonics.analysis.results import figures_of, markdown, summarise, validation_figures
+from tonics.errors import UsageError
 
 
 def arm_name(arm: str) -> str:
@@ -82,9 +83,9 @@ def compare(
     """Run every arm for every seed (seed-major, so a partial comparison is still paired) and
     write the comparison files; returns the summary."""
     if len(configs) < 2 or len({arm_name(c) for c in configs}) != len(configs):
-        raise SystemExit("tonics compare: give two or more configs with different file names")
+        raise UsageError("tonics compare: give two or more configs with different file names")
     if len(seeds) < 2:
-        raise SystemExit("tonics compare: give at least two seeds (--seeds 0 1 2 3 4)")
+        raise UsageError("tonics compare: give at least two seeds (--seeds 0 1 2 3 4)")
     out.mkdir(parents=True, exist_ok=True)
     roots: dict[str, list[Path]] = {arm_name(c): [] for c in configs}
     for seed in seeds:

@@ -22,19 +22,20 @@ class RetrievalEvaluation:
     """Validation/test/predict steps and their retrieval metrics (a LightningModule mixin)."""
 
     def _eval_step(self, batch, prefix: str) -> None:
+        store = self._eval.setdefault(prefix, [])
+        removed = len(batch["skipped"])  # pairs whose own image failed: not in the batch
         if not len(batch["indices"]):
+            store.append((None, None, [], batch["has_image"], batch["indices"], removed))
             return
         text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
-        store = self._eval.setdefault(prefix, [])
         image = (
             self.model.encode_image(batch["pixel_values"])
             if batch["pixel_values"] is not None
             else None
         )
         has_image = batch["has_image"]
-        store.append(
-            (text.cpu(), image.cpu() if image is not None else None, batch["image_ids"], has_image)
-        )
+        image = image.cpu() if image is not None else None
+        store.append((text.cpu(), image, batch["image_ids"], has_image, batch["indices"], removed))
         if image is not None and image.shape[0] >= 2:
             keys = batch["pair_keys"].to(self.device)[has_image.to(self.device)]
             loss = self.loss(image, text[has_image], self.model.scale(), keys)

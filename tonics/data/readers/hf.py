@@ -93,7 +93,11 @@ class HFDatasetReader(PairReader):
                     f"{metadata}: no column '{self.text_column}'; columns are {columns}. Set text_column."
                 )
             for n, row in rows:
-                row = {**row, self.image_column: str(metadata.parent / row["file_name"])}
+                image = _inside(metadata.parent, row["file_name"])
+                if image is None:
+                    self.skip("file_name outside the dataset directory", f"{metadata}:{n}")
+                    continue
+                row = {**row, self.image_column: str(image)}
                 records.extend(self._record(row, split, n))
         return records
 
@@ -122,7 +126,7 @@ class HFDatasetReader(PairReader):
         return records
 
     def _record(self, row: dict, split: str, n: int) -> list[PairRecord]:
-        caption = clean_caption(row[self.text_column])
+        caption = clean_caption(row.get(self.text_column))  # a missing column: counted as empty
         if not caption:
             self.skip("empty caption")
             return []
@@ -138,3 +142,9 @@ class HFDatasetReader(PairReader):
             return []
         image_id = str(row.get(self.image_id_column)) if self.image_id_column else f"{split}-{n}"
         return [PairRecord(f"hf-{split}-{n}", ref, caption, image_id, split)]
+
+
+def _inside(directory: Path, name: str) -> Path | None:
+    """`directory / name` when it stays inside `directory` (no absolute path, no `..` out)."""
+    target = (directory / name).resolve()
+    return target if target.is_relative_to(directory.resolve()) else None
