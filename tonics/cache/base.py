@@ -52,9 +52,11 @@ def fingerprint(module: torch.nn.Module, skip: frozenset[int] = frozenset()) -> 
 
 
 def hash_records(digest, records) -> None:
-    """Feed each pair's id, image id and caption into `digest`, in order."""
+    """Feed each pair's id, image id, image location and caption into `digest`, in order (the
+    same annotations over images somewhere else are another cache)."""
     for r in records:
-        digest.update(f"{r.pair_id}\x1f{r.image_id}\x1f{r.caption}\x1e".encode("utf-8", "replace"))
+        text = f"{r.pair_id}\x1f{r.image_id}\x1f{r.image.describe()}\x1f{r.caption}\x1e"
+        digest.update(text.encode("utf-8", "replace"))
 
 
 @torch.no_grad()

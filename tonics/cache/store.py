@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 PART_PAIRS = 50_000  # pairs per part: a killed build loses at most one part per rank
 MANIFEST = "manifest.json"
 FORMAT = "tonics-sharded-cache-1"
+PART_NAME = re.compile(r"part-\d{5}-of-\d{5}\.safetensors")
 _NUMPY = {
     "F16": np.float16,
     "F32": np.float32,
@@ -82,6 +85,8 @@ def _map_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Every tensor of a safetensors file as a read-only memmap, and its metadata; ValueError
     naming the file when it is not a whole, valid safetensors file."""
     try:
+        if path.is_symlink() or not stat.S_ISREG(path.stat().st_mode):
+            raise ValueError("not a regular file")
         size = path.stat().st_size
         with open(path, "rb") as handle:
             length = int.from_bytes(handle.read(8), "little")
@@ -89,12 +94,18 @@ def _map_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
                 raise ValueError("header length out of range")
             header = json.loads(handle.read(length))
         metadata = header.pop("__metadata__", None) or {}
+        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+            raise ValueError("__metadata__ is not a map of strings")
         arrays = {}
         for name, info in header.items():
             dtype = np.dtype(_NUMPY[info["dtype"]])
             shape = tuple(int(n) for n in info["shape"])
             begin, end = (int(n) for n in info["data_offsets"])
-            if end - begin != math.prod(shape) * dtype.itemsize or 8 + length + end > size:
+            if (
+                not 0 <= begin <= end
+                or end - begin != math.prod(shape) * dtype.itemsize
+                or 8 + length + end > size
+            ):
                 raise ValueError(f"tensor {name} does not fit the file")
             if math.prod(shape) == 0:
                 arrays[name] = np.empty(shape, dtype)
@@ -138,6 +149,10 @@ class ShardedStore:
         self.pair_row = np.zeros(num_pairs, dtype=np.int64)
         for index, arrays in enumerate(parts):
             pairs = np.asarray(arrays["pairs"])
+            if pairs.ndim != 1 or pairs.dtype.kind not in "iu" or (len(pairs) and (pairs.min() < 0 or pairs.max() >= num_pairs)):  # fmt: skip
+                raise ValueError(
+                    f"{directory}: part {index} names pairs outside 0..{num_pairs - 1}"
+                )
             self.pair_part[pairs] = index
             self.pair_row[pairs] = np.arange(len(pairs))
         if (self.pair_part < 0).any():
@@ -146,13 +161,25 @@ class ShardedStore:
             )
 
     @classmethod
-    def open(cls, directory: Path, key: str) -> ShardedStore:
-        """The cache in `directory`; ValueError naming the file when anything is missing or invalid."""
+    def open(cls, directory: Path, key: str, num_pairs: int | None = None) -> ShardedStore:
+        """The cache in `directory`; ValueError naming the file when anything is missing or
+        invalid: another key, a pair count other than `num_pairs`, a part name that is not one of
+        ours (so nothing outside the directory is ever mapped)."""
         manifest_path = directory / MANIFEST
         try:
             manifest = json.loads(manifest_path.read_text())
             if manifest.get("format") != FORMAT or manifest.get("key") != key:
                 raise ValueError("another format or key")
+            count = manifest.get("num_pairs")
+            if (
+                not isinstance(count, int)
+                or count < 1
+                or (num_pairs is not None and count != num_pairs)
+            ):
+                raise ValueError(f"num_pairs {count!r}, expected {num_pairs}")
+            names = manifest.get("parts")
+            if not isinstance(names, list) or not names or not all(isinstance(n, str) and PART_NAME.fullmatch(n) for n in names):  # fmt: skip
+                raise ValueError("part names are not this cache's")
         except Exception as err:  # noqa: BLE001
             raise ValueError(
                 f"{manifest_path} is not a valid manifest of this cache ({err})"
@@ -231,11 +258,11 @@ class ShardedStore:
         return out
 
 
-def _try_open(directory: Path, key: str, what: str) -> ShardedStore | None:
+def _try_open(directory: Path, key: str, what: str, num_pairs: int) -> ShardedStore | None:
     if not (directory / MANIFEST).is_file():
         return None
     try:
-        return ShardedStore.open(directory, key)
+        return ShardedStore.open(directory, key, num_pairs)
     except ValueError as err:
         log.warning("%s: %s; refusing it and computing the damaged parts again", what, err)
         return None
@@ -322,7 +349,7 @@ def load_or_build(
     description)` computes a part's arrays and failures. Every rank calls this with the same
     arguments: each builds its own parts, `barrier` waits for all, rank 0 writes the manifest."""
     barrier = barrier or (lambda: None)
-    store = _try_open(directory, key, what)
+    store = _try_open(directory, key, what, len(image_ids))
     if store is not None:
         log.info(
             "%s: loaded %s (%d parts, %.1f MB mapped)",
@@ -344,7 +371,7 @@ def load_or_build(
     if rank == 0:
         _write_manifest(directory, key, names, len(image_ids), world_size)
     barrier()
-    store = ShardedStore.open(directory, key)
+    store = ShardedStore.open(directory, key, len(image_ids))
     count = len(groups)
     log.info(
         "%s: %d parts written by %d rank(s) to %s (%.1f MB)",

@@ -243,13 +243,16 @@ def load_index(path: str | Path) -> tuple[ShardIndex, dict]:
     """The index and its manifest, read without touching the shards."""
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
-    raw = (table.schema.metadata or {}).get(b"tonics_shard_index")
-    if raw is None:
+    try:
+        table = pq.read_table(path)
+        raw = (table.schema.metadata or {}).get(b"tonics_shard_index")
+        manifest = json.loads(raw) if raw is not None else None
+    except Exception as err:  # noqa: BLE001 - truncated, not Parquet, unreadable: all "damaged"
+        raise DataFormatError(f"{path}: damaged shard index ({type(err).__name__}); rebuild it with `tonics index`") from None  # fmt: skip
+    if not _valid_manifest(manifest, table):
         raise DataFormatError(
-            f"{path}: not a tonics shard index (no manifest); rebuild it with `tonics index`"
+            f"{path}: not a tonics shard index (no valid manifest); rebuild it with `tonics index`"
         )
-    manifest = json.loads(raw)
     with paused_gc():  # integers through numpy, strings straight from Arrow: fast at CC scale
         numbers = {c: table.column(c).to_numpy().tolist() for c in ("shard", "offset", "size")}
         strings = {c: table.column(c).to_pylist() for c in ("member", "caption")}
@@ -265,12 +268,29 @@ def load_index(path: str | Path) -> tuple[ShardIndex, dict]:
     return index, manifest
 
 
+def _valid_manifest(manifest, table) -> bool:
+    """The manifest and columns a tonics index has: shards with paths, skips, and shard numbers
+    that point into the shard list."""
+    columns = {"shard", "offset", "size", "member", "caption"}
+    if not isinstance(manifest, dict) or not columns <= set(table.column_names):
+        return False
+    shards = manifest.get("shards")
+    if not isinstance(shards, list) or not isinstance(manifest.get("skipped"), list):
+        return False
+    if not all(isinstance(e, dict) and isinstance(e.get("path"), str) for e in shards):
+        return False
+    numbers = table.column("shard").to_numpy()
+    return len(numbers) == 0 or (0 <= numbers.min() and numbers.max() < len(shards))
+
+
 def changed_shards(index: ShardIndex, shards: list[Path]) -> list[str]:
     """Why the index no longer describes these shards (empty when it does): a shard added,
     missing, or with another size or mtime than when it was indexed."""
     indexed = {s["path"]: s for s in index.shards}
-    problems = [
-        f"{s} is not in the index (new shard)" for s in map(str, shards) if s not in indexed
+    given = set(map(str, shards))
+    problems = [f"{s} is not in the index (new shard)" for s in given if s not in indexed]
+    problems += [
+        f"{p} is indexed but not among the shards given" for p in indexed if p not in given
     ]
     for entry in index.shards:
         path = Path(entry["path"])
@@ -296,6 +316,28 @@ def default_index_path(shards: list[Path], caption_extension: str) -> Path:
     return cache_dir() / "shard-index" / f"index-{key.hexdigest()}.parquet"
 
 
+def _current_index(path: Path, shards: list[Path], caption_extension: str, named: bool):
+    """The index at `path` when it still describes `shards`; None when it must be rebuilt (the
+    automatic index); a named index that is damaged or stale is an error naming the problem."""
+    try:
+        index, manifest = load_index(path)
+    except DataFormatError as err:
+        if named:
+            raise
+        log.warning("%s: rebuilding", err)
+        return None
+    problems = changed_shards(index, shards)
+    if manifest.get("caption_extension") != caption_extension:
+        problems.append(f"indexed with caption extension '{manifest.get('caption_extension')}'")
+    if not problems:
+        return index
+    if named:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataFormatError(f"{path}: {problems[0]}{more}; re-run `tonics index` on the shards")
+    log.info("shard index %s is stale (%s): rebuilding", path, problems[0])
+    return None
+
+
 def index_for(
     shards: list[Path], caption_extension: str = "txt", path: str | Path | None = None
 ) -> ShardIndex:
@@ -305,20 +347,9 @@ def index_for(
     shards = [s.resolve() for s in shards]
     named = path is not None
     path = Path(path) if named else default_index_path(shards, caption_extension)
-    if path.is_file():
-        index, manifest = load_index(path)
-        problems = changed_shards(index, shards)
-        if manifest.get("caption_extension") != caption_extension:
-            problems.append(f"indexed with caption extension '{manifest.get('caption_extension')}'")
-        if not problems:
-            return index
-        if named:
-            raise DataFormatError(
-                f"{path}: {problems[0]}"
-                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                + "; re-run `tonics index` on the shards"
-            )
-        log.info("shard index %s is stale (%s): rebuilding", path, problems[0])
+    current = _current_index(path, shards, caption_extension, named) if path.is_file() else None
+    if current is not None:
+        return current
     started = time.perf_counter()
     index = build_index(shards, caption_extension, path)
     save_index(index, path, caption_extension)

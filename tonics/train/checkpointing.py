@@ -64,6 +64,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """Write `checkpoint` to `path` atomically (`tonics.atomic`)."""
         if "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
+        target = Path(path)
+        for leftover in target.parent.glob(f".{target.name}.*.partial"):  # from a killed write
+            leftover.unlink(missing_ok=True)
         atomic_torch_save(checkpoint, path)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:

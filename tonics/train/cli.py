@@ -96,6 +96,18 @@ class TonicsCLI(LightningCLI):
             "--no_test", type=bool, default=False, help="skip the test pass after fit"
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Lightning reads `--ckpt_path` here, before any CheckpointIO: a damaged or pickled file
+        becomes the same one-line error (naming the newest loadable checkpoint) as at resume."""
+        from tonics.train.checkpointing import AtomicCheckpointIO
+
+        try:
+            super()._parse_ckpt_path()
+        except Exception:
+            ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+            AtomicCheckpointIO().load_checkpoint(ckpt_path, map_location="cpu")  # names the damage
+            raise
+
     def instantiate_trainer(self, **kwargs):
         """The Trainer, with atomic checkpoint writes unless the config names its own CheckpointIO."""
         from lightning.pytorch.plugins.io import CheckpointIO

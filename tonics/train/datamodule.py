@@ -25,7 +25,7 @@ from tonics.data.images import (
 )
 from tonics.data.readers.base import PairReader
 from tonics.data.records import PairRecord, group_codes, select_split
-from tonics.errors import require, require_choice
+from tonics.errors import ConfigError, require, require_choice
 from tonics.ontology.graph import ObjectSource, Ontology
 from tonics.ontology.index import ontology_for_records
 from tonics.sampling.curriculum import Curriculum, Stage
@@ -113,6 +113,12 @@ class TonicsDataModule(pl.LightningDataModule):
         """Read the dataset and build the ontology cache (once, on rank 0)."""
         self._build_ontology(self.split("train"))
 
+    def _check_split(self, name: str, key: str) -> None:
+        """A split a setting names must exist in the data (ConfigError naming the key)."""
+        if not self.has_split(name):
+            present = sorted({r.split for r in self.records or []})
+            raise ConfigError(key, f"the data has no '{name}' split (it has {present}); name one")
+
     def has_split(self, name: str) -> bool:
         """Whether the dataset holds any pair of this split."""
         try:
@@ -169,6 +175,8 @@ class TonicsDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Load records and the ontology; check that the ontology matches the training pairs."""
+        if stage in ("fit", "validate", None):
+            self._check_split(self.evaluation.split, "data.eval_split")
         if stage in ("fit", None) and self.ontology is None:
             train = self.split("train")
             self.ontology = self._build_ontology(train)
