@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tonics.model.encoders import load_image_processor, load_tokenizer
 from tonics.model.hf_model import TonicsDualEncoderConfig, TonicsDualEncoderModel
+from tonics.sampling.openings import Openings
 
 # where the packaged encoders come from, and their weights' licences (for the model card)
 ORIGINS = {
@@ -30,9 +31,16 @@ ORIGINS = {
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the aligned model in `checkpoint` (a `tonics fit` .ckpt) to directory `out`."""
+    from tonics.train.checkpointing import AtomicCheckpointIO
     from tonics.train.module import AlignmentModule
 
-    module = AlignmentModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
+    try:
+        module = AlignmentModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
+    except FileNotFoundError:
+        raise
+    except Exception:
+        AtomicCheckpointIO().load_checkpoint(checkpoint, map_location="cpu")  # names the damage
+        raise
     hp = module.hparams
     return export_model(
         module.model,
@@ -197,14 +205,21 @@ def _training_section(fit: dict, stages: list[dict]) -> list[str]:
         f"{data.get('batch_size', 'unknown')}, seed {fit.get('seed_everything', 'unknown')}",
     ]
     if stages:
-        lines += ["", "| stage | steps | batch mix | encoders opened |", "|---|---|---|---|"]
-        for stage, spec in zip(stages, data.get("stages") or [{}] * len(stages)):
-            towers = ("text", "vision")
-            opened = [
-                f"{t} {spec.get(f'unfreeze_{t}')}" for t in towers if spec.get(f"unfreeze_{t}")
+        lines += ["", "| stage | steps | batch mix | ramp | towers open |", "|---|---|---|---|---|"]
+        specs = data.get("stages") or [{}] * len(stages)
+        plan = Openings(
+            [(spec.get("unfreeze_text"), spec.get("unfreeze_vision")) for spec in specs]
+        )
+        for index, (stage, spec) in enumerate(zip(stages, specs)):
+            open_now = plan.at(0, index)
+            towers = [
+                f"{t} {'all' if v == 'all' else f'top {v}'}" for t, v in open_now.items() if v
             ]
-            row = f"| {stage['name']} | {stage['steps']} | {stage['mix']} | {', '.join(opened) or '-'} |"
-            lines.append(row)
+            ramp = f"0 -> mix over {spec['ramp_steps']} steps" if spec.get("ramp_steps") else "-"
+            lines.append(
+                f"| {stage['name']} | {stage['steps']} | {stage['mix']} | {ramp} | "
+                f"{', '.join(towers) or 'none (frozen)'} |"
+            )
     return lines + [""]
 
 

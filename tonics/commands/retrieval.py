@@ -30,6 +30,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", help="write the JSON report here")
     add_reader_options(parser)
+    parser.add_argument("--allow-pickle-weights", action="store_true",
+                        help="load pickled weights (pytorch_model.bin): only for files you trust")  # fmt: skip
     args = parser.parse_args(argv)
     from tonics.eval.protocol import evaluate_reader
 
@@ -39,6 +41,7 @@ def main(argv: list[str]) -> int:
         reader_from_args(args),
         split=args.split,
         model_dir=args.model,
+        allow_pickle=args.allow_pickle_weights,
         text_encoder=args.text_encoder,
         vision_encoder=args.vision_encoder,
         batch_size=args.batch_size,

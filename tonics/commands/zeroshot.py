@@ -32,10 +32,13 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", help="write the JSON report here")
+    parser.add_argument("--allow-pickle-weights", action="store_true",
+                        help="load pickled weights (pytorch_model.bin): only for files you trust")  # fmt: skip
     args = parser.parse_args(argv)
     from tonics.eval.protocol import exported_towers
     from tonics.eval.zeroshot import TEMPLATES, classify_images, dataset_samples, folder_samples
 
+    towers = exported_towers(args.model, allow_pickle=args.allow_pickle_weights)
     if args.image_folder:
         names, samples = folder_samples(args.image_folder)
     else:
@@ -43,7 +46,7 @@ def main(argv: list[str]) -> int:
             args.hf_dataset, args.split, args.image_column, args.label_column
         )
     report = classify_images(
-        exported_towers(args.model),
+        towers,
         names,
         samples,
         templates=tuple(args.templates or TEMPLATES),

@@ -165,11 +165,36 @@ def choose_split(records) -> str:
     raise InputError(f"the data has splits {present} and no 'test'; name one with --split")
 
 
+def embed_split(towers: Towers, records, batch_size: int, split: str) -> tuple[EmbeddedSplit, int]:
+    """Every caption and each image once through the towers; (embeddings, images that failed)."""
+    chunks, failed = [], 0
+    loader = image_once_loader(
+        records, towers.image_processor, towers.tokenizer, batch_size=batch_size
+    )
+    for batch in tqdm(loader, desc=f"retrieval: encoding {split}", unit="batch", mininterval=2.0):
+        failed += len(batch["skipped"])
+        pixels, indices = batch["pixel_values"], batch["indices"]
+        images = towers.encode_pixels(pixels) if pixels is not None else None
+        texts = (
+            towers.encode_tokens(batch["input_ids"], batch["attention_mask"])
+            if len(indices)
+            else None
+        )
+        chunks.append(
+            (texts, images, batch["image_ids"], batch["has_image"], indices, len(batch["skipped"]))
+        )
+    embedded = collect_embeddings(chunks)
+    if embedded is None:
+        raise InputError(f"split '{split}': no image could be loaded ({failed} failed)")
+    return embedded, failed
+
+
 def evaluate_reader(
     reader,
     *,
     split="test",
     model_dir=None,
+    allow_pickle=False,
     text_encoder="packaged:minilm",
     vision_encoder="packaged:mobilenet_v2",
     batch_size=64,
@@ -180,35 +205,12 @@ def evaluate_reader(
     split = split or choose_split(all_records)
     records = sorted(select_split(all_records, split), key=lambda r: r.image_id)
     towers = (
-        exported_towers(model_dir) if model_dir else baseline_towers(text_encoder, vision_encoder)
+        exported_towers(model_dir, allow_pickle=allow_pickle)
+        if model_dir
+        else baseline_towers(text_encoder, vision_encoder)
     )
     started = time.perf_counter()
-    chunks, failed = [], 0
-    loader = image_once_loader(
-        records, towers.image_processor, towers.tokenizer, batch_size=batch_size
-    )
-    for batch in tqdm(loader, desc=f"retrieval: encoding {split}", unit="batch", mininterval=2.0):
-        failed += len(batch["skipped"])
-        images = (
-            towers.encode_pixels(batch["pixel_values"])
-            if batch["pixel_values"] is not None
-            else None
-        )
-        chunks.append(
-            (
-                towers.encode_tokens(batch["input_ids"], batch["attention_mask"])
-                if len(batch["indices"])
-                else None,
-                images,
-                batch["image_ids"],
-                batch["has_image"],
-                batch["indices"],
-                len(batch["skipped"]),
-            )
-        )
-    embedded = collect_embeddings(chunks)
-    if embedded is None:
-        raise InputError(f"split '{split}': no image could be loaded ({failed} failed)")
+    embedded, failed = embed_split(towers, records, batch_size, split)
     result = retrieval_metrics(embedded.images, embedded.texts, embedded.text_to_image)
     hard = _hard_figures(embedded, records, all_records)
     model = model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)"

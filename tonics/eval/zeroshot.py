@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from tonics.errors import InputError
+
 TEMPLATES = (
     "a photo of a {}.",
     "a picture of a {}.",
@@ -63,7 +65,7 @@ def folder_samples(root) -> tuple[list[str], list[tuple[object, int]]]:
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if len(classes) < 2:
-        raise ValueError(
+        raise InputError(
             f"{root}: an image folder needs at least two class subfolders (ROOT/<class>/<image>)"
         )
     samples = [
@@ -89,11 +91,11 @@ def dataset_samples(path, split: str, image_column: str, label_column: str):
         data = datasets.load_dataset(str(path))
     if isinstance(data, datasets.DatasetDict):
         if split not in data:
-            raise ValueError(f"{path}: no split '{split}' (has {', '.join(data)}); pass --split")
+            raise InputError(f"{path}: no split '{split}' (has {', '.join(data)}); pass --split")
         data = data[split]
     for column in (image_column, label_column):
         if column not in data.column_names:
-            raise ValueError(
+            raise InputError(
                 f"{path}: no column '{column}' (columns: {', '.join(data.column_names)})"
             )
     feature = data.features[label_column]
@@ -140,7 +142,7 @@ def classify_images(
             embeddings.append(towers.encode_pixels(pixels))
             labels += batch_labels
     if not labels:
-        raise ValueError(f"no image could be read ({len(skipped)} skipped)")
+        raise InputError(f"no image could be read ({len(skipped)} skipped)")
     accuracy = zero_shot_accuracy(torch.cat(embeddings), labels, classifier)
     return {
         **accuracy,
