@@ -60,6 +60,23 @@ def select_split(records: list[PairRecord], split: str) -> list[PairRecord]:
     return chosen
 
 
+def image_subset(records: list[PairRecord], fraction: float, seed: int = 0) -> list[PairRecord]:
+    """The pairs of a seeded `fraction` of the distinct images (all their captions kept), in the
+    records' order. Images are ranked once by a hash of (seed, image id), so subsets are nested:
+    the 10% subset lies inside the 25% one, which lies inside the 50% one."""
+    if fraction >= 1:
+        return records
+    images = sorted({r.image_id for r in records}, key=lambda i: _rank(seed, i))
+    keep = set(images[: max(1, round(fraction * len(images)))])
+    return [r for r in records if r.image_id in keep]
+
+
+def _rank(seed: int, image_id: str) -> bytes:
+    return hashlib.blake2b(
+        f"{seed}\x1f{image_id}".encode("utf-8", "replace"), digest_size=8
+    ).digest()
+
+
 def normalise_caption(caption: str) -> str:
     """A caption as compared for duplicates: lower case, single spaces, no surrounding punctuation."""
     return " ".join(caption.lower().split()).strip(" .,;:!?\"'")

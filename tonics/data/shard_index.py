@@ -289,9 +289,6 @@ def changed_shards(index: ShardIndex, shards: list[Path]) -> list[str]:
     indexed = {s["path"]: s for s in index.shards}
     given = set(map(str, shards))
     problems = [f"{s} is not in the index (new shard)" for s in given if s not in indexed]
-    problems += [
-        f"{p} is indexed but not among the shards given" for p in indexed if p not in given
-    ]
     for entry in index.shards:
         path = Path(entry["path"])
         if not path.exists():
@@ -303,7 +300,8 @@ def changed_shards(index: ShardIndex, shards: list[Path]) -> list[str]:
                 f"{path} changed since it was indexed (size {entry['size']} -> "
                 f"{stat['size']}, mtime {entry['mtime_ns']} -> {stat['mtime_ns']})"
             )
-    return problems
+    others = [p for p in indexed if p not in given and Path(p).exists()]  # (missing: said above)
+    return problems + [f"{p} is indexed but not among the shards given" for p in others]
 
 
 def default_index_path(shards: list[Path], caption_extension: str) -> Path:

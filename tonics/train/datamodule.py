@@ -24,14 +24,20 @@ from tonics.data.images import (
     processor_draft_size,
 )
 from tonics.data.readers.base import PairReader
-from tonics.data.records import PairRecord, group_codes, select_split
+from tonics.data.records import PairRecord, group_codes, image_subset, select_split
 from tonics.errors import ConfigError, require, require_choice
 from tonics.ontology.graph import ObjectSource, Ontology
 from tonics.ontology.index import ontology_for_records
 from tonics.sampling.curriculum import Curriculum, Stage
 from tonics.sampling.openings import Openings
 from tonics.train.module import AlignmentModule
-from tonics.train.settings import CacheSettings, EvalSettings, ImageSettings, LoaderSettings
+from tonics.train.settings import (
+    CacheSettings,
+    EvalSettings,
+    ImageSettings,
+    LoaderSettings,
+    SubsetSettings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,24 +69,24 @@ class TonicsDataModule(pl.LightningDataModule):
         one_pair_per_image: bool = False,
         max_image_pixels: int = DEFAULT_MAX_PIXELS,
         max_image_aspect: float = DEFAULT_MAX_ASPECT,
+        train_fraction: float = 1.0,
+        train_fraction_seed: int = 0,
     ) -> None:
         """The flat `data.*` keys of a config, gathered into `tonics.train.settings` (where each
         group is documented and validated); `text_encoder`/`vision_encoder` are linked from the
         model in the CLI. one_pair_per_image: no training batch holds two captions of one image."""
         super().__init__()
         require_choice(object_source, ("caption", "image", "intersection"), "data.object_source")
-        require(
-            isinstance(reader, PairReader),
-            "data.reader",
-            "must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); "
-            f"got {type(reader).__name__}",
-        )
+        kind = type(reader).__name__
+        why = f"must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); got {kind}"
+        require(isinstance(reader, PairReader), "data.reader", why)
         self.loader = LoaderSettings(
             batch_size, eval_batch_size, num_workers, persistent_workers, max_text_length
         )
         self.cache = CacheSettings(feature_cache, prefix_cache_dtype, feature_cache_dtype)
         self.evaluation = EvalSettings(eval_split, transfer_split, max_eval_pairs)
         self.images = ImageSettings(max_image_pixels, max_image_aspect)
+        self.subset = SubsetSettings(train_fraction, train_fraction_seed)
         self.reader = reader
         self.curriculum = Curriculum(stages)
         self.object_source = object_source
@@ -132,7 +138,10 @@ class TonicsDataModule(pl.LightningDataModule):
             self.records = self.reader.read()
             if self.reader.skipped:
                 log.warning("reader skipped %s", dict(self.reader.skipped))
-        return select_split(self.records, name)
+        chosen = select_split(self.records, name)
+        if name == "train" and self.subset.fraction < 1:
+            chosen = image_subset(chosen, self.subset.fraction, self.subset.seed)
+        return chosen
 
     @property
     def tokenizer(self):

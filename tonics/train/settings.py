@@ -90,3 +90,17 @@ class ImageSettings:
     def __post_init__(self) -> None:
         require_number(self.max_pixels, "data.max_image_pixels", low=1, integer=True)
         require_number(self.max_aspect, "data.max_image_aspect", low=1)
+
+
+@dataclass(frozen=True)
+class SubsetSettings:
+    """Train on a seeded fraction of the training images (`data.train_fraction`,
+    `train_fraction_seed`): the data-efficiency experiments. Subsets are nested (10% inside 25%
+    inside 50%) and the ontology is built on the subset; evaluation splits are untouched."""
+
+    fraction: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_number(self.fraction, "data.train_fraction", low=0, high=1, low_open=True)
+        require_number(self.seed, "data.train_fraction_seed", integer=True)
