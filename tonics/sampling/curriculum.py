@@ -36,6 +36,8 @@ class Stage:
     min_distinct: int | None = None  # distinct images and captions a hard node needs (None: batch)
     siblings: int = 1  # >1: a hard batch from that many sibling nodes (batch/siblings pairs each)
     ramp_steps: int = 0  # >0: non-random shares grow from 0 to the mix's over this many steps
+    mine_skip: int = 30  # mined batches: the teacher's nearest neighbours left out (B3's p)
+    mine_within: str = "global"  # mined batches rank all pairs, or only the anchor's "object"
     steps: int | None = None
     epochs: int | None = None
     plateau_patience: int | None = None
@@ -66,6 +68,35 @@ def _check_unfreeze_spec(spec, key: str) -> None:
         raise CurriculumError(key, f"'all' or a positive number of top blocks; got {spec!r}")
 
 
+def _check_stage_fields(stage: Stage, where: str) -> None:
+    """The per-stage settings beyond the mix and the advance rule, each named by its key."""
+    checks = [
+        ("granularity", stage.granularity in ("fine", "depth"), "'fine' or 'depth'"),
+        ("min_depth", stage.min_depth <= stage.max_depth, f"at most max_depth {stage.max_depth}"),
+        ("alpha", stage.alpha >= 0, "must be >= 0"),
+        ("siblings", _is_int(stage.siblings, low=1), "must be a positive integer"),
+        ("ramp_steps", _is_int(stage.ramp_steps, low=0), "must be an integer >= 0"),
+        (
+            "min_distinct",
+            stage.min_distinct is None or _is_int(stage.min_distinct, low=1),
+            "must be >= 1",
+        ),
+        ("mine_skip", _is_int(stage.mine_skip, low=0), "must be an integer >= 0"),
+        ("mine_within", stage.mine_within in ("global", "object"), "'global' or 'object'"),
+    ]
+    for field_name, ok, rule in checks:
+        if not ok:
+            raise CurriculumError(
+                f"{where}.{field_name}", f"{rule}; got {getattr(stage, field_name)!r}"
+            )
+    _check_unfreeze_spec(stage.unfreeze_text, f"{where}.unfreeze_text")
+    _check_unfreeze_spec(stage.unfreeze_vision, f"{where}.unfreeze_vision")
+
+
+def _is_int(value, *, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
 class Curriculum:
     """Stages plus the steps at which each reached stage began."""
 
@@ -74,7 +105,9 @@ class Curriculum:
         self.validate()
         self.starts: list[int] = [0]
 
-    def validate(self, known_kinds: tuple[str, ...] = ("random", "ontology", "diverse")) -> None:
+    def validate(
+        self, known_kinds: tuple[str, ...] = ("random", "ontology", "diverse", "mined")
+    ) -> None:
         """Reject unknown kinds, empty mixes, stages that can never advance and bad fields, naming
         the key as it is written in a config (`data.stages[i].field`)."""
         for i, stage in enumerate(self.stages):
@@ -106,30 +139,7 @@ class Curriculum:
                     raise CurriculumError(
                         f"{where}.{key}", f"must be a positive integer; got {value!r}"
                     )
-            if stage.granularity not in ("fine", "depth"):
-                raise CurriculumError(
-                    f"{where}.granularity", f"'fine' or 'depth', got '{stage.granularity}'"
-                )
-            if stage.min_depth > stage.max_depth:
-                raise CurriculumError(
-                    f"{where}.min_depth", f"{stage.min_depth} is above max_depth {stage.max_depth}"
-                )
-            if stage.alpha < 0:
-                raise CurriculumError(f"{where}.alpha", f"must be >= 0; got {stage.alpha}")
-            if not isinstance(stage.siblings, int) or stage.siblings < 1:
-                raise CurriculumError(
-                    f"{where}.siblings", f"must be a positive integer; got {stage.siblings!r}"
-                )
-            if not isinstance(stage.ramp_steps, int) or stage.ramp_steps < 0:
-                raise CurriculumError(
-                    f"{where}.ramp_steps", f"must be an integer >= 0; got {stage.ramp_steps!r}"
-                )
-            if stage.min_distinct is not None and stage.min_distinct < 1:
-                raise CurriculumError(
-                    f"{where}.min_distinct", f"must be >= 1; got {stage.min_distinct}"
-                )
-            _check_unfreeze_spec(stage.unfreeze_text, f"{where}.unfreeze_text")
-            _check_unfreeze_spec(stage.unfreeze_vision, f"{where}.unfreeze_vision")
+            _check_stage_fields(stage, where)
 
     @property
     def current(self) -> int:

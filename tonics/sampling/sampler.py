@@ -22,6 +22,7 @@ from tonics.errors import ConfigError
 from tonics.ontology.graph import Ontology
 from tonics.sampling.curriculum import Curriculum
 from tonics.sampling.kinds import BatchKind, Draw, make_kind
+from tonics.sampling.mined import MinedKind
 from tonics.sampling.nodes import HardNodeRules
 from tonics.sampling.openings import Openings
 
@@ -42,12 +43,14 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         pair_images: np.ndarray | None = None,
         pair_captions: np.ndarray | None = None,
         one_pair_per_image: bool = False,
+        teacher: np.ndarray | None = None,
     ) -> None:
         """`openings`: the run's tower openings; batches of steps it serves from a feature cache
         are yielded as (index, False) pairs: "no image needed, the features are cached".
         `pair_images` / `pair_captions`: each pair's image number and normalised-caption number
         (hard-node variety counts; None: every pair distinct). `one_pair_per_image` caps every
-        batch at one pair per image (needs `pair_images`)."""
+        batch at one pair per image (needs `pair_images`). `teacher`: one embedding row per
+        pair, for mined batches (`tonics.sampling.mined`)."""
         num_pairs = len(ontology)
         if batch_size > num_pairs // world_size:
             raise ConfigError(
@@ -65,6 +68,7 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         self.pair_images = pair_images
         self.pair_captions = pair_captions
         self.image_of = pair_images if one_pair_per_image else None
+        self.teacher = teacher
         self.epoch = 0
         self.skip = 0
         self.draws: dict[int, Draw] = {}  # step -> how this rank's batch was made (diagnostics)
@@ -98,10 +102,29 @@ class CurriculumBatchSampler(Sampler[list[int]]):
                     pair_images=self.pair_images,
                     pair_captions=self.pair_captions,
                 )
-            self._kinds[key] = make_kind(
-                name, self.ontology, self.batch_size, self.image_of, **options
-            )
+            if name == "mined":
+                self._kinds[key] = self._mined_kind(stage_index)
+            else:
+                self._kinds[key] = make_kind(
+                    name, self.ontology, self.batch_size, self.image_of, **options
+                )
         return self._kinds[key]
+
+    def _mined_kind(self, stage_index: int) -> MinedKind:
+        stage = self.curriculum.stages[stage_index]
+        if self.teacher is None:
+            raise ConfigError(
+                f"data.stages[{stage_index}].mix",
+                "'mined' batches need teacher embeddings of the training pairs (the data module computes them from the frozen towers when a trainer is attached)",
+            )
+        objects = [objs[0] if objs else None for objs in self.ontology.pair_objects]
+        return MinedKind(
+            self.teacher,
+            skip=stage.mine_skip,
+            within=stage.mine_within,
+            main_objects=objects,
+            image_of=self.image_of,
+        )
 
     def _round(self, step: int, available: np.ndarray, rng: np.random.Generator) -> Draw:
         stage_index = self.curriculum.stage_index(step, len(self))

@@ -215,7 +215,32 @@ class TonicsDataModule(pl.LightningDataModule):
                 pair_images=pair_images,
                 pair_captions=pair_captions,
                 one_pair_per_image=self.one_pair_per_image,
+                teacher=self._teacher(model) if self._mines() else None,
             )
+
+    def _mines(self) -> bool:
+        return any("mined" in stage.mix for stage in self.curriculum.stages)
+
+    def _teacher(self, model) -> np.ndarray | None:
+        """Teacher rows for mined batches: the frozen towers' pooled features of every training
+        pair (the feature cache on disk, computed once), text and image halves averaged."""
+        if not isinstance(model, AlignmentModule):
+            return None
+        import torch
+
+        from tonics.cache.features import load_or_compute
+        from tonics.sampling.mined import teacher_rows
+
+        with torch.random.fork_rng(devices=[]):  # encoding draws loader seeds: leave them be
+            features = load_or_compute(
+                model.model, self.cache_source(), self.cache.feature_dtype, "cpu", self.trainer
+            )
+        pairs = torch.arange(features.store.num_pairs)
+        text = features.store.per_pair("text", pairs).float().numpy()
+        found, usable = features.store.images_of("image", pairs)
+        image = np.zeros((len(pairs), found.shape[1]), dtype=np.float32)
+        image[usable.numpy()] = found.float().numpy()
+        return teacher_rows(text, image)
 
     def train_dataloader(self) -> DataLoader:
         """Curriculum batches over the training split."""
