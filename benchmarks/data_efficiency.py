@@ -8,7 +8,7 @@ For each fraction, `tonics compare configs/random_baseline.yaml configs/demo.yam
 with `--data.train_fraction F` (a nested, seeded subset of the training images; the ontology is
 built on it) and validation every 200 steps. Finished runs are reused, so an interrupted grid
 resumes; the results files are rewritten after every fraction, so a partial grid is kept:
-`benchmarks/results/data_efficiency.json` and `.md` (per fraction: each arm's mean validation
+`benchmarks/results/data_efficiency.json`, `.md` and `.png` (per fraction: each arm's mean validation
 mean recall and within-object R@1 both ways, and the paired difference curriculum - random with
 a 95% t interval).
 """
@@ -19,6 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
+from tonics.analysis.data_efficiency import efficiency_figure
 from tonics.commands.noise import quiet_known_noise
 from tonics.train.compare import compare
 
@@ -69,6 +70,7 @@ def main() -> None:
         result = {"benchmark": "data_efficiency", "seeds": args.seeds, "fractions": rows}
         (RESULTS / "data_efficiency.json").write_text(json.dumps(result, indent=1))
         (RESULTS / "data_efficiency.md").write_text(table(rows) + "\n")
+        efficiency_figure(RESULTS / "data_efficiency.json", RESULTS / "data_efficiency.png")
         print(json.dumps({"fraction": fraction, "done": True}), flush=True)
     print(table(rows))
 

@@ -99,3 +99,38 @@ def test_notebook_executes_headless_on_a_tiny_run(tiny_run, tiny_comparison, mon
     assert os.environ["TONICS_RUN_DIR"] == str(tiny_run)
     text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
     assert "false_negative_rows" in text and "random" in text  # the comparison section ran
+
+
+def test_data_efficiency_rows_and_figure(tmp_path):
+    import json
+
+    from tonics.analysis.data_efficiency import efficiency_figure, efficiency_rows
+
+    def summary(shift: float) -> dict:
+        entry = {
+            "random_baseline": 30.0,
+            "demo": 30.0 + shift,
+            "demo - random_baseline": {
+                "difference": shift,
+                "t_low": shift - 1,
+                "t_high": shift + 1,
+            },
+        }
+        return {
+            "arms": ["random_baseline", "demo"],
+            "baseline": "random_baseline",
+            "seeds": 5,
+            "metrics": {"recall_mean": entry},
+        }
+
+    results = {"fractions": {"0.25": summary(0.5), "0.1": summary(2.0)}}
+    rows = efficiency_rows(results)
+    assert [(r["fraction"], r["arm"]) for r in rows] == [
+        (0.1, "random_baseline"),
+        (0.1, "demo"),
+        (0.25, "random_baseline"),
+        (0.25, "demo"),
+    ]
+    assert rows[1]["difference"]["t_low"] == 1.0 and "difference" not in rows[0]
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    assert efficiency_figure(tmp_path / "r.json", tmp_path / "f.png").stat().st_size > 1000
