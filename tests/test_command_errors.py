@@ -84,6 +84,10 @@ CASES = [
     ("compare", ["{config}"], "two or more configs"),
     ("compare", ["{config}", "{config}"], "two or more configs"),
     ("compare", ["{config}", "{missing}.yaml", "--seeds", "0"], "two seeds"),
+    ("search", [], "action"),
+    ("search", ["index", "--images", "{missing}", "--out", "{missing}-ix"], "missing"),
+    ("search", ["query", "{empty}", "a dog"], "not a search index"),
+    ("search", ["query", "{empty}"], "give words or --image"),
 ]
 
 

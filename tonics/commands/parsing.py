@@ -12,8 +12,11 @@ from tonics.errors import UsageError
 class CommandParser(argparse.ArgumentParser):
     """`argparse.ArgumentParser` that raises `UsageError` instead of printing usage and exiting."""
 
-    def __init__(self, name: str, **kwargs) -> None:
-        super().__init__(prog=f"tonics {name}", description=summary(name), **kwargs)
+    def __init__(self, name: str | None = None, **kwargs) -> None:
+        """`name`: the tool (`tonics NAME`); without it (sub-parsers), argparse's own arguments."""
+        if name is not None:
+            kwargs = {"prog": f"tonics {name}", "description": summary(name), **kwargs}
+        super().__init__(**kwargs)
 
     def error(self, message: str):
         """Raise the parse error as one line naming the tool (`tonics TOOL --help` for usage)."""

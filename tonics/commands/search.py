@@ -1,0 +1,63 @@
+"""`tonics search index|query`: search a photo collection with a trained model.
+
+tonics search index --model exported/ --images photos/ --out photos.index
+tonics search query photos.index "a red bicycle" [-k 10] [--json]
+tonics search query photos.index --image photos/cat.jpg
+"""
+
+from __future__ import annotations
+
+import json
+
+from tonics.commands.parsing import CommandParser
+
+
+def _parser() -> CommandParser:
+    parser = CommandParser("search")
+    actions = parser.add_subparsers(dest="action", required=True)
+    index = actions.add_parser("index", help="build or update the index of a folder of images")
+    index.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    index.add_argument("--out", required=True, help="index directory (updated when it exists)")
+    index.add_argument("--model", help="a `tonics export` directory or any local dual encoder")
+    index.add_argument(
+        "--kind",
+        default="auto",
+        choices=("auto", "flat", "hnsw"),
+        help="vector index: exact, HNSW, or chosen by size (default)",
+    )
+    index.add_argument(
+        "--hnsw-above", type=int, default=50_000, help="auto: HNSW above this many images"
+    )
+    query = actions.add_parser("query", help="the images nearest to words or to a picture")
+    query.add_argument("index", help="index directory")
+    query.add_argument("text", nargs="?", help="words to search for")
+    query.add_argument("--image", help="search by this picture instead (image to image)")
+    query.add_argument("-k", type=int, default=10, help="results (default 10)")
+    query.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run the command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    import tonics.search as search
+    from tonics.errors import UsageError
+
+    if args.action == "index":
+        report = search.build(
+            args.images, args.out, model=args.model, kind=args.kind, hnsw_above=args.hnsw_above
+        )
+        print(json.dumps(report))
+        return 0
+    if (args.text is None) == (args.image is None):
+        raise UsageError("tonics search query: give words or --image PICTURE (one of them)")
+    index = search.open(args.index)
+    hits = index.image(args.image, args.k) if args.image else index.text(args.text, args.k)
+    if args.json:
+        print(
+            json.dumps([{"path": h.path, "score": round(h.score, 6), "rank": h.rank} for h in hits])
+        )
+    else:
+        for hit in hits:
+            print(f"{hit.score:+.4f}  {hit.path}")
+    return 0
