@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES="wordnet-base wordnet-sense-index openclipart-png openclipart-svg fonts-noto-color-emoji unicode-cldr-core"
+DEBIAN_PACKAGES="wordnet-base wordnet-sense-index openclipart-png openclipart-svg fonts-noto-color-emoji unicode-cldr-core chromium"  # chromium: the search page's browser test (driven by Playwright, nothing downloaded)
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 missing=""

@@ -34,6 +34,12 @@ def _parser() -> CommandParser:
     query.add_argument("--image", help="search by this picture instead (image to image)")
     query.add_argument("-k", type=int, default=10, help="results (default 10)")
     query.add_argument("--json", action="store_true", help="print the results as JSON")
+    serve = actions.add_parser("serve", help="a local web page to search the index")
+    serve.add_argument("index", help="index directory")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: this machine only)"
+    )
+    serve.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -48,6 +54,14 @@ def main(argv: list[str]) -> int:
             args.images, args.out, model=args.model, kind=args.kind, hnsw_above=args.hnsw_above
         )
         print(json.dumps(report))
+        return 0
+    if args.action == "serve":
+        from tonics.search.server import serve
+
+        print(
+            f"tonics search: serving {args.index} on http://{args.host}:{args.port} (Ctrl-C stops)"
+        )
+        serve(args.index, args.host, args.port)
         return 0
     if (args.text is None) == (args.image is None):
         raise UsageError("tonics search query: give words or --image PICTURE (one of them)")
