@@ -95,11 +95,20 @@ def demo_throughput() -> dict:
         started = time.perf_counter()
         report = search.build(root, Path(directory) / "ix", towers=towers)
         total = time.perf_counter() - started
+        index = search.open(Path(directory) / "ix")
+        index._towers = towers
+        latencies = []
+        for query in ("a red car", "a dog", "a pizza", "a tree", "a bicycle") * 10:
+            started = time.perf_counter()
+            index.text(query, k=10)
+            latencies.append((time.perf_counter() - started) * 1000)
     return {
         "images": report["images"],
         "seconds": round(total, 1),
         "images_per_s": round(report["images"] / total, 1),
         "share_outside_encoder": round(1 - inside[0] / total, 3),
+        "text_query_with_embedding_p50_ms": round(statistics.median(latencies), 2),
+        "text_query_with_embedding_p99_ms": round(float(np.percentile(latencies, 99)), 2),
     }
 
 
