@@ -126,6 +126,7 @@ def main() -> None:
         flat, exact_top = measure(n, "flat", queries, None)
         hnsw, _ = measure(n, "hnsw", queries, exact_top)
         results[str(n)] = {"flat": flat, "hnsw": hnsw}
+        print(json.dumps({"size": n, "flat": flat, "hnsw": hnsw}), flush=True)  # progress
     if args.demo:
         results["demo"] = demo_throughput()
     print(
