@@ -26,7 +26,7 @@ def _parser() -> CommandParser:
         help="vector index: exact, HNSW, or chosen by size (default)",
     )
     index.add_argument(
-        "--hnsw-above", type=int, default=50_000, help="auto: HNSW above this many images"
+        "--hnsw-above", type=int, default=200_000, help="auto: HNSW above this many images"
     )
     query = actions.add_parser("query", help="the images nearest to words or to a picture")
     query.add_argument("index", help="index directory")

@@ -8,7 +8,7 @@ An index is a directory:
                          it was skipped) and its embedding row (-1 when skipped)
   embeddings.safetensors the L2-normalised image embeddings (float32), never pickled
   index.faiss            the vector index: exact inner product ('flat') for small collections,
-                         HNSW ('hnsw') above `hnsw_above` images, or as asked
+                         HNSW ('hnsw') above `hnsw_above` images (200k), or as asked
   pending/               chunks of a build in progress (a killed build resumes from them)
 
 Running the build again after files were added, changed or removed re-encodes only those (by path,
@@ -141,7 +141,7 @@ def build(
     text_encoder: str = "packaged:minilm",
     vision_encoder: str = "packaged:mobilenet_v2",
     kind: str = "auto",
-    hnsw_above: int = 50_000,
+    hnsw_above: int = 200_000,
     chunk_size: int = 256,
     towers=None,
 ) -> dict:
