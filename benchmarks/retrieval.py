@@ -2,7 +2,8 @@
 
     python benchmarks/retrieval.py
 
-Prints one JSON line: seconds, peak resident memory, and the ratio chunked/unchunked time.
+Prints one JSON line: seconds (best of 3), peak resident memory, and the ratio to the bare matrix
+product `images @ texts.T` timed in the same run (the goal: within 1.5x of it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ import torch
 from tonics.eval.retrieval import retrieval_metrics
 
 
+def best_of(work, repeats: int = 3) -> float:
+    """The fastest of `repeats` timings of `work()` (seconds)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
 def main() -> None:
     """Time the chunked metric on random embeddings with 5 captions per image."""
     g = torch.Generator().manual_seed(0)
@@ -27,9 +38,9 @@ def main() -> None:
     )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     retrieval_metrics(images[:100], texts[:500], owner[:500])  # warm-up
-    started = time.perf_counter()
-    result = retrieval_metrics(images, texts, owner, chunk_size=1024)
-    seconds = time.perf_counter() - started
+    product = best_of(lambda: images @ texts.T)
+    seconds = best_of(lambda: retrieval_metrics(images, texts, owner))
+    result = retrieval_metrics(images, texts, owner)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"| retrieval | 5k x 25k | {seconds:.2f} s | peak RSS {peak:.0f} MiB |", file=sys.stderr)
     print(
@@ -40,11 +51,13 @@ def main() -> None:
                 "captions": 25000,
                 "dim": 256,
                 "seconds": round(seconds, 2),
+                "product_seconds": round(product, 2),
+                "ratio_to_product": round(seconds / product, 2),
                 "peak_rss_mib": round(peak),
                 "rss_growth_mib": round(peak - before),
                 "threads": torch.get_num_threads(),
                 "image_to_text_R@1": round(result.metrics["image_to_text_R@1"], 2),
-                "goal": "< 5 s",
+                "goal": "ratio_to_product <= 1.5",
             }
         )
     )

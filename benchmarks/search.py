@@ -1,12 +1,21 @@
 """Search index costs: building and querying the vector index at 100k and 1M images (synthetic
-256-d unit vectors), flat (exact) against HNSW; and, with `--demo`, indexing the demo's images with
-the packaged encoders (throughput, and the share of time spent outside the encoders).
+256-d unit vectors), exact (flat) against approximate (IVF; HNSW where asked); and, with `--demo`,
+indexing the demo's images with the packaged encoders (throughput, the share of time spent
+outside the encoders, and text-query latency with the embedding included).
 
-    python benchmarks/search.py [--sizes 100000 1000000] [--queries 200] [--demo]
+    python benchmarks/search.py [--sizes 100000 1000000] [--queries 200] [--hnsw-sizes 100000]
+        [--data clustered iid] [--demo]
 
-Prints one JSON line: per size and kind, build seconds, bytes on disk, resident bytes added,
-query latency p50/p99 (ms, one query at a time, the text embedding excluded) and recall@10 of HNSW
-against exact search.
+Two synthetic distributions:
+- `iid`: independent Gaussian directions, the worst case for any approximate index (no
+  neighbourhood structure: a query's 10th neighbour is barely nearer than a random vector);
+- `clustered`: what a photo collection's embeddings look like: subjects of very unequal
+  popularity (n/1000 clusters, Zipf-like sizes), each a centre plus noise of its own spread.
+  Queries are held-out draws of the same distribution (not in the index).
+
+Prints one JSON line: per distribution, size and kind, build seconds, bytes on disk, resident
+bytes added, query latency p50/p99 (ms, one query at a time, the text embedding excluded) and
+recall@10 against exact search; results go to `benchmarks/results/search.json`.
 """
 
 from __future__ import annotations
@@ -23,21 +32,41 @@ import numpy as np
 
 from tonics.search.vectors import build_vector_index, read_vector_index, write_vector_index
 
+RESULTS = Path(__file__).parent / "results" / "search.json"
+
 
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * resource.getpagesize()
 
 
-def _unit_vectors(n: int, width: int, seed: int) -> np.ndarray:
-    rows = np.random.default_rng(seed).standard_normal((n, width), dtype=np.float32)
+def _normalised(rows: np.ndarray) -> np.ndarray:
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
     return rows
 
 
-def measure(n: int, kind: str, queries: np.ndarray, exact_top: np.ndarray | None) -> dict:
+def synthetic(kind: str, n: int, queries: int, width: int, seed: int = 0):
+    """(vectors, held-out queries) of distribution `kind` ('iid' or 'clustered')."""
+    rng = np.random.default_rng(seed)
+    total = n + queries
+    if kind == "iid":
+        rows = _normalised(rng.standard_normal((total, width), dtype=np.float32))
+        return rows[:n], rows[n:]
+    clusters = max(1, n // 1000)
+    popularity = 1.0 / np.arange(1, clusters + 1) ** 0.8
+    members = rng.choice(clusters, size=total, p=popularity / popularity.sum())
+    centres = _normalised(rng.standard_normal((clusters, width), dtype=np.float32))
+    spread = rng.uniform(0.6, 1.2, clusters).astype(np.float32)
+    rows = np.empty((total, width), dtype=np.float32)
+    for start in range(0, total, 100_000):
+        part = members[start : start + 100_000]
+        noise = rng.standard_normal((len(part), width), dtype=np.float32) / np.sqrt(width)
+        rows[start : start + len(part)] = centres[part] + spread[part, None] * noise
+    return _normalised(rows)[:n], _normalised(rows[n:].copy())
+
+
+def measure(vectors: np.ndarray, kind: str, queries: np.ndarray, exact_top=None) -> tuple:
     """Build, write, reload and query one index; recall@10 against `exact_top` when given."""
-    vectors = _unit_vectors(n, queries.shape[1], seed=0)
     before = _rss_bytes()
     started = time.perf_counter()
     index = build_vector_index(vectors, kind)
@@ -46,8 +75,8 @@ def measure(n: int, kind: str, queries: np.ndarray, exact_top: np.ndarray | None
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "index.faiss"
         write_vector_index(index, path)
-        disk = path.stat().st_size
-        index = read_vector_index(path)
+        disk = path.stat().st_size if path.exists() else 0
+        index = read_vector_index(path, kind, vectors)
     latencies, tops = [], []
     for query in queries:
         started = time.perf_counter()
@@ -57,11 +86,13 @@ def measure(n: int, kind: str, queries: np.ndarray, exact_top: np.ndarray | None
     tops = np.array(tops)
     result = {
         "build_s": round(build_s, 2),
-        "disk_bytes": disk,
+        "disk_bytes": disk + (vectors.nbytes if kind == "flat" else 0),
         "rss_added_bytes": added,
         "query_p50_ms": round(statistics.median(latencies), 3),
         "query_p99_ms": round(float(np.percentile(latencies, 99)), 3),
     }
+    if kind == "ivf":
+        result["nprobe"], result["nlist"] = int(index.nprobe), int(index.nlist)
     if exact_top is not None:
         hits = [len(set(a) & set(b)) / 10 for a, b in zip(tops, exact_top)]
         result["recall_at_10_vs_exact"] = round(float(np.mean(hits)), 4)
@@ -113,32 +144,34 @@ def demo_throughput() -> dict:
 
 
 def main() -> None:
-    """Measure every size and kind and print the JSON line."""
+    """Measure every distribution, size and kind; print and write the JSON line as it grows."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--hnsw-sizes", type=int, nargs="*", default=[100_000])
+    parser.add_argument("--data", nargs="+", default=["clustered", "iid"])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--demo", action="store_true")
+    parser.add_argument("--note", default="")
     args = parser.parse_args()
-    queries = _unit_vectors(args.queries, args.width, seed=1)
-    results: dict = {}
-    for n in args.sizes:
-        flat, exact_top = measure(n, "flat", queries, None)
-        hnsw, _ = measure(n, "hnsw", queries, exact_top)
-        results[str(n)] = {"flat": flat, "hnsw": hnsw}
-        print(json.dumps({"size": n, "flat": flat, "hnsw": hnsw}), flush=True)  # progress
+    results: dict = json.loads(RESULTS.read_text()).get("results", {}) if RESULTS.exists() else {}
+    line = {"benchmark": "search", "width": args.width, "queries": args.queries, "note": args.note}
+    for data in args.data:
+        for n in args.sizes:
+            vectors, queries = synthetic(data, n, args.queries, args.width)
+            row = {}
+            row["flat"], exact_top = measure(vectors, "flat", queries)
+            row["ivf"], _ = measure(vectors, "ivf", queries, exact_top)
+            if n in args.hnsw_sizes:
+                row["hnsw"], _ = measure(vectors, "hnsw", queries, exact_top)
+            results[f"{data}-{n}"] = row
+            del vectors
+            print(json.dumps({"data": data, "size": n, **row}), flush=True)  # progress
+            RESULTS.write_text(json.dumps({**line, "results": results}, indent=1) + "\n")
     if args.demo:
         results["demo"] = demo_throughput()
-    print(
-        json.dumps(
-            {
-                "benchmark": "search",
-                "width": args.width,
-                "queries": args.queries,
-                "results": results,
-            }
-        )
-    )
+        RESULTS.write_text(json.dumps({**line, "results": results}, indent=1) + "\n")
+    print(json.dumps({**line, "results": results}))
 
 
 if __name__ == "__main__":

@@ -132,13 +132,18 @@ def test_a_killed_build_resumes_from_its_chunks(exported, tmp_path, monkeypatch)
     assert not list((tmp_path / "ix" / "pending").iterdir())
 
 
-def test_hnsw_above_the_threshold_agrees_with_exact_search(exported, tmp_path):
+def test_approximate_indexes_above_the_threshold_agree_with_exact_search(exported, tmp_path):
     photos = _photos(tmp_path / "photos", n=24)
     exact = search.build(photos, tmp_path / "flat", model=str(exported), kind="flat")
-    graph = search.build(photos, tmp_path / "hnsw", model=str(exported), hnsw_above=10)
-    assert exact["index"] == "flat" and graph["index"] == "hnsw"
-    a, b = search.open(tmp_path / "flat"), search.open(tmp_path / "hnsw")
-    assert [h.path for h in a.text("blue", k=5)] == [h.path for h in b.text("blue", k=5)]
+    cells = search.build(photos, tmp_path / "ivf", model=str(exported), approximate_above=10)
+    graph = search.build(photos, tmp_path / "hnsw", model=str(exported), kind="hnsw")
+    assert (exact["index"], cells["index"], graph["index"]) == ("flat", "ivf", "hnsw")
+    assert not (tmp_path / "flat" / "index.faiss").exists()  # exact search needs no file
+    found = [
+        [h.path for h in search.open(tmp_path / kind).text("blue", k=5)]
+        for kind in ("flat", "ivf", "hnsw")
+    ]
+    assert found[0] == found[1] == found[2]
 
 
 def test_what_is_not_an_index_or_a_folder_is_refused(tmp_path):

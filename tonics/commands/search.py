@@ -22,11 +22,14 @@ def _parser() -> CommandParser:
     index.add_argument(
         "--kind",
         default="auto",
-        choices=("auto", "flat", "hnsw"),
-        help="vector index: exact, HNSW, or chosen by size (default)",
+        choices=("auto", "flat", "ivf", "hnsw"),
+        help="vector index: exact (flat), approximate (ivf, hnsw), or chosen by size (default)",
     )
     index.add_argument(
-        "--hnsw-above", type=int, default=200_000, help="auto: HNSW above this many images"
+        "--approximate-above",
+        type=int,
+        default=200_000,
+        help="auto: an approximate (IVF) index above this many images (default 200000)",
     )
     query = actions.add_parser("query", help="the images nearest to words or to a picture")
     query.add_argument("index", help="index directory")
@@ -51,7 +54,11 @@ def main(argv: list[str]) -> int:
 
     if args.action == "index":
         report = search.build(
-            args.images, args.out, model=args.model, kind=args.kind, hnsw_above=args.hnsw_above
+            args.images,
+            args.out,
+            model=args.model,
+            kind=args.kind,
+            approximate_above=args.approximate_above,
         )
         print(json.dumps(report))
         return 0

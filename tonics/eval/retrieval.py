@@ -1,4 +1,4 @@
-"""Image<->text retrieval metrics, computed in chunks so 5k images x 25k captions fit in memory.
+"""Image<->text retrieval metrics, computed in blocks so 5k images x 25k captions fit in memory.
 
 Definitions (LAION's clip_benchmark, VSE++):
 - text->image R@K: share of captions whose own image is among the K most similar images;
@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from tonics.eval.ranking import paired_ranks
 
 
 @dataclass
@@ -86,28 +88,16 @@ def _check(name: str, emb: torch.Tensor) -> None:
         raise ValueError(f"{name} embeddings contain NaN or inf in {bad} row(s)")
 
 
-def _tie_rank(
-    scores: torch.Tensor, target_scores: torch.Tensor, target_index: torch.Tensor
-) -> torch.Tensor:
-    """Per row: #scores > target + #scores == target at an index below the target's."""
-    above = (scores > target_scores[:, None]).sum(1)
-    equal = (scores == target_scores[:, None]).sum(1)
-    tied_rows = (equal > 1).nonzero().flatten()  # rows where something besides the target ties
-    if len(tied_rows):
-        tied = scores[tied_rows] == target_scores[tied_rows, None]
-        columns = torch.arange(scores.shape[1], device=scores.device)
-        above[tied_rows] += (tied & (columns[None, :] < target_index[tied_rows, None])).sum(1)
-    return above
-
-
 def retrieval_metrics(
     image_embeddings: torch.Tensor,
     text_embeddings: torch.Tensor,
     text_to_image: Sequence[int] | torch.Tensor,
     ks: Sequence[int] = (1, 5, 10),
-    chunk_size: int = 1024,
+    chunk_size: int | None = None,
 ) -> RetrievalResult:
-    """Recall@K for similarity = dot product; `text_to_image[c]` is caption c's image row."""
+    """Recall@K for similarity = dot product; `text_to_image[c]` is caption c's image row.
+    Scores are computed once, in blocks of `chunk_size` image rows (default: about 8M scores per
+    block), by `tonics.eval.ranking.paired_ranks`."""
     _check("image", image_embeddings)
     _check("text", text_embeddings)
     images, texts = image_embeddings.float(), text_embeddings.float()
@@ -118,14 +108,7 @@ def retrieval_metrics(
         raise ValueError(
             f"a caption points at image {int(owner.max())}, but there are {images.shape[0]} images"
         )
-    with torch.no_grad():
-        t2i = torch.empty(texts.shape[0], dtype=torch.long)
-        for start in range(0, texts.shape[0], chunk_size):
-            scores = texts[start : start + chunk_size] @ images.T
-            target = owner[start : start + chunk_size]
-            own = scores.gather(1, target[:, None]).squeeze(1)
-            t2i[start : start + chunk_size] = _tie_rank(scores, own, target)
-        i2t = _image_to_text_ranks(images, texts, owner, chunk_size)
+    t2i, i2t = paired_ranks(images, texts, owner, _captions_of(owner, images.shape[0]), chunk_size)
     metrics = {}
     for k in ks:
         metrics[f"text_to_image_R@{k}"] = float((t2i < k).float().mean() * 100)
@@ -136,23 +119,14 @@ def retrieval_metrics(
     return RetrievalResult(metrics, t2i, i2t)
 
 
-def _image_to_text_ranks(images, texts, owner, chunk_size) -> torch.Tensor:
+def _captions_of(owner: torch.Tensor, images: int) -> torch.Tensor:
+    """(images, max captions per image): each image's caption indices, ascending; short rows are
+    padded by repeating their first caption."""
     order = torch.argsort(owner, stable=True)
-    counts = torch.bincount(owner, minlength=images.shape[0])
+    counts = torch.bincount(owner, minlength=images)
     if (counts == 0).any():
         missing = int((counts == 0).nonzero()[0])
         raise ValueError(f"image {missing} has no caption; every image needs at least one")
-    width = int(counts.max())
-    # captions[i, :counts[i]] are image i's caption indices (ascending); padding repeats the first
     starts = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(width)[None, :].clamp(max=counts[:, None] - 1)
-    captions = order[starts[:, None] + slot]
-    ranks = torch.empty(images.shape[0], dtype=torch.long)
-    for start in range(0, images.shape[0], chunk_size):
-        scores = images[start : start + chunk_size] @ texts.T
-        mine = captions[start : start + chunk_size]
-        own = scores.gather(1, mine)
-        best_score, best_slot = own.max(1)  # first maximum = lowest caption index among ties
-        best_index = mine.gather(1, best_slot[:, None]).squeeze(1)
-        ranks[start : start + chunk_size] = _tie_rank(scores, best_score, best_index)
-    return ranks
+    slot = torch.arange(int(counts.max()))[None, :].clamp(max=counts[:, None] - 1)
+    return order[starts[:, None] + slot]

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from tonics.eval.retrieval import _tie_rank
+from tonics.eval.ranking import tie_rank
 
 
 def _recalls(ranks: list[int], ks: Sequence[int], prefix: str) -> dict[str, float]:
@@ -68,14 +68,14 @@ def within_object_metrics(
         scores = texts[captions] @ images[candidates].T  # (captions of o, images of o)
         target = torch.tensor([column[owner[c]] for c in captions])
         own = scores.gather(1, target[:, None]).squeeze(1)
-        t2i += _tie_rank(scores, own, target).tolist()
+        t2i += tie_rank(scores, own, target).tolist()
         image_scores = scores.T  # (images of o, captions of o)
         for j, image in enumerate(candidates):
             mine = torch.tensor([k for k, c in enumerate(captions) if owner[c] == image])
             if len(mine) == len(captions):
                 continue
             best_score, best_slot = image_scores[j, mine].max(0)
-            rank = _tie_rank(image_scores[j : j + 1], best_score[None], mine[best_slot][None])
+            rank = tie_rank(image_scores[j : j + 1], best_score[None], mine[best_slot][None])
             i2t.append(int(rank))
     if not t2i:
         return {}
@@ -103,5 +103,5 @@ def caption_novel_metrics(
     own = scores.gather(1, owner[:, None]).squeeze(1)
     return {
         **out,
-        **_recalls(_tie_rank(scores, own, owner).tolist(), ks, "caption_novel_text_to_image"),
+        **_recalls(tie_rank(scores, own, owner).tolist(), ks, "caption_novel_text_to_image"),
     }

@@ -7,8 +7,9 @@ An index is a directory:
   table.parquet          one row per image file: relative path, size, mtime, status ('ok' or why
                          it was skipped) and its embedding row (-1 when skipped)
   embeddings.safetensors the L2-normalised image embeddings (float32), never pickled
-  index.faiss            the vector index: exact inner product ('flat') for small collections,
-                         HNSW ('hnsw') above `hnsw_above` images (200k), or as asked
+  index.faiss            the approximate vector index ('ivf' above `approximate_above` images,
+                         200k, or 'hnsw' when asked); an exact ('flat') index needs no file:
+                         queries score the embeddings directly
   pending/               chunks of a build in progress (a killed build resumes from them)
 
 Running the build again after files were added, changed or removed re-encodes only those (by path,
@@ -141,7 +142,7 @@ def build(
     text_encoder: str = "packaged:minilm",
     vision_encoder: str = "packaged:mobilenet_v2",
     kind: str = "auto",
-    hnsw_above: int = 200_000,
+    approximate_above: int = 200_000,
     chunk_size: int = 256,
     towers=None,
 ) -> dict:
@@ -166,7 +167,7 @@ def build(
         loaded = iter(rows)
         for file in chunk:
             encoded[file.path] = failed[file.path] if file.path in failed else next(loaded)
-    report = _write(out, root, identity, files, previous, encoded, kind, hnsw_above)
+    report = _write(out, root, identity, files, previous, encoded, kind, approximate_above)
     for leftover in pending.glob("chunk-*.safetensors"):
         leftover.unlink(missing_ok=True)
     removed = len(set(previous) - {f.path for f in files})
@@ -174,7 +175,7 @@ def build(
 
 
 def _write(
-    out: Path, root: Path, identity: dict, files, previous, encoded, kind, hnsw_above
+    out: Path, root: Path, identity: dict, files, previous, encoded, kind, approximate_above
 ) -> dict:
     """Table, embeddings, vector index, then the manifest (the index is complete)."""
     import pyarrow as pa
@@ -202,12 +203,13 @@ def _write(
     if not rows:
         raise InputError(f"{root}: no image could be indexed ({len(files)} files found)")
     embeddings = np.stack(rows).astype(np.float32)
-    chosen = kind if kind != "auto" else ("hnsw" if len(rows) > hnsw_above else "flat")
+    chosen = kind if kind != "auto" else ("ivf" if len(rows) > approximate_above else "flat")
     columns = {k: [t[k] for t in table] for k in ("path", "size", "mtime_ns", "status", "row")}
     atomic_write_path(out / "table.parquet", lambda tmp: pq.write_table(pa.table(columns), tmp))
     atomic_write_path(
         out / "embeddings.safetensors", lambda tmp: save_file({"embeddings": embeddings}, tmp)
     )
+    (out / "index.faiss").unlink(missing_ok=True)  # a previous build's approximate index
     write_vector_index(build_vector_index(embeddings, chosen), out / "index.faiss")
     skipped = sum(1 for t in table if t["row"] < 0)
     manifest = {

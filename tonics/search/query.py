@@ -52,7 +52,9 @@ class SearchIndex:
         ]
         self.row_of = {p: i for i, p in enumerate(self.paths)}
         self.embeddings = load_file(str(self.path / "embeddings.safetensors"))["embeddings"]
-        self.vectors = read_vector_index(self.path / "index.faiss")
+        self.vectors = read_vector_index(
+            self.path / "index.faiss", self.manifest.get("index", "flat"), self.embeddings
+        )
         self.root = Path(self.manifest["root"])
         self._towers = None
 
