@@ -79,14 +79,31 @@ def to_hf_model(
         vision_dim=model.vision.output_dim,
         text_pooler=getattr(text, "pooler", None) is not None,
         vision_pooler=getattr(vision, "pooler", None) is not None,
+        caption_head=_caption_spec(model.captioner),
     )
     hf = TonicsDualEncoderModel(config)
+    if model.captioner is not None:
+        hf.caption_head.load_state_dict(model.captioner.state_dict())
     hf.text_model.load_state_dict(text.state_dict())
     hf.vision_model.load_state_dict(vision.state_dict())
     hf.text_projection.load_state_dict(model.text_head.state_dict())
     hf.visual_projection.load_state_dict(model.vision_head.state_dict())
     hf.logit_scale.data.copy_(model.logit_scale.detach())
     return hf.eval()
+
+
+def _caption_spec(captioner) -> dict | None:
+    """What rebuilds a captioning head: settings, vocabulary, widths, special token ids."""
+    if captioner is None:
+        return None
+    decoder = captioner.decoder.config
+    return {
+        "settings": captioner.settings.to_dict(),
+        "vocab_size": decoder.vocab_size,
+        "width": decoder.hidden_size,
+        "image_width": captioner.pooler.context_norm.normalized_shape[0],
+        "special": dict(captioner.special),
+    }
 
 
 def export_model(

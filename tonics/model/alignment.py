@@ -159,6 +159,45 @@ class AlignmentModel(nn.Module):
         self.vision_head = projection_head(vision_encoder.output_dim, embed_dim, head)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(LOGIT_SCALE_INIT)))
         self.embed_dim = embed_dim
+        self.captioner = None  # a CaptionHead, when a captioning loss is trained (`add_captioner`)
+
+    def add_captioner(self, settings, tokenizer) -> None:
+        """Attach a CoCa-style captioning head (`tonics.model.captioner`) sized by `settings`,
+        with `tokenizer`'s vocabulary and special tokens, reading this vision tower's tokens."""
+        from tonics.model.captioner import CaptionHead, image_tokens
+
+        text_model = self.text.encoder.model
+        vision = self.vision.encoder
+        with torch.no_grad():
+            was_training = vision.training
+            vision.eval()
+            size = getattr(vision.model.config, "image_size", 224)
+            channels = getattr(vision.model.config, "num_channels", 3)
+            probe = vision.model(pixel_values=torch.zeros(1, channels, size, size))
+            vision.train(was_training)
+        special = {
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.cls_token_id,
+            "eos_token_id": tokenizer.sep_token_id,
+        }
+        self.captioner = CaptionHead(
+            settings,
+            vocab_size=len(tokenizer),
+            width=int(text_model.config.hidden_size),
+            image_width=int(image_tokens(probe.last_hidden_state).shape[-1]),
+            special=special,
+            word_embeddings=text_model.get_input_embeddings(),
+        )
+
+    def image_features_and_tokens(self, pixel_values: torch.Tensor):
+        """(L2-normalised image embeddings, the vision tower's token map) from one forward."""
+        from tonics.model.captioner import image_tokens
+
+        encoder = self.vision.encoder
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.vision.is_frozen):
+            out = encoder.model(pixel_values=pixel_values)
+        pooled = encoder.pool(out)
+        return F.normalize(self.vision_head(pooled), dim=-1), image_tokens(out.last_hidden_state)
 
     def scale(self) -> torch.Tensor:
         """exp(t), clamped at 100 as in CLIP."""
@@ -183,8 +222,14 @@ class AlignmentModel(nn.Module):
         )
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """Projection heads and temperature: trained from the first step."""
-        return [*self.text_head.parameters(), *self.vision_head.parameters(), self.logit_scale]
+        """Projection heads, temperature and the captioning head: trained from the first step."""
+        caption = [*self.captioner.parameters()] if self.captioner is not None else []
+        return [
+            *self.text_head.parameters(),
+            *self.vision_head.parameters(),
+            self.logit_scale,
+            *caption,
+        ]
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """Both encoders' parameters (gradients flow only once unfrozen)."""

@@ -1,4 +1,5 @@
-"""Load a model written by `tonics export`: `encode_text`, `encode_image`, `encode_tokens`.
+"""Load a model written by `tonics export`: `encode_text`, `encode_image`, `encode_tokens`, and
+`caption` for a model trained with a captioning head.
 
 The directory is read as data: `config.json`, `model.safetensors` (a `TonicsDualEncoderModel`),
 the tokenizer and image processor files.
@@ -52,13 +53,26 @@ class ExportedModel(nn.Module):
     @torch.no_grad()
     def encode_image(self, images) -> torch.Tensor:
         """L2-normalised image embeddings (PIL images or preprocessed pixel tensors)."""
+        return F.normalize(self.hf.get_image_features(self._pixels(images)).pooler_output, dim=-1)
+
+    @torch.no_grad()
+    def caption(self, images, *, beams: int = 1, max_length: int | None = None) -> list[str]:
+        """One caption per image (PIL images or preprocessed pixel tensors): greedy, or beam
+        search with `beams` > 1; for models exported with a captioning head."""
+        if self.hf.caption_head is None:
+            raise ValueError(
+                "this model has no captioning head: train with model.caption_loss_weight > 0"
+            )
+        pixels = self._pixels(images)
+        ids = self.hf.generate_captions(pixels, beams=beams, max_length=max_length)
+        return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
+
+    def _pixels(self, images) -> torch.Tensor:
         if isinstance(images, torch.Tensor):
-            pixels = images
-        else:
-            pixels = self.image_processor(
-                images=[im.convert("RGB") for im in images], return_tensors="pt"
-            )["pixel_values"]
-        return F.normalize(self.hf.get_image_features(pixels).pooler_output, dim=-1)
+            return images
+        return self.image_processor(
+            images=[im.convert("RGB") for im in images], return_tensors="pt"
+        )["pixel_values"]
 
     def scale(self) -> torch.Tensor:
         """exp(t) clamped at 100."""

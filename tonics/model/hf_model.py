@@ -61,10 +61,14 @@ class TonicsDualEncoderConfig(PretrainedConfig):
         text_pooler: bool = True,
         vision_pooler: bool = True,
         logit_scale_init_value: float = math.log(LOGIT_SCALE_INIT),
+        caption_head: dict | None = None,
         **kwargs,
     ) -> None:
         """`text_dim`/`vision_dim`: pooled widths; `*_pooler`: whether the tower has its own
-        pooling layer (BERT/ViT-style models are built without one when it was not trained)."""
+        pooling layer (BERT/ViT-style models are built without one when it was not trained);
+        `caption_head`: the captioning head's settings, vocabulary, widths and special token ids
+        (None: the model does not caption)."""
+        self.caption_head = caption_head
         self.text_config = _sub_config(text_config)
         self.vision_config = _sub_config(vision_config)
         self.text_pooling, self.vision_pooling, self.head = text_pooling, vision_pooling, head
@@ -98,7 +102,29 @@ class TonicsDualEncoderModel(PreTrainedModel):
         self.text_projection = projection_head(config.text_dim, config.embed_dim, config.head)
         self.visual_projection = projection_head(config.vision_dim, config.embed_dim, config.head)
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+        self.caption_head = _caption_head(config.caption_head) if config.caption_head else None
         self.post_init()
+        if self.caption_head is not None:  # the decoder's tied output layer, one level deeper
+            ties = self.caption_head.decoder.all_tied_weights_keys
+            prefix = "caption_head.decoder."
+            self.all_tied_weights_keys.update({prefix + k: prefix + v for k, v in ties.items()})
+
+    def get_image_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The vision tower's token map (batch, tokens, width), as the captioning head reads it."""
+        from tonics.model.captioner import image_tokens
+
+        return image_tokens(self.vision_model(pixel_values=pixel_values).last_hidden_state)
+
+    def generate_captions(
+        self, pixel_values: torch.Tensor, *, beams: int = 1, max_length: int | None = None
+    ) -> list[list[int]]:
+        """Caption token ids per image (greedy, or beam search with `beams` > 1)."""
+        from tonics.model.generation import generate
+
+        if self.caption_head is None:
+            raise ValueError("this model was trained without a captioning head; it cannot caption")
+        tokens = self.get_image_tokens(pixel_values)
+        return generate(self.caption_head, tokens, beams=beams, max_length=max_length)
 
     def _init_weights(self, module) -> None:
         """Weights come from the export; nothing to initialise beyond the towers' own rules."""
@@ -151,6 +177,18 @@ class TonicsDualEncoderModel(PreTrainedModel):
             text_embeds=text,
             image_embeds=image,
         )
+
+
+def _caption_head(spec: dict):
+    from tonics.model.captioner import CaptionHead, CaptionSettings
+
+    return CaptionHead(
+        CaptionSettings(**spec["settings"]),
+        vocab_size=spec["vocab_size"],
+        width=spec["width"],
+        image_width=spec["image_width"],
+        special=spec["special"],
+    )
 
 
 def register() -> None:

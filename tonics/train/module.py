@@ -59,6 +59,8 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         false_negatives: FalseNegatives = "positive",
         local_loss: bool = False,
         retrieval_ks: tuple[int, ...] = (1, 5, 10),
+        caption_loss_weight: float = 0.0,
+        caption_decoder: dict | None = None,
     ) -> None:
         """`unfreeze_at_step` opens both encoders (top-k blocks, or wholly if unset) at that step.
 
@@ -69,6 +71,9 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         loss: 'infonce' (CLIP's) or 'siglip' (pairwise sigmoid).
         false_negatives: pairs sharing an image or an identical caption are 'positive' (multi-
             positive InfoNCE), 'mask'ed out of the negatives, or 'ignore'd (plain InfoNCE).
+        caption_loss_weight: above 0, a CoCa-style captioning head (`caption_decoder`: layers,
+            heads, queries, max_length, dropout) trains beside the contrastive loss; the loss is
+            contrastive + weight * captioning (CoCa: 2).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -81,6 +86,12 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
             train_bn_stats=train_bn_stats,
             bn_momentum=bn_momentum,
         )
+        if caption_loss_weight > 0:
+            from tonics.model.captioner import CaptionSettings
+            from tonics.model.encoders import load_tokenizer
+
+            settings = CaptionSettings.from_dict(caption_decoder)
+            self.model.add_captioner(settings, load_tokenizer(text_encoder))
         for tower in TOWERS:
             self.check_unfreeze(tower, unfreeze_top_k, "model.unfreeze_top_k")
         self.loss = make_loss(loss, local_loss=local_loss, false_negatives=false_negatives)
@@ -111,6 +122,7 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         require_number(hp.min_lr_ratio, "model.min_lr_ratio", low=0, high=1)
         require_number(hp.encoder_warmup_steps, "model.encoder_warmup_steps", low=0, integer=True)
         require_number(hp.bn_momentum, "model.bn_momentum", low=0, high=1, low_open=True)
+        require_number(hp.caption_loss_weight, "model.caption_loss_weight", low=0)
         if hp.unfreeze_at_step is not None:
             require_number(hp.unfreeze_at_step, "model.unfreeze_at_step", low=0, integer=True)
         if hp.unfreeze_top_k is not None:
@@ -218,6 +230,12 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         dm = self.trainer.datamodule
         if dm.openings is None or not dm.openings.feature_cache:
             return
+        require(
+            self.model.captioner is None,
+            "data.feature_cache",
+            "the feature and prefix caches hold pooled features, not the image tokens the "
+            "captioning head reads (model.caption_loss_weight > 0): set data.feature_cache: false",
+        )
         # building (loaders draw seeds) or loading a cache must leave the run's random stream as
         # it was: a run that computes the cache and one that loads it then train identically
         with torch.random.fork_rng(devices=[]):
@@ -307,14 +325,30 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         text = torch.nn.functional.normalize(self.model.text_head(text.to(self.device)), dim=-1)
         return image, text
 
+    def _with_caption_loss(self, contrastive, tokens, batch, n: int) -> torch.Tensor:
+        """contrastive + weight * captioning (each image's caption, teacher-forced); both logged."""
+        rows = batch["has_image"].to(self.device)
+        captioning = self.model.captioner.loss(
+            tokens, batch["input_ids"][rows], batch["attention_mask"][rows]
+        )
+        self.log("train/contrastive_loss", contrastive, batch_size=n)
+        self.log("train/caption_loss", captioning, batch_size=n)
+        return contrastive + self.hparams.caption_loss_weight * captioning
+
     def training_step(self, batch, batch_idx: int):
-        """InfoNCE over the batch; skipped if every image in it failed to load."""
+        """InfoNCE over the batch (plus the weighted captioning loss when a captioning head
+        trains); skipped if every image in it failed to load."""
+        tokens = None
         if batch.get("cached"):
             image, text = self._cached_features(batch)
             if image.shape[0] < 2:
                 return None
         elif batch["pixel_values"] is None or len(batch["indices"]) < 2:
             return None
+        elif self.model.captioner is not None:
+            image, tokens = self.model.image_features_and_tokens(batch["pixel_values"])
+            text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
+            self.last_path = "live"
         else:
             image, text = self._features(batch)
             self.last_path = "live"
@@ -324,8 +358,10 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         scale = self.model.scale()
         loss = self.loss(image, text, scale, keys)
         stats = batch_statistics(image.detach(), text.detach(), scale.detach(), keys)
-        self.last_stats = {"loss": float(loss.detach()), **stats}
         n = len(batch["indices"])
+        if tokens is not None:
+            loss = self._with_caption_loss(loss, tokens, batch, n)
+        self.last_stats = {"loss": float(loss.detach()), **stats}
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         for key, value in stats.items():
             self.log(f"train/{key}", value, batch_size=n)

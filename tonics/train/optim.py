@@ -29,6 +29,10 @@ def parameter_groups(
     """AdamW groups of an AlignmentModel and its loss (see the module docstring)."""
     heads = [*model.text_head.named_parameters(), *model.vision_head.named_parameters()]
     groups = _split_decay(heads, lr=lr, weight_decay=weight_decay, name="heads")
+    if model.captioner is not None:
+        groups += _split_decay(
+            model.captioner.named_parameters(), lr=lr, weight_decay=weight_decay, name="captioner"
+        )
     groups.append(
         {
             "params": [model.logit_scale, *loss.parameters()],
