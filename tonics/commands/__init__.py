@@ -41,6 +41,7 @@ COMMANDS = (
     Command("index", "index", "index img2dataset shards (.tar or .parquet) for random access"),
     Command("report", "report", "curriculum-stage figures (PNG) of a finished run"),
     Command("compare", "compare", "recipes over paired seeds: means and paired 95% intervals"),
+    Command("caption", "caption", "captions of pictures by a model trained with a captioning head"),
     Command(
         "search", "search", "search a folder of images by words or by a picture (index, query)"
     ),

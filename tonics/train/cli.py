@@ -57,7 +57,7 @@ def share_run_directory(loggers: list) -> None:
 
 
 def format_retrieval(metrics: dict[str, float], prefix: str = "test") -> str:
-    """A small Markdown table of R@1/5/10 both directions."""
+    """A small Markdown table of R@1/5/10 both directions (and caption BLEU-4/CIDEr, if any)."""
     lines = ["| direction | R@1 | R@5 | R@10 | mean rank |", "|---|---|---|---|---|"]
     if f"{prefix}/recall_mean" in metrics:
         lines.insert(0, f"mean recall (R@1/5/10 both ways): {metrics[f'{prefix}/recall_mean']:.2f}")
@@ -68,6 +68,12 @@ def format_retrieval(metrics: dict[str, float], prefix: str = "test") -> str:
             f"| {direction.replace('_', ' ')} | "
             + " | ".join(f"{c:.2f}" for c in cells)
             + f" | {rank:.1f} |"
+        )
+    if f"{prefix}/caption_CIDEr" in metrics:
+        lines.append(
+            f"captions (greedy, {int(metrics.get(f'{prefix}/caption_images', 0))} images): "
+            f"BLEU-4 {metrics[f'{prefix}/caption_BLEU-4']:.2f}, "
+            f"CIDEr {metrics[f'{prefix}/caption_CIDEr']:.2f}"
         )
     return "\n".join(lines)
 

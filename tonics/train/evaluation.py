@@ -4,8 +4,11 @@
 Each caption is embedded, each image once; the contrastive loss is logged on the images that
 loaded. At the epoch's end: R@1/5/10 both ways, mean/median rank, `recall_mean` (the default
 checkpoint monitor), and within-object and caption-novel figures when the data module can
-annotate the split. Expects `self.model` (an `AlignmentModel`), `self.loss` and
-`self.hparams.retrieval_ks` from the module it is mixed into.
+annotate the split; with a captioning head, BLEU-4 and CIDEr of greedy captions of the split's
+images against their captions (`caption_BLEU-4`, `caption_CIDEr`; under DDP each rank scores its
+share and the figures are averaged). Expects `self.model` (an `AlignmentModel`), `self.loss`,
+`self.hparams.retrieval_ks`, `self._captions` and `self.caption_tokenizer` from the module it is
+mixed into.
 """
 
 from __future__ import annotations
@@ -28,18 +31,46 @@ class RetrievalEvaluation:
             store.append((None, None, [], batch["has_image"], batch["indices"], removed))
             return
         text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
-        image = (
-            self.model.encode_image(batch["pixel_values"])
-            if batch["pixel_values"] is not None
-            else None
-        )
+        image, tokens = None, None
+        if batch["pixel_values"] is not None and self.model.captioner is not None:
+            image, tokens = self.model.image_features_and_tokens(batch["pixel_values"])
+        elif batch["pixel_values"] is not None:
+            image = self.model.encode_image(batch["pixel_values"])
         has_image = batch["has_image"]
+        if self.model.captioner is not None:
+            self._caption_batch(prefix, batch, tokens)
         image = image.cpu() if image is not None else None
         store.append((text.cpu(), image, batch["image_ids"], has_image, batch["indices"], removed))
         if image is not None and image.shape[0] >= 2:
             keys = batch["pair_keys"].to(self.device)[has_image.to(self.device)]
             loss = self.loss(image, text[has_image], self.model.scale(), keys)
             self.log(f"{prefix}/loss", loss, batch_size=image.shape[0], sync_dist=True)
+
+    def _caption_batch(self, prefix: str, batch, tokens) -> None:
+        """Keep the batch's captions as references and caption its images (greedy)."""
+        from tonics.model.generation import generate
+
+        store = self._captions.setdefault(prefix, {"generated": {}, "references": {}})
+        decode = self.caption_tokenizer.decode
+        for image_id, ids in zip(batch["image_ids"], batch["input_ids"].tolist()):
+            store["references"].setdefault(image_id, []).append(
+                decode(ids, skip_special_tokens=True)
+            )
+        if tokens is None:
+            return
+        owners = [i for i, h in zip(batch["image_ids"], batch["has_image"].tolist()) if h]
+        for image_id, ids in zip(owners, generate(self.model.captioner, tokens)):
+            store["generated"][image_id] = decode(ids, skip_special_tokens=True)
+
+    def _caption_metrics(self, prefix: str) -> dict[str, float]:
+        """BLEU-4 and CIDEr of the split's generated captions (empty without a captioning head)."""
+        from tonics.eval.captioning import caption_scores
+
+        store = self._captions.pop(prefix, None)
+        if not store:
+            return {}
+        scores = caption_scores(store["generated"], store["references"])
+        return {f"{prefix}/caption_{k}": v for k, v in scores.items()}
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """Embed captions (and each image once) for retrieval; contrastive loss on unique images."""
@@ -88,6 +119,7 @@ class RetrievalEvaluation:
                 split.dropped,
             )
         metrics[f"{prefix}/captions"] = float(len(split.text_to_image))
+        metrics.update(self._caption_metrics(prefix))
         return metrics
 
     def _hard_metrics(self, prefix: str, split) -> dict[str, float]:

@@ -71,9 +71,8 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         loss: 'infonce' (CLIP's) or 'siglip' (pairwise sigmoid).
         false_negatives: pairs sharing an image or an identical caption are 'positive' (multi-
             positive InfoNCE), 'mask'ed out of the negatives, or 'ignore'd (plain InfoNCE).
-        caption_loss_weight: above 0, a CoCa-style captioning head (`caption_decoder`: layers,
-            heads, queries, max_length, dropout) trains beside the contrastive loss; the loss is
-            contrastive + weight * captioning (CoCa: 2).
+        caption_loss_weight: above 0, loss = contrastive + weight * captioning (CoCa: 2), with a
+            captioning head sized by `caption_decoder` (`tonics.model.captioner.CaptionSettings`).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -87,23 +86,24 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
             bn_momentum=bn_momentum,
         )
         if caption_loss_weight > 0:
-            from tonics.model.captioner import CaptionSettings
-            from tonics.model.encoders import load_tokenizer
-
-            settings = CaptionSettings.from_dict(caption_decoder)
-            self.model.add_captioner(settings, load_tokenizer(text_encoder))
+            self._add_captioner()
         for tower in TOWERS:
             self.check_unfreeze(tower, unfreeze_top_k, "model.unfreeze_top_k")
         self.loss = make_loss(loss, local_loss=local_loss, false_negatives=false_negatives)
         self.unfrozen: dict[str, UnfreezeSpec] = {"text": None, "vision": None}
         self.opened_at: dict[str, int | None] = {"text": None, "vision": None}
         self.last_stats: dict[str, float] = {}
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        """Caches, feature paths and evaluation stores of a fresh module."""
         self.feature_cache = None  # set while both encoders are frozen and the data asks for it
         self.prefix_caches: dict = {}  # split -> PrefixCache, for stages opening top-k blocks
         self.stage_paths: dict[int, dict] = {}  # stage -> how its steps got features (summary)
         self.last_path = "live"
         self._pooled_info: dict = {}
         self._eval: dict[str, list] = {}
+        self._captions: dict[str, dict] = {}  # split -> generated captions and references
 
     def _validate(self) -> None:
         """Every setting checked before anything is loaded, with its YAML key."""
@@ -132,6 +132,15 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
             "model.retrieval_ks",
             f"must be positive integers; got {list(hp.retrieval_ks)}",
         )
+
+    def _add_captioner(self) -> None:
+        """The captioning head, sized by `model.caption_decoder`, with the text tower's tokenizer."""
+        from tonics.model.captioner import CaptionSettings
+        from tonics.model.encoders import load_tokenizer
+
+        settings = CaptionSettings.from_dict(self.hparams.caption_decoder)
+        self.caption_tokenizer = load_tokenizer(self.hparams.text_encoder)
+        self.model.add_captioner(settings, self.caption_tokenizer)
 
     def check_unfreeze(self, tower: str, spec: UnfreezeSpec, key: str) -> None:
         """A stage's (or unfreeze_top_k's) opening spec must fit the tower: 'all' or 1..blocks."""
@@ -168,15 +177,26 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
                 self.unfreeze(tower, openings[tower])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Remember which encoders are open, and since when (their learning-rate warm-up)."""
+        """Remember which encoders are open, and since when (their learning-rate warm-up), and
+        the random stream (dropout draws from it: a resumed run continues it exactly)."""
         checkpoint["tonics_unfrozen"] = dict(self.unfrozen)
         checkpoint["tonics_opened_at"] = dict(self.opened_at)
+        checkpoint["tonics_rng"] = {"torch": torch.get_rng_state()}  # dropout: exact resume
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Re-open the encoders that were open when the checkpoint was written."""
+        """Re-open the encoders that were open when the checkpoint was written; keep the random
+        stream for the first step."""
         for tower, spec in checkpoint.get("tonics_unfrozen", {}).items():
             self.unfreeze(tower, spec)
         self.opened_at.update(checkpoint.get("tonics_opened_at", {}))
+        self._resumed_rng = checkpoint.get("tonics_rng", {}).get("torch")
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        """The first step after a resume continues the saved random stream (whatever loading
+        and loader start-up drew from it since)."""
+        if getattr(self, "_resumed_rng", None) is not None:
+            torch.set_rng_state(self._resumed_rng)
+            self._resumed_rng = None
 
     # -- optimisation ---------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict]:

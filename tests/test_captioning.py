@@ -1,0 +1,237 @@
+"""The captioning head: its loss against a hand computation, BLEU/CIDEr against the library, greedy
+and beam decoding, and a tiny model trained with the captioning loss through `tonics fit`,
+resumed exactly, tested (caption figures), exported, and captioning the same in a fresh process
+through `tonics caption` as in memory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import tiny_config
+from PIL import Image
+
+from tonics.cli import cli_main
+from tonics.errors import ConfigError
+from tonics.eval.captioning import caption_scores, tokenise
+from tonics.model.captioner import CaptionSettings, caption_loss
+
+DECODER = {"layers": 1, "heads": 2, "queries": 4, "max_length": 12}
+
+
+def test_caption_loss_is_teacher_forced_cross_entropy_without_padding():
+    # two captions: [5, 1, 2] (real) and [5, 3, pad] (last token is padding)
+    input_ids = torch.tensor([[5, 1, 2], [5, 3, 0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    logits = torch.tensor(
+        [
+            [[0.0, 2.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0, 0.0], [9.0] * 6],
+            [[0.0, 0.0, 0.0, 3.0, 0.0, 0.0], [5.0, 0.0, 0.0, 0.0, 0.0, 0.0], [9.0] * 6],
+        ]
+    )
+
+    def nll(row, target):  # -log softmax(row)[target]
+        return -(row[target] - math.log(sum(math.exp(v) for v in row)))
+
+    # targets: caption 0 predicts 1 then 2; caption 1 predicts 3, then padding (ignored);
+    # the last position of each caption predicts nothing
+    expected = (
+        nll([0, 2, 0, 0, 0, 0], 1) + nll([0, 0, 1, 0, 0, 0], 2) + nll([0, 0, 0, 3, 0, 0], 3)
+    ) / 3
+    assert caption_loss(logits, input_ids, mask).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_bleu_and_cider_equal_the_library_on_a_toy_set():
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    generated = {"a": "A red square.", "b": "a blue, round circle"}
+    references = {
+        "a": ["a red square", "a square in red", "red square on grey"],
+        "b": ["a blue circle", "a circle in blue"],
+    }
+    scores = caption_scores(generated, references)
+    truths = {k: [tokenise(r) for r in v] for k, v in references.items()}
+    candidates = {k: [tokenise(v)] for k, v in generated.items()}
+    assert candidates == {"a": ["a red square"], "b": ["a blue round circle"]}
+    bleu, _ = Bleu(4).compute_score(truths, candidates, verbose=0)
+    cider, _ = Cider().compute_score(truths, candidates)
+    assert scores["BLEU-4"] == pytest.approx(100 * bleu[3])
+    assert scores["CIDEr"] == pytest.approx(100 * cider)
+    assert caption_scores({"a": "x"}, {}) == {}
+
+
+def test_bad_decoder_settings_name_their_key():
+    with pytest.raises(ConfigError, match="model.caption_decoder: unknown"):
+        CaptionSettings.from_dict({"layer": 2})
+    with pytest.raises(ConfigError, match="model.caption_decoder.max_length"):
+        CaptionSettings.from_dict({"max_length": 2})
+
+
+def test_beam_of_one_is_greedy_and_beams_are_deterministic():
+    from tonics.model.generation import generate
+    from tonics.train.module import AlignmentModule
+
+    torch.manual_seed(0)
+    module = AlignmentModule(
+        "tiny:bert", "tiny:vit", embed_dim=16, caption_loss_weight=1.0, caption_decoder=DECODER
+    )
+    _, tokens = module.model.image_features_and_tokens(torch.randn(3, 3, 32, 32))
+    head = module.model.captioner
+    greedy = generate(head, tokens)
+    assert greedy == generate(head, tokens, beams=1)
+    assert all(len(ids) <= DECODER["max_length"] - 1 for ids in greedy)
+    assert generate(head, tokens, beams=3) == generate(head, tokens, beams=3)
+
+
+def _version(directory):
+    return sorted((directory / "tonics").glob("version_*"))[-1]
+
+
+@pytest.fixture(scope="module")
+def captioning_runs(tiny_dataset, tmp_path_factory):
+    """A full 8-step run with the captioning loss, and one stopped at 3 then resumed to 8."""
+    split_file, root = tiny_dataset
+    base = tmp_path_factory.mktemp("captioning")
+
+    def run(name, max_steps, ckpt=None):
+        directory = base / name
+        directory.mkdir(exist_ok=True)
+        config = tiny_config(
+            directory / "c.yaml",
+            split_file,
+            root,
+            directory,
+            **{
+                "trainer.max_steps": max_steps,
+                "trainer.val_check_interval": 4,
+                "model.caption_loss_weight": 1.0,
+                "model.caption_decoder": DECODER,
+            },
+        )
+        args = ["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null"]
+        cli_main(args + (["--ckpt_path", str(ckpt)] if ckpt else []))
+        return directory
+
+    full = run("full", 8)
+    full_version = _version(full)
+    part = run("part", 3)
+    run("part", 8, ckpt=_version(part) / "checkpoints" / "last.ckpt")
+    return full, full_version, _version(part), root
+
+
+def test_fit_logs_both_losses_and_resumes_exactly(captioning_runs):
+    _, full, part, _ = captioning_runs
+    rows = list(csv.DictReader(open(full / "metrics.csv")))
+    caption = [float(r["train/caption_loss"]) for r in rows if r.get("train/caption_loss")]
+    contrastive = [
+        float(r["train/contrastive_loss"]) for r in rows if r.get("train/contrastive_loss")
+    ]
+    assert len(caption) == 8 and len(contrastive) == 8
+    assert any(r.get("val/caption_CIDEr") for r in rows)  # validation captions the images
+    a = torch.load(full / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(part / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert any(k.startswith("model.captioner.") for k in a)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_test_split_reports_caption_figures(captioning_runs, capsys):
+    from tonics.train.cli import format_retrieval
+
+    full, version, _, _ = captioning_runs
+    config = full / "c.yaml"
+    checkpoint = version / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+    cli_main(["test", "--config", str(config), "--ckpt_path", str(checkpoint)])
+    printed = capsys.readouterr().out
+    assert "test/caption_CIDEr" in printed and "test/caption_BLEU-4" in printed
+    report = format_retrieval({"test/caption_CIDEr": 12.5, "test/caption_BLEU-4": 3.25})
+    assert "BLEU-4 3.25, CIDEr 12.50" in report
+
+
+def test_exported_model_captions_the_same_in_a_fresh_process(captioning_runs, tmp_path):
+    from tonics.model.exported import load
+    from tonics.model.generation import generate
+    from tonics.train.module import AlignmentModule
+
+    _, version, _, root = captioning_runs
+    checkpoint = version / "checkpoints" / "last.ckpt"
+    cli_main(["export", str(checkpoint), str(tmp_path / "model")])
+    pictures = [str(p) for p in sorted(Path(root).glob("imgs/*.jpg"))[:3]]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a picture")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tonics.cli",
+            "caption",
+            "--model",
+            str(tmp_path / "model"),
+            *pictures,
+            str(broken),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    printed = json.loads(out.stdout)
+    assert [p["path"] for p in printed] == pictures and "skipped" in out.stderr
+    assert all(isinstance(p["caption"], str) for p in printed)
+    module = AlignmentModule.load_from_checkpoint(checkpoint, weights_only=False).eval()
+    exported = load(tmp_path / "model")
+    pixels = exported._pixels([Image.open(p) for p in pictures])
+    _, tokens = module.model.image_features_and_tokens(pixels)
+    decode = exported.tokenizer.decode
+    in_memory = [
+        decode(ids, skip_special_tokens=True).strip()
+        for ids in generate(module.model.captioner, tokens)
+    ]
+    assert [p["caption"] for p in printed] == in_memory
+
+
+def test_caption_loss_with_the_feature_cache_is_a_one_line_error(tiny_dataset, tmp_path, capsys):
+    split_file, root = tiny_dataset
+    config = tiny_config(
+        tmp_path / "c.yaml",
+        split_file,
+        root,
+        tmp_path,
+        **{
+            "model.caption_loss_weight": 1.0,
+            "model.caption_decoder": DECODER,
+            "data.feature_cache": True,
+        },
+    )
+    with pytest.raises(SystemExit):
+        cli_main(["fit", "--config", config, "--no_test", "true"])
+    assert "data.feature_cache" in capsys.readouterr().err
+
+
+def test_caption_needs_a_model_with_a_captioning_head(tmp_path, capsys):
+    from tonics.export import export_model
+    from tonics.train.module import AlignmentModule
+
+    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    export_model(
+        module.model,
+        tmp_path / "m",
+        text_name="tiny:bert",
+        vision_name="tiny:vit",
+        text_pooling="mean",
+        vision_pooling="pooled",
+        head="linear",
+        run=None,
+    )
+    picture = tmp_path / "p.png"
+    Image.new("RGB", (32, 32), (200, 0, 0)).save(picture)
+    with pytest.raises(SystemExit):
+        cli_main(["caption", "--model", str(tmp_path / "m"), str(picture)])
+    assert "no captioning head" in capsys.readouterr().err
