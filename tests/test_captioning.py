@@ -88,6 +88,10 @@ def test_beam_of_one_is_greedy_and_beams_are_deterministic():
     assert greedy == generate(head, tokens, beams=1)
     assert all(len(ids) <= DECODER["max_length"] - 1 for ids in greedy)
     assert generate(head, tokens, beams=3) == generate(head, tokens, beams=3)
+    head.eval()
+    context, ids = head.context(tokens), torch.tensor([[101, 2000, 2001]] * 3)
+    full = head.logits(context, ids, torch.ones_like(ids))[:, -1]
+    torch.testing.assert_close(head.next_logits(context, ids), full)
 
 
 def _version(directory):

@@ -155,6 +155,17 @@ class CaptionHead(nn.Module):
         )
         return out.logits
 
+    def next_logits(self, context: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """(batch, vocab) logits of the token after `input_ids` (no padding): the output layer is
+        applied to the last position only, as generation needs."""
+        hidden = self.decoder.bert(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            encoder_hidden_states=context,
+            use_cache=False,
+        ).last_hidden_state
+        return self.decoder.cls(hidden[:, -1])
+
     def loss(
         self, tokens: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> torch.Tensor:

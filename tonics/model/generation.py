@@ -54,7 +54,7 @@ def _greedy(head: CaptionHead, context: torch.Tensor, limit: int) -> list[list[i
     ids = torch.full((context.shape[0], 1), bos, dtype=torch.long, device=context.device)
     done = torch.zeros(context.shape[0], dtype=torch.bool, device=context.device)
     while ids.shape[1] < limit and not bool(done.all()):
-        logits = head.logits(context, ids, torch.ones_like(ids))[:, -1]
+        logits = head.next_logits(context, ids)
         step = logits.argmax(-1).masked_fill(done, eos)
         ids = torch.cat([ids, step[:, None]], dim=1)
         done |= step == eos
@@ -70,8 +70,8 @@ def _beam(
     finished: list[tuple[float, list[int]]] = []
     while live and len(live[0][0]) < limit:
         ids = torch.tensor([seq for seq, _ in live], device=context.device)
-        logits = head.logits(context.expand(len(live), -1, -1), ids, torch.ones_like(ids))
-        logprobs = logits[:, -1].float().log_softmax(-1)
+        logits = head.next_logits(context.expand(len(live), -1, -1), ids)
+        logprobs = logits.float().log_softmax(-1)
         top = logprobs.topk(beams, dim=-1)
         candidates = [
             (score + float(value), seq + [int(token)])
