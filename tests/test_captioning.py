@@ -199,6 +199,7 @@ def test_exported_model_captions_the_same_in_a_fresh_process(captioning_runs, tm
         for ids in generate(module.model.captioner, tokens)
     ]
     assert [p["caption"] for p in printed] == in_memory
+    assert "generates captions" in (tmp_path / "model" / "README.md").read_text()
 
 
 def test_caption_loss_with_the_feature_cache_is_a_one_line_error(tiny_dataset, tmp_path, capsys):

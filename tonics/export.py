@@ -273,6 +273,16 @@ def model_card(config, *, text_name: str, vision_name: str, run: Path | None) ->
         "trained with tonics.",
         "",
     ]
+    if getattr(config, "caption_head", None):
+        settings = config.caption_head["settings"]
+        intro += [
+            "It also **generates captions**: a CoCa-style captioning head (attentional pooling of "
+            f"the image tokens into {settings['queries']} queries, a {settings['layers']}-layer "
+            "BERT decoder with cross-attention, the text tower's vocabulary) was trained beside "
+            "the contrastive loss. `tonics caption --model DIR IMAGE...`, or in Python "
+            "`tonics.load(DIR).caption([PIL images], beams=1)`.",
+            "",
+        ]
     return "\n".join(
         _front_matter(origins)
         + intro
