@@ -202,7 +202,7 @@ def test_exported_model_captions_the_same_in_a_fresh_process(captioning_runs, tm
     assert "generates captions" in (tmp_path / "model" / "README.md").read_text()
 
 
-def test_caption_loss_with_the_feature_cache_is_a_one_line_error(tiny_dataset, tmp_path, capsys):
+def test_captioning_trains_from_the_prefix_cache(tiny_dataset, tmp_path):
     split_file, root = tiny_dataset
     config = tiny_config(
         tmp_path / "c.yaml",
@@ -213,11 +213,35 @@ def test_caption_loss_with_the_feature_cache_is_a_one_line_error(tiny_dataset, t
             "model.caption_loss_weight": 1.0,
             "model.caption_decoder": DECODER,
             "data.feature_cache": True,
+            "trainer.limit_val_batches": 0,
         },
     )
-    with pytest.raises(SystemExit):
-        cli_main(["fit", "--config", config, "--no_test", "true"])
-    assert "data.feature_cache" in capsys.readouterr().err
+    cli_main(["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null"])
+    version = _version(tmp_path)
+    summary = json.loads((version / "stage_summary.json").read_text())
+    paths = [path for stage in summary for path in stage["feature_paths"]]
+    assert paths and all(path.startswith("prefix text=0 vision=1") for path in paths), paths
+    rows = list(csv.DictReader(open(version / "metrics.csv")))
+    losses = [float(r["train/caption_loss"]) for r in rows if r.get("train/caption_loss")]
+    assert len(losses) == 6 and all(math.isfinite(x) for x in losses)
+
+
+def test_prefix_cache_tokens_equal_live_tokens():
+    from tonics.model.captioner import image_tokens
+    from tonics.model.tower_split import TowerSplit
+    from tonics.train.module import AlignmentModule
+
+    torch.manual_seed(0)
+    module = AlignmentModule(
+        "tiny:bert", "tiny:vit", embed_dim=16, caption_loss_weight=1.0, caption_decoder=DECODER
+    ).eval()
+    pixels = torch.randn(3, 3, 32, 32)
+    split = TowerSplit(module.model.vision.encoder, 1)
+    with torch.no_grad():
+        _, live = module.model.image_features_and_tokens(pixels)
+        out = split.vision_output(split.prefix(pixels))
+
+    torch.testing.assert_close(image_tokens(out.last_hidden_state), live)
 
 
 def test_caption_needs_a_model_with_a_captioning_head(tmp_path, capsys):

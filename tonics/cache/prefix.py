@@ -101,9 +101,13 @@ class PrefixCache:
         mask = (torch.arange(states.shape[1], device=device)[None] < lengths[:, None]).long()
         return states, mask
 
-    def features(self, indices: torch.Tensor, device, dtype=torch.float32):
+    def features(self, indices: torch.Tensor, device, dtype=torch.float32, tokens: bool = False):
         """(image features, text features, usable mask) for these pairs, pooled through the
-        towers' trainable top blocks (gradients flow into them)."""
+        towers' top blocks (gradients flow into those that train); with `tokens`, the vision
+        tower's token map (batch, tokens, width) too, for a captioning head (needs a vision
+        split, k > 0)."""
+        from tonics.model.captioner import image_tokens
+
         for split in self.splits.values():
             split.check_trainable()
         image_states, usable = self.store.images_of("image", indices)
@@ -111,10 +115,19 @@ class PrefixCache:
             empty = [
                 torch.zeros(0, s.encoder.output_dim, device=device) for s in self.splits.values()
             ]
-            return empty[1], empty[0], usable
-        image = self.splits["vision"].suffix(image_states.to(device, dtype))
+            return (empty[1], empty[0], usable) + ((None,) if tokens else ())
+        vision, state = self.splits["vision"], image_states.to(device, dtype)
+        token_map = None
+        if tokens:
+            if vision.k == 0:
+                raise UnsupportedSplit("a vision tower cached as pooled features has no token map")
+            out = vision.vision_output(state)
+            image, token_map = vision.encoder.pool(out), image_tokens(out.last_hidden_state)
+        else:
+            image = vision.suffix(state)
         states, mask = self._text(indices[usable], device, dtype)
-        return image, self.splits["text"].suffix(states, mask), usable
+        text = self.splits["text"].suffix(states, mask)
+        return (image, text, usable) + ((token_map,) if tokens else ())
 
     @torch.no_grad()
     def pooled_part(self, pairs: list[int], description: str, batch_size: int = 256, device="cpu"):

@@ -161,12 +161,18 @@ class TowerSplit:
         """Pooled features from cached states, through the top blocks as they are now."""
         if self.k == 0:
             return state
-        model, hidden = self.encoder.model, state
         if self.family == "bert":
-            mask = _bidirectional_mask(model, hidden, attention_mask)
+            hidden, mask = state, _bidirectional_mask(self.encoder.model, state, attention_mask)
             for block in self.top:
                 hidden = _first(block(hidden, mask))
             return self.encoder.pool(hidden, attention_mask)
+        return self.encoder.pool(self.vision_output(state))
+
+    def vision_output(self, state: torch.Tensor) -> SimpleNamespace:
+        """The vision tower's output (`last_hidden_state`, `pooler_output`) from cached states,
+        through the top blocks as they are now: what `suffix` pools, and the token map a
+        captioning head reads."""
+        model, hidden = self.encoder.model, state
         for block in self.top:
             hidden = _first(block(hidden) if self.family == "mobilenet_v2" else block(hidden, None))
         if self.family == "mobilenet_v2":
@@ -179,7 +185,7 @@ class TowerSplit:
         else:  # clip_vision: CLS through the post-LayerNorm
             last = hidden
             pooled = getattr(model, "vision_model", model).post_layernorm(hidden[:, 0])
-        return self.encoder.pool(SimpleNamespace(last_hidden_state=last, pooler_output=pooled))
+        return SimpleNamespace(last_hidden_state=last, pooler_output=pooled)
 
 
 def text_states(split: TowerSplit, ids: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:

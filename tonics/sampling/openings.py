@@ -6,7 +6,8 @@ Towers start frozen. They open at curriculum stages (`data.stages[i].unfreeze_te
 they stay open in every later stage, and a later, wider opening widens them (`widest`).
 
 With `data.feature_cache`, a step where both towers are frozen trains the heads from pooled
-features computed once ("pooled"); a step whose towers open only top-k blocks trains them from the
+features computed once ("pooled"; with a captioning head, which reads the vision tower's token
+map, from a prefix cache instead: `token_split`); a step whose towers open only top-k blocks trains them from the
 cached activations of the frozen prefix ("prefix"), when a prefix cache could be built for that
 split (`use_prefix_caches`, told once by the model after building them); any other step encodes
 images and captions live ("live").
@@ -54,20 +55,26 @@ class Openings:
         at_step: int | None = None,
         top_k: int | None = None,
         feature_cache: bool = False,
+        tokens: bool = False,
     ) -> None:
         """`stages`: each curriculum stage's (text, vision) opening; `at_step` / `top_k`: both
-        towers open at that step, top_k blocks or wholly; `feature_cache`: cached paths allowed."""
+        towers open at that step, top_k blocks or wholly; `feature_cache`: cached paths allowed;
+        `tokens`: every step needs the vision tower's token map (a captioning head), which
+        pooled features do not hold (see `token_split`)."""
         self.stages = tuple(stages)
         self.at_step = at_step
         self.top_k = top_k
         self.feature_cache = feature_cache
+        self.tokens = tokens
         self.prefix_splits: frozenset[Split] = frozenset()
 
     @classmethod
-    def plan(cls, stages, *, at_step=None, top_k=None, feature_cache=False) -> Openings:
+    def plan(
+        cls, stages, *, at_step=None, top_k=None, feature_cache=False, tokens=False
+    ) -> Openings:
         """The plan of curriculum `stages` (objects with `unfreeze_text` / `unfreeze_vision`)."""
         pairs = [(s.unfreeze_text, s.unfreeze_vision) for s in stages]
-        return cls(pairs, at_step=at_step, top_k=top_k, feature_cache=feature_cache)
+        return cls(pairs, at_step=at_step, top_k=top_k, feature_cache=feature_cache, tokens=tokens)
 
     def at(self, step: int, stage: int | None) -> dict[str, Opening]:
         """Each tower's opening in force at `step` in stage `stage`: None, k or 'all'."""
@@ -97,7 +104,17 @@ class Openings:
                     whole.add(index)
                 elif split != (0, 0) and split not in splits:
                     splits.append(split)
+        if self.tokens and self.token_split(splits) not in splits:
+            splits.append(self.token_split(splits))
         return splits, sorted(whole)
+
+    def token_split(self, splits: Sequence[Split] | None = None) -> Split:
+        """With `tokens`, the prefix split that serves frozen steps: the first planned split that
+        cuts the vision tower (its frozen top blocks run each step and give the token map), else
+        the top vision block alone, (0, 1)."""
+        if splits is None:
+            splits = [s for s in self.cache_splits()[0]]
+        return next((s for s in splits if s[1] > 0), (0, 1))
 
     def use_prefix_caches(self, splits: Iterable[Split]) -> None:
         """Record the splits whose prefix cache was built (the others train live)."""
@@ -107,9 +124,14 @@ class Openings:
         """How the features of `step` are computed: pooled cache, prefix cache or live."""
         if not self.feature_cache:
             return "live"
-        if self.frozen_at(step, stage):
+        if self.frozen_at(step, stage) and not self.tokens:
             return "pooled"
-        return "prefix" if split_of(self.at(step, stage)) in self.prefix_splits else "live"
+        split = split_of(self.at(step, stage))
+        if self.tokens and split == (0, 0):
+            split = self.token_split()
+        if self.tokens and split is not None and split[1] == 0:
+            return "live"  # vision pooled features only: no token map
+        return "prefix" if split in self.prefix_splits else "live"
 
     def served_from_cache(self, step: int, stage: int) -> bool:
         """Whether the batch of `step` needs no image decoded (its features are cached)."""

@@ -32,6 +32,13 @@ from tonics.train.schedule import LrSchedule, group_lambdas, schedule_factor
 log = logging.getLogger(__name__)
 
 
+_NO_CACHE = (
+    "a batch marked 'features cached' arrived but no cache serves the encoders as they are now "
+    "(text {text}, vision {vision}: an encoder was opened outside the curriculum/unfreeze_at_step "
+    "the sampler knows of); turn data.feature_cache off for this run"
+)
+
+
 class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
     """Contrastive alignment of a pretrained text encoder and vision encoder."""
 
@@ -167,8 +174,13 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         self.feature_cache = None  # pooled features of a changing encoder are stale
 
     def step_opening(self) -> dict:
-        """The step-triggered opening (`unfreeze_at_step`, `unfreeze_top_k`), for the run's plan."""
-        return {"at_step": self.hparams.unfreeze_at_step, "top_k": self.hparams.unfreeze_top_k}
+        """The step-triggered opening (`unfreeze_at_step`, `unfreeze_top_k`) and whether steps need
+        the vision token map (a captioning head), for the run's plan."""
+        return {
+            "at_step": self.hparams.unfreeze_at_step,
+            "top_k": self.hparams.unfreeze_top_k,
+            "tokens": self.model.captioner is not None,
+        }
 
     def open_towers(self, openings: dict[str, UnfreezeSpec]) -> None:
         """Open each tower as far as `openings` says (openings never close)."""
@@ -250,12 +262,6 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         dm = self.trainer.datamodule
         if dm.openings is None or not dm.openings.feature_cache:
             return
-        require(
-            self.model.captioner is None,
-            "data.feature_cache",
-            "the feature and prefix caches hold pooled features, not the image tokens the "
-            "captioning head reads (model.caption_loss_weight > 0): set data.feature_cache: false",
-        )
         # building (loaders draw seeds) or loading a cache must leave the run's random stream as
         # it was: a run that computes the cache and one that loads it then train identically
         with torch.random.fork_rng(devices=[]):
@@ -290,6 +296,7 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
                     why,
                 )
         frozen = self.model.text.is_frozen and self.model.vision.is_frozen
+        frozen = frozen and self.model.captioner is None  # a captioner's frozen steps: a prefix
         started = time.perf_counter()
         if frozen and self.prefix_caches:  # derive pooled features: no second encoding pass
             prefix = next(iter(self.prefix_caches.values()))
@@ -324,7 +331,17 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
 
     def _cached_features(self, batch):
         split = split_of(self.unfrozen)
-        if split == (0, 0) and self.feature_cache is not None:
+        tokens = None
+        if self.model.captioner is not None:
+            split = self.trainer.datamodule.openings.token_split() if split == (0, 0) else split
+            cache = self.prefix_caches.get(split)
+            if cache is None:
+                raise RuntimeError(_NO_CACHE.format(**self.unfrozen))
+            image, text, usable, tokens = cache.features(
+                batch["indices"].cpu(), self.device, tokens=True
+            )
+            self.last_path = f"prefix text={split[0]} vision={split[1]}"
+        elif split == (0, 0) and self.feature_cache is not None:
             image, text, usable = self.feature_cache.lookup(batch["indices"].cpu())
             self.last_path, cache = "pooled", self.feature_cache
         elif split in self.prefix_caches:
@@ -332,18 +349,13 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
             image, text, usable = cache.features(batch["indices"].cpu(), self.device)
             self.last_path = f"prefix text={split[0]} vision={split[1]}"
         else:
-            raise RuntimeError(
-                "a batch marked 'features cached' arrived but no cache serves the encoders as they "
-                f"are now (text {self.unfrozen['text']}, vision {self.unfrozen['vision']}: an "
-                "encoder was opened outside the curriculum/unfreeze_at_step the sampler knows of); "
-                "turn data.feature_cache off for this run"
-            )
+            raise RuntimeError(_NO_CACHE.format(**self.unfrozen))
         for index in batch["indices"][~usable].tolist():
             batch["skipped"].append((index, *cache.failures[index]))
         batch["has_image"] = usable
         image = torch.nn.functional.normalize(self.model.vision_head(image.to(self.device)), dim=-1)
         text = torch.nn.functional.normalize(self.model.text_head(text.to(self.device)), dim=-1)
-        return image, text
+        return image, text, tokens
 
     def _with_caption_loss(self, contrastive, tokens, batch, n: int) -> torch.Tensor:
         """contrastive + weight * captioning (each image's caption, teacher-forced); both logged."""
@@ -360,7 +372,7 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         trains); skipped if every image in it failed to load."""
         tokens = None
         if batch.get("cached"):
-            image, text = self._cached_features(batch)
+            image, text, tokens = self._cached_features(batch)
             if image.shape[0] < 2:
                 return None
         elif batch["pixel_values"] is None or len(batch["indices"]) < 2:
