@@ -99,6 +99,7 @@ def test_notebook_executes_headless_on_a_tiny_run(tiny_run, tiny_comparison, mon
     assert os.environ["TONICS_RUN_DIR"] == str(tiny_run)
     text = "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
     assert "false_negative_rows" in text and "random" in text  # the comparison section ran
+    assert "within_object_text_to_image_R@1" in text and "diff" in text  # the fraction grid's
 
 
 def test_data_efficiency_rows_and_figure(tmp_path):
