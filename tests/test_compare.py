@@ -78,3 +78,17 @@ def test_compare_on_validation_with_override_configs(tiny_dataset, tmp_path):
     assert not list(out.rglob("retrieval_test.json"))  # no test pass when choosing on validation
     hparams = next((out / "siglip-seed0").rglob("hparams.yaml")).read_text()
     assert "loss: siglip" in hparams
+
+
+def test_caption_figures_of_some_arms_are_summarised_for_those_arms():
+    from tonics.analysis.results import markdown, summarise
+
+    plain = [{"recall_mean": 10.0 + s} for s in range(3)]
+    captioning = [{"recall_mean": 11.0 + s, "caption_CIDEr": 20.0 + s} for s in range(3)]
+    more = [{"recall_mean": 12.0 + s, "caption_CIDEr": 23.0 + 2 * s} for s in range(3)]
+    summary = summarise({"plain": plain, "captioning": captioning, "more": more})
+    recall, cider = summary["metrics"]["recall_mean"], summary["metrics"]["caption_CIDEr"]
+    assert recall["captioning - plain"]["difference"] == 1.0
+    assert cider == {"captioning": 21.0, "more": 25.0}  # no baseline figure: no difference
+    row = next(line for line in markdown(summary).splitlines() if "CIDEr" in line)
+    assert row.startswith("| caption CIDEr | - | 21.00 | 25.00 | - | - |")

@@ -25,6 +25,8 @@ TABLE_METRICS = (
     "transfer_recall_mean",
     "transfer_image_to_text_R@1",
     "transfer_text_to_image_R@1",
+    "caption_BLEU-4",
+    "caption_CIDEr",
 )
 CURVES = ("val/recall_mean", "val/within_object_text_to_image_R@1", "val/loss")
 
@@ -76,21 +78,26 @@ def validation_curve(root: Path, key: str) -> dict[int, float]:
 
 
 def summarise(figures: dict[str, list[dict[str, float]]]) -> dict:
-    """Means per arm and, for every other arm, the paired difference from the first arm."""
+    """Means per arm and, for every other arm, the paired difference from the first arm. A
+    metric only some arms have (caption figures of arms with a captioning head) gets the means of
+    those arms, and differences where the baseline has it too."""
     arms = list(figures)
     baseline = arms[0]
-    metrics = [m for m in TABLE_METRICS if all(m in f for runs in figures.values() for f in runs)]
+    having = {
+        m: [a for a, runs in figures.items() if all(m in f for f in runs)] for m in TABLE_METRICS
+    }
     summary: dict = {
         "arms": arms,
         "seeds": len(figures[baseline]),
         "baseline": baseline,
         "metrics": {},
     }
-    for metric in metrics:
+    for metric in (m for m in TABLE_METRICS if having[m]):
         entry = {
-            arm: round(sum(f[metric] for f in runs) / len(runs), 3) for arm, runs in figures.items()
+            arm: round(sum(f[metric] for f in figures[arm]) / len(figures[arm]), 3)
+            for arm in having[metric]
         }
-        for arm in arms[1:]:
+        for arm in (a for a in arms[1:] if a in entry and baseline in entry):
             entry[f"{arm} - {baseline}"] = paired_difference(
                 [f[metric] for f in figures[baseline]], [f[metric] for f in figures[arm]]
             ).as_dict()
@@ -109,9 +116,11 @@ def markdown(summary: dict) -> str:
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for metric, entry in summary["metrics"].items():
-        cells = [f"{entry[arm]:.2f}" for arm in arms]
+        cells = [f"{entry[arm]:.2f}" if arm in entry else "-" for arm in arms]
         for arm in others:
-            d = entry[f"{arm} - {baseline}"]
-            cells.append(f"{d['difference']:+.2f} [{d['t_low']:+.2f}, {d['t_high']:+.2f}]")
+            d = entry.get(f"{arm} - {baseline}")
+            cells.append(
+                f"{d['difference']:+.2f} [{d['t_low']:+.2f}, {d['t_high']:+.2f}]" if d else "-"
+            )
         lines.append(f"| {metric.replace('_', ' ')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
