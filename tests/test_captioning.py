@@ -202,6 +202,32 @@ def test_exported_model_captions_the_same_in_a_fresh_process(captioning_runs, tm
     assert "generates captions" in (tmp_path / "model" / "README.md").read_text()
 
 
+def test_retrieval_report_of_a_captioner_has_caption_figures(
+    captioning_runs, tiny_dataset, tmp_path
+):
+    _, version, _, _ = captioning_runs
+    split_file, root = tiny_dataset
+    cli_main(["export", str(version / "checkpoints" / "last.ckpt"), str(tmp_path / "model")])
+    out = tmp_path / "report.json"
+    cli_main(
+        [
+            "retrieval",
+            "--model",
+            str(tmp_path / "model"),
+            "--karpathy",
+            split_file,
+            "--image-root",
+            root,
+            "--split",
+            "test",
+            "--out",
+            str(out),
+        ]
+    )
+    report = json.loads(out.read_text())
+    assert report["caption_images"] == report["images"] and "caption_CIDEr" in report
+
+
 def test_captioning_trains_from_the_prefix_cache(tiny_dataset, tmp_path):
     split_file, root = tiny_dataset
     config = tiny_config(

@@ -25,6 +25,7 @@ class Towers:
     image_processor: object
     encode_tokens: object  # (input_ids, attention_mask) -> normalised embeddings
     encode_pixels: object  # pixel_values -> normalised embeddings
+    caption_pixels: object = None  # pixel_values -> captions (a model with a captioning head)
 
     def encode_captions(self, captions: list[str]) -> torch.Tensor:
         """Embeddings of raw captions (for zero-shot prompts)."""
@@ -57,8 +58,13 @@ def exported_towers(model_dir: str, *, allow_pickle: bool = False) -> Towers:
     config = check_model_directory(directory, allow_pickle=allow_pickle)
     if config.get("model_type") == MODEL_TYPE:
         model = load(model_dir)
+        captions = model.caption if model.hf.caption_head is not None else None
         return Towers(
-            model.tokenizer, model.image_processor, model.encode_tokens, model.encode_image
+            model.tokenizer,
+            model.image_processor,
+            model.encode_tokens,
+            model.encode_image,
+            captions,
         )
     model = AutoModel.from_pretrained(directory, use_safetensors=not allow_pickle, **SAFE).eval()
     if not (hasattr(model, "get_text_features") and hasattr(model, "get_image_features")):
@@ -214,7 +220,9 @@ def evaluate_reader(
     result = retrieval_metrics(embedded.images, embedded.texts, embedded.text_to_image)
     hard = _hard_figures(embedded, records, all_records)
     model = model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)"
+    captions = _caption_figures(towers, records, batch_size) if towers.caption_pixels else {}
     return {
+        **captions,
         **_zero_shot(towers, embedded, records),
         "split": split,
         "model": model,
@@ -225,3 +233,28 @@ def evaluate_reader(
         **result.metrics,
         **hard,
     }
+
+
+def _caption_figures(towers: Towers, records, batch_size: int) -> dict[str, float]:
+    """BLEU-4 and CIDEr of the model's greedy caption of each image of the split against that
+    image's captions (`caption_BLEU-4`, `caption_CIDEr`, `caption_images`); images that fail to
+    load are left out, as in retrieval."""
+    from tonics.data.images import load_image
+    from tonics.eval.captioning import caption_scores
+
+    references: dict[str, list[str]] = {}
+    first: dict[str, object] = {}
+    for record in records:
+        references.setdefault(record.image_id, []).append(record.caption)
+        first.setdefault(record.image_id, record.image)
+    generated: dict[str, str] = {}
+    ids = list(first)
+    for start in range(0, len(ids), batch_size):
+        loaded = [(i, load_image(first[i])[0]) for i in ids[start : start + batch_size]]
+        loaded = [(i, image) for i, image in loaded if image is not None]
+        if not loaded:
+            continue
+        pixels = towers.image_processor(images=[im for _, im in loaded], return_tensors="pt")
+        captions = towers.caption_pixels(pixels["pixel_values"])
+        generated.update({i: c for (i, _), c in zip(loaded, captions)})
+    return {f"caption_{k}": v for k, v in caption_scores(generated, references).items()}
