@@ -22,6 +22,18 @@ class RecordBatches(pl.Callback):
             handle.write(json.dumps(record) + "\n")
 
 
+class RecordEvalBatches(pl.Callback):
+    """Appends each validation batch's rank and dataset indices to a JSON-lines file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args) -> None:
+        record = {"rank": trainer.global_rank, "indices": batch["indices"].tolist()}
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
 def tiny_config(path, split_file, image_root, run_dir, **overrides) -> str:
     """A `tonics fit` YAML for the tiny dataset with tiny random encoders."""
     config = {

@@ -131,3 +131,63 @@ def test_ontology_stats_command(tiny_dataset, capsys, tmp_path):
     assert stats["depth_histogram"]["0"] == 1 and "unmatched_nouns" in stats
     cli_main(["ontology", "stats", "--load", str(tmp_path / "o.npz")])
     assert json.loads(capsys.readouterr().out)["pairs"] == 72
+
+
+def test_sharded_validation_over_two_processes_equals_one(tiny_dataset, tmp_path):
+    import csv
+
+    split_file, root = tiny_dataset
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    train = tmp_path / "train"
+    config = tiny_config(
+        tmp_path / "train.yaml", split_file, root, train, **{"trainer.max_steps": 3}
+    )
+    subprocess.run(
+        [sys.executable, "-m", "tonics.cli", "fit", "--config", config, "--no_test", "true"],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+        capture_output=True,
+    )
+    checkpoint = next(train.rglob("last.ckpt"))
+
+    def validate(name: str, **overrides) -> dict[str, float]:
+        run = tmp_path / name
+        config = tiny_config(tmp_path / f"{name}.yaml", split_file, root, run, **overrides)
+        command = [sys.executable, "-m", "tonics.cli", "validate", "--config", config]
+        command += ["--ckpt_path", str(checkpoint)]
+        subprocess.run(command, check=True, env=env, cwd=tmp_path, timeout=300, capture_output=True)
+        rows = list(csv.DictReader(open(next(run.rglob("metrics.csv")))))
+        return {k: float(v) for row in rows for k, v in row.items() if k.startswith("val/") and v}
+
+    def recorder(name: str) -> list[dict]:
+        return [
+            {
+                "class_path": "helpers.RecordEvalBatches",
+                "init_args": {"path": str(tmp_path / f"{name}.jsonl")},
+            }
+        ]
+
+    one = validate("one", **{"trainer.callbacks": recorder("one")})
+    two = validate(
+        "two",
+        **{"trainer.strategy": "ddp", "trainer.devices": 2, "trainer.callbacks": recorder("two")},
+    )
+    rows = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
+    shares = [{i for row in rows if row["rank"] == r for i in row["indices"]} for r in (0, 1)]
+    single = {
+        i
+        for line in (tmp_path / "one.jsonl").read_text().splitlines()
+        for i in json.loads(line)["indices"]
+    }
+    assert shares[0] and shares[1] and not shares[0] & shares[1]  # each rank encodes its share
+    assert shares[0] | shares[1] == single
+    figures = [k for k in one if k != "val/loss"]  # the loss is a mean over differing batches
+    assert "val/recall_mean" in figures and "val/images" in figures
+    assert {k: two[k] for k in figures} == {k: one[k] for k in figures}

@@ -123,19 +123,25 @@ def image_once_loader(
     max_length: int = 64,
     persistent_workers: bool = False,
     limits: ImageLimits | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """Sequential batches of every caption, each image decoded once (through its first pair).
 
-    The loader draws its workers' seeds from a generator of its own, never from torch's global
-    one: evaluating between training steps then leaves the training stream (dropout, anything
-    drawn from the global generator) exactly as it would be without the evaluation."""
+    With `world_size` > 1 the loader serves rank `rank`'s share: a contiguous range of the
+    records (dataset indices stay global), so the ranks' rows, joined in rank order, are exactly
+    one process's rows. The loader draws its workers' seeds from a generator of its own, never
+    from torch's global one: evaluating between training steps then leaves the training stream
+    (dropout, anything drawn from the global generator) exactly as it would be without the
+    evaluation."""
     dataset = PairDataset(
         records, image_processor, images_for=first_pair_of_each_image(records), limits=limits
     )
+    share = -(-len(records) // world_size)  # ceil: the last rank may get fewer (or none)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=False,
+        sampler=range(rank * share, min(len(records), (rank + 1) * share)),
         collate_fn=Collator(tokenizer, max_length),
         num_workers=num_workers,
         persistent_workers=persistent_workers and num_workers > 0,

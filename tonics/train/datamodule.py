@@ -284,10 +284,13 @@ class TonicsDataModule(pl.LightningDataModule):
             max_length=self.loader.max_text_length,
             persistent_workers=self.loader.persistent_workers,
             limits=self.image_limits,
+            rank=self.trainer.global_rank if self.trainer else 0,
+            world_size=self.trainer.world_size if self.trainer else 1,
         )
 
     def val_dataloader(self) -> DataLoader:
-        """Sequential batches of the evaluation split (each image loaded once)."""
+        """Sequential batches of the evaluation split (each image loaded once); under DDP each
+        rank encodes its share and the metrics gather them (`tonics.train.evaluation`)."""
         return self._eval_loader(self.evaluation.split)
 
     def test_dataloader(self) -> DataLoader:

@@ -5,8 +5,9 @@ Each caption is embedded, each image once; the contrastive loss is logged on the
 loaded. At the epoch's end: R@1/5/10 both ways, mean/median rank, `recall_mean` (the default
 checkpoint monitor), and within-object and caption-novel figures when the data module can
 annotate the split; with a captioning head, BLEU-4 and CIDEr of greedy captions of the split's
-images against their captions (`caption_BLEU-4`, `caption_CIDEr`; under DDP each rank scores its
-share and the figures are averaged). Expects `self.model` (an `AlignmentModel`), `self.loss`,
+images against their captions (`caption_BLEU-4`, `caption_CIDEr`). Under DDP each rank encodes
+(and captions) a contiguous share of the split; the shares are gathered in rank order before
+scoring, so the figures equal one process's. Expects `self.model` (an `AlignmentModel`), `self.loss`,
 `self.hparams.retrieval_ks`, `self._captions` and `self.caption_tokenizer` from the module it is
 mixed into.
 """
@@ -66,10 +67,15 @@ class RetrievalEvaluation:
         """BLEU-4 and CIDEr of the split's generated captions (empty without a captioning head)."""
         from tonics.eval.captioning import caption_scores
 
-        store = self._captions.pop(prefix, None)
-        if not store:
+        stores = [s for s in self._gathered(self._captions, prefix, None) if s]
+        if not stores:
             return {}
-        scores = caption_scores(store["generated"], store["references"])
+        generated, references = {}, {}
+        for store in stores:  # rank order: an image's references keep the dataset's order
+            generated.update(store["generated"])
+            for image_id, captions in store["references"].items():
+                references.setdefault(image_id, []).extend(captions)
+        scores = caption_scores(generated, references)
         return {f"{prefix}/caption_{k}": v for k, v in scores.items()}
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -95,8 +101,20 @@ class RetrievalEvaluation:
             "image_ids": batch["image_ids"],
         }
 
+    def _gathered(self, store: dict, prefix: str, empty):
+        """This split's store of every rank, in rank order (this rank's alone without DDP)."""
+        import torch.distributed as dist
+
+        mine = store.pop(prefix, empty)
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return [mine]
+        everyone = [None] * dist.get_world_size()
+        dist.all_gather_object(everyone, mine)
+        return everyone
+
     def _retrieval(self, prefix: str) -> dict[str, float]:
-        split = collect_embeddings(self._eval.pop(prefix, []))
+        chunks = [c for rank in self._gathered(self._eval, prefix, []) for c in rank]
+        split = collect_embeddings(chunks)
         if split is None:
             return {}
         result = retrieval_metrics(
