@@ -92,3 +92,17 @@ def test_caption_figures_of_some_arms_are_summarised_for_those_arms():
     assert cider == {"captioning": 21.0, "more": 25.0}  # no baseline figure: no difference
     row = next(line for line in markdown(summary).splitlines() if "CIDEr" in line)
     assert row.startswith("| caption CIDEr | - | 21.00 | 25.00 | - | - |")
+
+
+def test_an_interrupted_validation_run_is_not_taken_for_a_finished_one(tmp_path):
+    from tonics.train.compare import _done
+
+    version = tmp_path / "arm-seed0" / "tonics" / "version_0"
+    (version / "checkpoints").mkdir(parents=True)
+    (version / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (version / "config.yaml").write_text("trainer:\n  max_steps: 600\n")
+    summary = version / "stage_summary.json"
+    summary.write_text(json.dumps([{"name": "a", "steps": 100}, {"name": "b", "steps": 100}]))
+    assert not _done(tmp_path / "arm-seed0", "val")  # killed at step 200 of 600
+    summary.write_text(json.dumps([{"name": "a", "steps": 100}, {"name": "b", "steps": 500}]))
+    assert _done(tmp_path / "arm-seed0", "val")

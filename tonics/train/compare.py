@@ -36,9 +36,29 @@ def run_directory(out: Path, arm: str, seed: int) -> Path:
 
 
 def _done(root: Path, split: str) -> bool:
+    """Whether `root` holds a finished run: its test report, or (validation comparisons) a stage
+    summary that counts all the steps its config asks for beside a last checkpoint. A run killed
+    midway has a summary and a checkpoint too (both are refreshed at each validation), so the
+    step count tells it apart."""
     if split == "test":
         return bool(list(root.rglob("retrieval_test.json")))
-    return bool(list(root.rglob("stage_summary.json"))) and bool(list(root.rglob("last.ckpt")))
+    return any(_trained_to_the_end(summary) for summary in root.rglob("stage_summary.json"))
+
+
+def _trained_to_the_end(summary: Path) -> bool:
+    import yaml
+
+    directory = summary.parent
+    if not list(directory.rglob("last.ckpt")):
+        return False
+    config = directory / "config.yaml"
+    trainer = (
+        (yaml.safe_load(config.read_text()) or {}).get("trainer", {}) if config.is_file() else {}
+    )
+    max_steps = trainer.get("max_steps")
+    if not isinstance(max_steps, int) or max_steps < 0:  # a run bounded by epochs: trust it
+        return True
+    return sum(stage.get("steps", 0) for stage in json.loads(summary.read_text())) >= max_steps
 
 
 def fit_once(
@@ -47,8 +67,11 @@ def fit_once(
     """Train (unless already done) and test one arm for one seed; returns its run directory."""
     root = run_directory(out, arm, seed)
     if not _done(root, split):
+        import shutil
+
         from tonics.train.cli import lightning_main
 
+        shutil.rmtree(root, ignore_errors=True)  # an interrupted run starts again from scratch
         logger = {
             "class_path": "lightning.pytorch.loggers.CSVLogger",
             "init_args": {"save_dir": str(root), "name": "tonics"},
