@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from helpers import tiny_config
 
 from tonics.cli import cli_main
@@ -133,7 +134,8 @@ def test_ontology_stats_command(tiny_dataset, capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["pairs"] == 72
 
 
-def test_sharded_validation_over_two_processes_equals_one(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("captioning", [False, True], ids=["contrastive", "captioning"])
+def test_sharded_validation_over_two_processes_equals_one(tiny_dataset, tmp_path, captioning):
     import csv
 
     split_file, root = tiny_dataset
@@ -144,8 +146,10 @@ def test_sharded_validation_over_two_processes_equals_one(tiny_dataset, tmp_path
         ),
     }
     train = tmp_path / "train"
+    head = {"model.caption_loss_weight": 1.0} if captioning else {}
+    head |= {"model.caption_decoder": {"layers": 1, "heads": 2, "queries": 4}} if captioning else {}
     config = tiny_config(
-        tmp_path / "train.yaml", split_file, root, train, **{"trainer.max_steps": 3}
+        tmp_path / "train.yaml", split_file, root, train, **{"trainer.max_steps": 3, **head}
     )
     subprocess.run(
         [sys.executable, "-m", "tonics.cli", "fit", "--config", config, "--no_test", "true"],
@@ -159,7 +163,7 @@ def test_sharded_validation_over_two_processes_equals_one(tiny_dataset, tmp_path
 
     def validate(name: str, **overrides) -> dict[str, float]:
         run = tmp_path / name
-        config = tiny_config(tmp_path / f"{name}.yaml", split_file, root, run, **overrides)
+        config = tiny_config(tmp_path / f"{name}.yaml", split_file, root, run, **overrides, **head)
         command = [sys.executable, "-m", "tonics.cli", "validate", "--config", config]
         command += ["--ckpt_path", str(checkpoint)]
         subprocess.run(command, check=True, env=env, cwd=tmp_path, timeout=300, capture_output=True)
@@ -190,4 +194,5 @@ def test_sharded_validation_over_two_processes_equals_one(tiny_dataset, tmp_path
     assert shares[0] | shares[1] == single
     figures = [k for k in one if k != "val/loss"]  # the loss is a mean over differing batches
     assert "val/recall_mean" in figures and "val/images" in figures
+    assert ("val/caption_CIDEr" in figures) == captioning
     assert {k: two[k] for k in figures} == {k: one[k] for k in figures}
