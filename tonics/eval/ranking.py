@@ -78,7 +78,7 @@ def paired_ranks(
     The product is computed tile by tile (`rows_per_block` image rows x 1024 captions); while a
     tile is in cache, its scores are counted against both directions' brackets (see the module
     docstring) and the few inside a bracket are kept to be settled exactly at the end."""
-    images, texts = images.detach(), texts.detach()
+    images, texts = images.detach().cpu(), texts.detach().cpu()  # tiles are counted in numpy
     rows = min(MAX_TILE, rows_per_block or TILE_ROWS)
     brackets = _Brackets.of(images, texts, owner)
     t2i_above = np.zeros(texts.shape[0], dtype=np.int64)

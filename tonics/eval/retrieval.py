@@ -101,7 +101,7 @@ def retrieval_metrics(
     _check("image", image_embeddings)
     _check("text", text_embeddings)
     images, texts = image_embeddings.float(), text_embeddings.float()
-    owner = torch.as_tensor(text_to_image, dtype=torch.long)
+    owner = torch.as_tensor(text_to_image, dtype=torch.long).cpu()
     if owner.shape[0] != texts.shape[0]:
         raise ValueError(f"{texts.shape[0]} captions but {owner.shape[0]} image indices")
     if owner.min() < 0 or owner.max() >= images.shape[0]:
