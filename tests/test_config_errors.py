@@ -152,3 +152,15 @@ def test_ablation_arms_take_their_stages_whole_from_the_base(capsys):
             for key in ("unfreeze_text", "unfreeze_vision", "object_nodes_only", "ramp_steps"):
                 expected = mine.get(key, {"object_nodes_only": False, "ramp_steps": 0}.get(key))
                 assert got.get(key) == expected, (arm.name, mine["name"], key)
+
+
+def test_captioning_overlays_add_the_head_to_their_recipe(capsys):
+    for recipe, overlay in (
+        ("configs/demo.yaml", "configs/captioning.yaml"),
+        ("configs/demo.yaml", "configs/overlays/captioning_demo.yaml"),
+        ("configs/random_baseline.yaml", "configs/overlays/captioning_random.yaml"),
+    ):
+        printed = _printed(capsys, recipe, overlay)
+        assert printed["model"]["caption_loss_weight"] == 2.0, overlay
+        assert printed["model"]["caption_decoder"]["queries"] == 32, overlay
+        assert printed["data"]["stages"], overlay  # the recipe's curriculum is kept
