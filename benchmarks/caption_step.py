@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from train_step import _batch as train_step_batch
 
 from tonics.model.generation import generate
 from tonics.train.module import AlignmentModule
@@ -26,19 +27,9 @@ CAPTIONING = Path(__file__).parents[1] / "configs" / "captioning.yaml"
 
 
 def _batch(batch_size: int) -> dict:
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(1000, 8000, (batch_size, 16), generator=g)
-    ids[:, 0], ids[:, -1] = 101, 102
-    return {
-        "pixel_values": torch.randn(batch_size, 3, 224, 224, generator=g),
-        "input_ids": ids,
-        "attention_mask": torch.ones_like(ids),
-        "indices": torch.arange(batch_size),
-        "has_image": torch.ones(batch_size, dtype=torch.bool),
-        "skipped": [],
-        "cached": False,
-        "pair_keys": torch.arange(batch_size).repeat(2, 1).T.contiguous(),
-    }
+    batch = train_step_batch(batch_size)  # the train-step benchmark's in-memory batch
+    batch["input_ids"][:, 0], batch["input_ids"][:, -1] = 101, 102  # [CLS] ... [SEP]
+    return batch
 
 
 def _module(captioning: bool, open_blocks: int) -> AlignmentModule:

@@ -67,6 +67,8 @@ class RetrievalEvaluation:
         """BLEU-4 and CIDEr of the split's generated captions (empty without a captioning head)."""
         from tonics.eval.captioning import caption_scores
 
+        if self.model.captioner is None:  # the same on every rank: no gather needed
+            return {}
         stores = [s for s in self._gathered(self._captions, prefix, None) if s]
         if not stores:
             return {}
