@@ -20,9 +20,10 @@ from typing import Literal
 import networkx as nx
 import numpy as np
 from tonics.ontology.coco_categories import category_synset
+from tonics.ontology.pair_objects import PairObjects
 from tqdm.auto import tqdm
 
-from tonics.memory import paused_gc
+from tonics.mapped_arrays import mapped_npz
 
 ObjectSource = Literal["caption", "image", "intersection"]
 FORMAT_VERSION = 1
@@ -34,10 +35,14 @@ class Ontology:
     """Object graph plus, for each pair (in dataset order), the synsets it contains."""
 
     graph: nx.DiGraph
-    pair_objects: list[tuple[str, ...]]
-    pair_ids: list[str]
+    pair_objects: PairObjects  # built from a list of tuples when given one
+    pair_ids: Sequence[str]
     settings: dict = field(default_factory=dict)
     _subtree_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pair_objects, PairObjects):
+            self.pair_objects = PairObjects.from_tuples(self.pair_objects)
 
     @property
     def root(self) -> str:
@@ -70,15 +75,19 @@ class Ontology:
         lengths = np.array([len(c) for c in closure], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         closure_flat = np.array([a for c in closure for a in c], dtype=np.int64)
-        num_pairs = len(self.pair_objects)
+        objects = self.pair_objects
+        flat_all = objects.renumbered(nodes)
+        num_pairs = len(objects)
         dtype = np.int32 if num_pairs < 2**31 else np.int64
         chunks = []  # per chunk: (node of each entry, pair of each entry), sorted by node then pair
         counts = np.zeros(len(nodes), dtype=np.int64)
         for first in range(0, num_pairs, chunk_pairs):
+            last = min(num_pairs, first + chunk_pairs)
+            bounds = objects.indptr[first : last + 1]
             node_of, pair_of = _expand(
-                self.pair_objects[first : first + chunk_pairs],
+                flat_all[int(bounds[0]) : int(bounds[-1])],
+                np.diff(bounds),
                 first,
-                number,
                 lengths,
                 starts,
                 closure_flat,
@@ -103,7 +112,7 @@ class Ontology:
 
     def coverage(self) -> float:
         """Share of pairs with at least one object."""
-        return sum(1 for o in self.pair_objects if o) / max(1, len(self.pair_objects))
+        return int(np.count_nonzero(self.pair_objects.counts())) / max(1, len(self.pair_objects))
 
     def stats(self, top: int = 5) -> dict:
         """Coverage, node counts, depth histogram and the largest nodes at each depth."""
@@ -113,7 +122,7 @@ class Ontology:
             by_depth.setdefault(data["depth"], []).append((data["subtree"], node))
         return {
             "pairs": len(self),
-            "pairs_with_objects": sum(1 for o in self.pair_objects if o),
+            "pairs_with_objects": int(np.count_nonzero(self.pair_objects.counts())),
             "coverage": round(self.coverage(), 4),
             "nodes": self.graph.number_of_nodes(),
             "object_nodes": sum(1 for _, d in self.graph.nodes(data=True) if d["own"] > 0),
@@ -130,9 +139,8 @@ class Ontology:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         nodes = sorted(self.graph.nodes)
-        index = {n: i for i, n in enumerate(nodes)}
-        flat = [index[o] for objs in self.pair_objects for o in objs]
-        indptr = np.cumsum([0] + [len(o) for o in self.pair_objects])
+        flat = self.pair_objects.renumbered(nodes)
+        indptr = self.pair_objects.indptr
         meta = {
             "version": FORMAT_VERSION,
             "nodes": [[n, self.graph.nodes[n]] for n in nodes],
@@ -158,51 +166,45 @@ class Ontology:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, pair_ids: list[str] | None = None) -> Ontology:
-        """Read an ontology written by `save` (no WordNet needed). `pair_ids`: the pairs' ids
-        when the caller already holds them (a cache keyed by them), so they are not read again."""
-        with np.load(path) as data:
-            meta = json.loads(data["meta"].tobytes().decode())
-            if pair_ids is None and "pair_ids" not in meta:
+    def load(cls, path: str | Path, pair_ids: Sequence[str] | None = None) -> Ontology:
+        """Read an ontology written by `save` (no WordNet needed). Its per-pair arrays are memory
+        maps, shared by every process that loads the same file. `pair_ids`: the pairs' ids when
+        the caller already holds them (a cache keyed by them), so they are not read again."""
+        data = mapped_npz(path)
+        meta = json.loads(data["meta"].tobytes().decode())
+        if meta.get("version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: ontology format {meta.get('version')}, expected {FORMAT_VERSION}"
+            )
+        if pair_ids is None:
+            if "pair_ids" in meta:
+                pair_ids = meta["pair_ids"]
+            else:
                 stored = data["pair_ids"].tobytes().decode()
                 pair_ids = (
                     stored.split(PAIR_ID_SEPARATOR)
                     if stored or len(data["pair_indptr"]) > 1
                     else []
                 )
-            flat, indptr = data["pair_nodes"].tolist(), data["pair_indptr"].tolist()
-            subtrees = (
-                (data["subtree_pairs"], data["subtree_indptr"]) if "subtree_pairs" in data else None
-            )
-        if meta.get("version") != FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: ontology format {meta.get('version')}, expected {FORMAT_VERSION}"
-            )
         graph = nx.DiGraph()
         graph.add_nodes_from((name, attrs) for name, attrs in meta["nodes"])
         graph.add_edges_from(tuple(e) for e in meta["edges"])
         names = [n for n, _ in meta["nodes"]]
-        with paused_gc():
-            named = [names[j] for j in flat]
-            objects = [tuple(named[a:b]) for a, b in zip(indptr[:-1], indptr[1:])]
-        ontology = cls(
-            graph, objects, meta["pair_ids"] if pair_ids is None else pair_ids, meta["settings"]
-        )
-        if subtrees is not None:
-            pairs, bounds = subtrees
+        objects = PairObjects(names, data["pair_nodes"], data["pair_indptr"])
+        ontology = cls(graph, objects, pair_ids, meta["settings"])
+        if "subtree_pairs" in data:
+            pairs, bounds = data["subtree_pairs"], data["subtree_indptr"].tolist()
             ontology._subtree_cache = {
                 n: pairs[bounds[i] : bounds[i + 1]] for i, n in enumerate(names)
             }
         return ontology
 
 
-def _expand(pair_objects, first: int, number, lengths, starts, closure_flat):
-    """(node, pair) for every ancestor-or-self of every object of these pairs (pair numbers from
+def _expand(flat, counts, first: int, lengths, starts, closure_flat):
+    """(node, pair) for every ancestor-or-self of every object of these pairs (`flat`: their
+    objects' node numbers end to end, `counts`: how many each pair has; pairs numbered from
     `first`), de-duplicated and sorted by node, then pair."""
-    counts = np.fromiter((len(o) for o in pair_objects), np.int64, len(pair_objects))
-    flat = np.fromiter(
-        (number[o] for objs in pair_objects for o in objs), np.int64, int(counts.sum())
-    )
+    flat = np.asarray(flat, dtype=np.int64)
     per_object = lengths[flat]
     pair_of = np.repeat(np.repeat(np.arange(first, first + len(counts)), counts), per_object)
     within = np.arange(int(per_object.sum())) - np.repeat(
@@ -270,24 +272,51 @@ def combine_objects(
     return tuple(kept)
 
 
-def _caption_objects(captions: Sequence[object], extractor) -> list[list[str]]:
-    """Each caption's object synsets (each distinct caption text extracted once)."""
-    per_caption: dict[object, list[str]] = {}
-    objects = []
-    progress = dict(desc="ontology: objects in captions", unit="caption", mininterval=2.0)
-    for caption in tqdm(captions, **progress, disable=len(captions) < 5000):
-        key = caption if isinstance(caption, (str, bytes)) else None
-        if key not in per_caption:
-            per_caption[key] = extractor.extract(caption)
-        objects.append(per_caption[key])
-    return objects
+def _caption_objects(
+    captions: Sequence[object], extractor, chunk: int = 100_000, memo_size: int = 1_000_000
+) -> PairObjects:
+    """Each caption's object synsets, streamed: captions are read `chunk` at a time (a slice of a
+    memory-mapped caption column stays on disk until then) and packed into arrays as they come,
+    so the memory this takes beyond its output is one chunk and a bounded memo of distinct captions
+    already extracted (cleared when it holds `memo_size`), whatever the corpus size."""
+    number: dict[str, int] = {}
+    memo: dict[object, list[int]] = {}
+    nodes: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    progress = tqdm(
+        total=len(captions),
+        desc="ontology: objects in captions",
+        unit="caption",
+        mininterval=2.0,
+        disable=len(captions) < 5000,
+    )
+    for start in range(0, len(captions), chunk):
+        block_nodes: list[int] = []
+        block_counts: list[int] = []
+        for caption in captions[start : start + chunk]:
+            key = caption if isinstance(caption, (str, bytes)) else None
+            found = memo.get(key)
+            if found is None:
+                if len(memo) >= memo_size:
+                    memo.clear()
+                found = [number.setdefault(s, len(number)) for s in extractor.extract(caption)]
+                memo[key] = found
+            block_nodes.extend(found)
+            block_counts.append(len(found))
+        nodes.append(np.array(block_nodes, dtype=np.int32))
+        counts.append(np.array(block_counts, dtype=np.int64))
+        progress.update(len(block_counts))
+    progress.close()
+    flat = np.concatenate(nodes) if nodes else np.zeros(0, dtype=np.int32)
+    per_pair = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+    return PairObjects(list(number), flat, np.concatenate([[0], np.cumsum(per_pair)]))
 
 
-def _count_and_prune(ontology: Ontology, pair_objects) -> None:
+def _count_and_prune(ontology: Ontology) -> None:
     """Store each node's own and subtree pair counts; drop nodes no pair reaches."""
     graph = ontology.graph
     ontology.precompute_subtrees()
-    own = Counter(o for objs in pair_objects for o in objs)
+    own = ontology.pair_objects.node_counts()
     for node in graph:
         graph.nodes[node]["own"] = own.get(node, 0)
         graph.nodes[node]["subtree"] = int(len(ontology.subtree_pairs(node)))
@@ -318,27 +347,27 @@ def build_ontology(
     extractor = extractor or NounExtractor()
     wn = extractor.wn
     caption_objects = _caption_objects(captions, extractor)
+    settings = {"source": source, "extraction": asdict(extractor.settings)}
+    if source == "caption":  # the common case, and the one at web scale: arrays all the way
+        graph = _hypernym_closure(wn, sorted(caption_objects.names))
+        ontology = Ontology(graph, caption_objects, pair_ids, settings)
+        _count_and_prune(ontology)
+        return ontology
     image_synsets = [
-        [category_synset(name, category_table) for name in labels]
-        for labels in (image_objects or [])
+        [category_synset(name, category_table) for name in labels] for labels in image_objects
     ]
-    graph = _hypernym_closure(wn, {s for objs in caption_objects + image_synsets for s in objs})
+    graph = _hypernym_closure(
+        wn, {*caption_objects.names, *(s for objs in image_synsets for s in objs)}
+    )
 
     def is_ancestor(a: str, b: str) -> bool:
         return a in graph and b in graph and nx.has_path(graph, a, b)
 
     pair_objects = [
-        combine_objects(
-            caption_objects[i], image_synsets[i] if image_synsets else (), source, is_ancestor
-        )
-        for i in range(len(caption_objects))
+        combine_objects(caption, image, source, is_ancestor)
+        for caption, image in zip(caption_objects, image_synsets, strict=True)
     ]
     del caption_objects, image_synsets  # the pairs' objects are all kept from here
-    ontology = Ontology(
-        graph,
-        pair_objects,
-        list(pair_ids),
-        {"source": source, "extraction": asdict(extractor.settings)},
-    )
-    _count_and_prune(ontology, pair_objects)
+    ontology = Ontology(graph, pair_objects, list(pair_ids), settings)
+    _count_and_prune(ontology)
     return ontology

@@ -97,3 +97,44 @@ def tiny_config(path, split_file, image_root, run_dir, **overrides) -> str:
         node[last] = value
     path.write_text(yaml.safe_dump(config))
     return str(path)
+
+
+def drawn_pair_ids_digest(records, cache_dir, batch_size: int, seed: int = 0) -> str:
+    """A SHA-256 of the pair ids a seeded curriculum sampler draws over `records` (the first 24
+    batches of epoch 0, six batch kinds four steps each, then 6 of epoch 1): a fingerprint that
+    changes if any stored form of the records, the ontology or the codes changes what is drawn."""
+    import hashlib
+
+    import numpy as np
+    from tonics.ontology.index import ontology_for_records
+
+    from tonics.data.records import group_codes
+    from tonics.sampling import Curriculum, Stage
+    from tonics.sampling.sampler import CurriculumBatchSampler
+
+    curriculum = Curriculum(
+        [
+            Stage("random", {"random": 1.0}, steps=4),
+            Stage("diverse", {"diverse": 1.0}, steps=4),
+            Stage("fine", {"ontology": 1.0}, "fine", steps=4),
+            Stage("depth", {"ontology": 1.0}, "depth", min_depth=4, max_depth=7, steps=4),
+            Stage("objects", {"ontology": 1.0}, "fine", object_nodes_only=True, steps=4),
+            Stage("siblings", {"ontology": 1.0}, "fine", siblings=4),
+        ]
+    )
+    ontology = ontology_for_records(records, cache=cache_dir)
+    images, captions = (np.asarray(codes) for codes in group_codes(records))
+    sampler = CurriculumBatchSampler(
+        ontology,
+        curriculum,
+        batch_size=batch_size,
+        seed=seed,
+        pair_images=images,
+        pair_captions=captions,
+    )
+    digest = hashlib.sha256()
+    for epoch, count in ((0, 24), (1, 6)):
+        sampler.set_epoch(epoch)
+        for _, batch in zip(range(count), sampler):
+            digest.update("\n".join(records[i].pair_id for i in batch).encode() + b"\x1e")
+    return digest.hexdigest()

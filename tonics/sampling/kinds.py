@@ -296,18 +296,22 @@ class DiverseKind(BatchKind):
     def __init__(self, ontology: Ontology, image_of: np.ndarray | None = None) -> None:
         self.random = RandomKind(len(ontology), image_of)
         self.image_of = image_of
-        # pairs grouped by main object (groups in name order, pairs ascending), vectorised
-        keys = [
-            objs[0] if objs else f"<none-{i % 997}>" for i, objs in enumerate(ontology.pair_objects)
+        # pairs grouped by main object (groups in name order, pairs ascending), vectorised; a pair
+        # with no object falls in one of 997 groups of its own ("<none-k>", k = pair % 997)
+        objects = ontology.pair_objects
+        first = objects.first()
+        key = np.where(first < 0, len(objects.names) + np.arange(len(first)) % 997, first)
+        used, group_of = np.unique(key, return_inverse=True)
+        names = [
+            objects.names[k] if k < len(objects.names) else f"<none-{k - len(objects.names)}>"
+            for k in used.tolist()
         ]
-        codes: dict[str, int] = {}
-        numbers = np.fromiter((codes.setdefault(k, len(codes)) for k in keys), np.int64, len(keys))
-        rank = np.empty(len(codes), dtype=np.int64)
-        rank[[codes[k] for k in sorted(codes)]] = np.arange(len(codes))
-        group_of = rank[numbers]
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+        group_of = rank[group_of.reshape(-1)]
         order = np.argsort(group_of, kind="stable")
-        bounds = np.searchsorted(group_of[order], np.arange(len(codes) + 1))
-        self.groups = [order[bounds[g] : bounds[g + 1]] for g in range(len(codes))]
+        bounds = np.searchsorted(group_of[order], np.arange(len(names) + 1))
+        self.groups = [order[bounds[g] : bounds[g + 1]] for g in range(len(names))]
 
     def draw(self, available, size, rng) -> Draw:
         """One pair from each of `size` different object groups; topped up at random if needed."""
