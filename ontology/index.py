@@ -26,11 +26,16 @@ EXTRACTOR_VERSION = 4  # bump when extraction rules change, so cached ontologies
 def ontology_cache_key(
     records: Sequence, settings: ExtractionSettings, source: ObjectSource
 ) -> str:
-    """A hash of the pairs (ids, captions, labels) and the settings."""
+    """A hash of the pairs (ids, captions, labels) and the settings. Records that hash their own
+    content (`content_digest()`, a columnar pair table: labels are not among its columns) give
+    that instead of being read one by one."""
     digest = hashlib.sha256()
     digest.update(
         json.dumps([asdict(settings), source, EXTRACTOR_VERSION], sort_keys=True).encode()
     )
+    if hasattr(records, "content_digest"):  # a columnar table hashes its own content, once
+        digest.update(f"table\x1f{records.content_digest()}".encode())
+        return digest.hexdigest()[:20]
     for r in records:
         digest.update(
             f"{r.pair_id}\x1f{r.caption}\x1f{'|'.join(r.objects)}\x1e".encode("utf-8", "replace")
@@ -51,16 +56,18 @@ def ontology_for_records(
     key = ontology_cache_key(records, settings, source)
     directory = Path(cache) if cache is not None else cache_dir() / "ontology"
     path = directory / f"ontology-{key}.npz"
+    columnar = hasattr(records, "content_digest")
+    pair_ids = records.pair_ids if columnar else [r.pair_id for r in records]
     if path.is_file():
         log.info("ontology: loaded from cache %s", path)
-        ontology = Ontology.load(path, pair_ids=[r.pair_id for r in records])  # in the key
+        ontology = Ontology.load(path, pair_ids=pair_ids)  # in the key
         if not ontology._subtree_cache:  # a file written before the subtree index was stored
             ontology.precompute_subtrees()
         return ontology
     ontology = build_ontology(
-        [r.caption for r in records],
-        [r.pair_id for r in records],
-        image_objects=[r.objects for r in records] if source != "caption" else None,
+        records.captions if columnar else [r.caption for r in records],
+        pair_ids,
+        image_objects=None if source == "caption" else _image_objects(records, columnar),
         source=source,
         extractor=NounExtractor(settings),
         category_table=category_table,
@@ -73,3 +80,8 @@ def ontology_for_records(
         path,
     )
     return ontology
+
+
+def _image_objects(records: Sequence, columnar: bool) -> list:
+    """Each pair's labelled objects (a columnar table holds none)."""
+    return [()] * len(records) if columnar else [r.objects for r in records]

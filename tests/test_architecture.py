@@ -16,6 +16,7 @@ LAYERS = {
     "tonics.atomic": 0,
     "tonics.paths": 0,
     "tonics.memory": 0,
+    "tonics.mapped_arrays": 0,
     "tonics.model": 1,
     "tonics.ontology": 2,
     "tonics.data": 3,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import imagehash
 import pytest
+from helpers import drawn_pair_ids_digest
 from PIL import Image
 
 from tonics.cli import cli_main
@@ -20,7 +21,7 @@ from tonics.data.demo.sources import sources_dir
 from tonics.data.demo.splits import near_duplicates
 from tonics.data.images import load_image
 from tonics.data.readers import DemoReader
-from tonics.data.records import normalise_caption
+from tonics.data.records import normalise_caption, select_split
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +52,15 @@ def test_demo_sources_splits_and_size(demo):
     }
     records = DemoReader(str(root)).read()
     assert {r.split for r in records} == {"train", "val", "test", "transfer"}
+
+
+def test_the_same_seed_draws_the_same_demo_pairs_as_before(demo, tmp_path):
+    """The per-record code drew these pairs from the demo's training split (digest recorded before
+    the ontology kept its pairs' objects as arrays); the same seed must draw exactly the same."""
+    root, _, _ = demo
+    train = select_split(DemoReader(str(root)).read(), "train")
+    digests = json.loads((Path(__file__).parent / "draw_digests.json").read_text())
+    assert drawn_pair_ids_digest(train, tmp_path, batch_size=32) == digests["demo_train_batch32"]
 
 
 def test_same_seed_gives_the_same_files_and_a_second_build_is_instant(demo, tmp_path):

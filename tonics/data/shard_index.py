@@ -249,7 +249,8 @@ def load_index(path: str | Path) -> tuple[ShardIndex, dict]:
         manifest = json.loads(raw) if raw is not None else None
     except Exception as err:  # noqa: BLE001 - truncated, not Parquet, unreadable: all "damaged"
         raise DataFormatError(f"{path}: damaged shard index ({type(err).__name__}); rebuild it with `tonics index`") from None  # fmt: skip
-    if not _valid_manifest(manifest, table):
+    names = table.column_names
+    if "shard" not in names or not _valid_manifest(manifest, names, table.column("shard")):
         raise DataFormatError(
             f"{path}: not a tonics shard index (no valid manifest); rebuild it with `tonics index`"
         )
@@ -268,18 +269,18 @@ def load_index(path: str | Path) -> tuple[ShardIndex, dict]:
     return index, manifest
 
 
-def _valid_manifest(manifest, table) -> bool:
+def _valid_manifest(manifest, column_names, shard_numbers) -> bool:
     """The manifest and columns a tonics index has: shards with paths, skips, and shard numbers
     that point into the shard list."""
     columns = {"shard", "offset", "size", "member", "caption"}
-    if not isinstance(manifest, dict) or not columns <= set(table.column_names):
+    if not isinstance(manifest, dict) or not columns <= set(column_names):
         return False
     shards = manifest.get("shards")
     if not isinstance(shards, list) or not isinstance(manifest.get("skipped"), list):
         return False
     if not all(isinstance(e, dict) and isinstance(e.get("path"), str) for e in shards):
         return False
-    numbers = table.column("shard").to_numpy()
+    numbers = shard_numbers.to_numpy()
     return len(numbers) == 0 or (0 <= numbers.min() and numbers.max() < len(shards))
 
 
@@ -314,40 +315,62 @@ def default_index_path(shards: list[Path], caption_extension: str) -> Path:
     return cache_dir() / "shard-index" / f"index-{key.hexdigest()}.parquet"
 
 
-def _current_index(path: Path, shards: list[Path], caption_extension: str, named: bool):
-    """The index at `path` when it still describes `shards`; None when it must be rebuilt (the
+def load_manifest(path: str | Path) -> dict:
+    """The index's manifest (shards, skips), checked against its columns, without reading the
+    pairs: what start-up needs to know whether the index (and the pair table beside it) is
+    current."""
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+        raw = (schema.metadata or {}).get(b"tonics_shard_index")
+        manifest = json.loads(raw) if raw is not None else None
+        readable = manifest is not None and "shard" in schema.names
+        shard_column = pq.read_table(path, columns=["shard"]) if readable else None
+    except Exception as err:  # noqa: BLE001 - truncated, not Parquet, unreadable: all "damaged"
+        raise DataFormatError(f"{path}: damaged shard index ({type(err).__name__}); rebuild it with `tonics index`") from None  # fmt: skip
+    if shard_column is None or not _valid_manifest(
+        manifest, schema.names, shard_column.column("shard")
+    ):
+        raise DataFormatError(
+            f"{path}: not a tonics shard index (no valid manifest); rebuild it with `tonics index`"
+        )
+    return manifest
+
+
+def _is_current(path: Path, shards: list[Path], caption_extension: str, named: bool) -> bool:
+    """Whether the index at `path` still describes `shards`; False when it must be rebuilt (the
     automatic index); a named index that is damaged or stale is an error naming the problem."""
     try:
-        index, manifest = load_index(path)
+        manifest = load_manifest(path)
     except DataFormatError as err:
         if named:
             raise
         log.warning("%s: rebuilding", err)
-        return None
-    problems = changed_shards(index, shards)
+        return False
+    problems = changed_shards(ShardIndex(manifest["shards"]), shards)
     if manifest.get("caption_extension") != caption_extension:
         problems.append(f"indexed with caption extension '{manifest.get('caption_extension')}'")
     if not problems:
-        return index
+        return True
     if named:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise DataFormatError(f"{path}: {problems[0]}{more}; re-run `tonics index` on the shards")
     log.info("shard index %s is stale (%s): rebuilding", path, problems[0])
-    return None
+    return False
 
 
-def index_for(
+def current_index_path(
     shards: list[Path], caption_extension: str = "txt", path: str | Path | None = None
-) -> ShardIndex:
-    """The index of these shards: loaded when current, else built and saved. A named index file
-    (`tonics index --out`) that no longer matches its shards is an error naming them; the
-    automatic one in the cache is rebuilt."""
+) -> Path:
+    """The path of a current index of these shards: checked from its manifest when it exists,
+    else built and saved. A named index file (`tonics index --out`) that no longer matches its
+    shards is an error naming them; the automatic one in the cache is rebuilt."""
     shards = [s.resolve() for s in shards]
     named = path is not None
     path = Path(path) if named else default_index_path(shards, caption_extension)
-    current = _current_index(path, shards, caption_extension, named) if path.is_file() else None
-    if current is not None:
-        return current
+    if path.is_file() and _is_current(path, shards, caption_extension, named):
+        return path
     started = time.perf_counter()
     index = build_index(shards, caption_extension, path)
     save_index(index, path, caption_extension)
@@ -358,4 +381,11 @@ def index_for(
         time.perf_counter() - started,
         path,
     )
-    return index
+    return path
+
+
+def index_for(
+    shards: list[Path], caption_extension: str = "txt", path: str | Path | None = None
+) -> ShardIndex:
+    """The index of these shards in memory (`current_index_path`, then loaded)."""
+    return load_index(current_index_path(shards, caption_extension, path))[0]

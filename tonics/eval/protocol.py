@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from tonics.data.batches import image_once_loader
-from tonics.data.records import select_split
+from tonics.data.records import select_split, sorted_by_image, splits_of
 from tonics.errors import InputError
 from tonics.eval.retrieval import EmbeddedSplit, collect_embeddings, retrieval_metrics
 
@@ -161,7 +161,7 @@ def _hard_figures(split: EmbeddedSplit, split_records, all_records) -> dict:
 @torch.no_grad()
 def choose_split(records) -> str:
     """The split to evaluate when none is named: 'test', else the data's only split."""
-    present = sorted({r.split for r in records})
+    present = splits_of(records)
     if "test" in present:
         return "test"
     if len(present) == 1:
@@ -209,7 +209,7 @@ def evaluate_reader(
     has it, else its only split, said on stderr; several splits and no test: an error)."""
     all_records = reader.read()
     split = split or choose_split(all_records)
-    records = sorted(select_split(all_records, split), key=lambda r: r.image_id)
+    records = sorted_by_image(select_split(all_records, split))
     towers = (
         exported_towers(model_dir, allow_pickle=allow_pickle)
         if model_dir

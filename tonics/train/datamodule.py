@@ -24,7 +24,15 @@ from tonics.data.images import (
     processor_draft_size,
 )
 from tonics.data.readers.base import PairReader
-from tonics.data.records import PairRecord, group_codes, image_subset, select_split
+from tonics.data.records import (
+    PairRecord,
+    group_codes,
+    image_subset,
+    pair_ids_of,
+    select_split,
+    sorted_by_image,
+    splits_of,
+)
 from tonics.errors import ConfigError, require, require_choice
 from tonics.ontology.graph import ObjectSource, Ontology
 from tonics.ontology.index import ontology_for_records
@@ -122,7 +130,7 @@ class TonicsDataModule(pl.LightningDataModule):
     def _check_split(self, name: str, key: str) -> None:
         """A split a setting names must exist in the data (ConfigError naming the key)."""
         if not self.has_split(name):
-            present = sorted({r.split for r in self.records or []})
+            present = splits_of(self.records or [])
             raise ConfigError(key, f"the data has no '{name}' split (it has {present}); name one")
 
     def has_split(self, name: str) -> bool:
@@ -189,14 +197,14 @@ class TonicsDataModule(pl.LightningDataModule):
         if stage in ("fit", None) and self.ontology is None:
             train = self.split("train")
             self.ontology = self._build_ontology(train)
-            if self.ontology.pair_ids != [r.pair_id for r in train]:
+            if self.ontology.pair_ids != pair_ids_of(train):
                 raise ValueError(
                     "data.ontology_cache: the ontology's pairs do not match the training split; "
                     "delete the cache file or point ontology_cache elsewhere"
                 )
             from tonics.sampling.sampler import CurriculumBatchSampler
 
-            pair_images, pair_captions = (np.array(codes) for codes in group_codes(train))
+            pair_images, pair_captions = (np.asarray(codes) for codes in group_codes(train))
             rank = self.trainer.global_rank if self.trainer else 0
             world = self.trainer.world_size if self.trainer else 1
             model = self.trainer.lightning_module if self.trainer else None
@@ -255,7 +263,7 @@ class TonicsDataModule(pl.LightningDataModule):
 
     def eval_records(self, split: str) -> list[PairRecord]:
         """A split's records grouped by image, optionally capped to the first max_eval_pairs."""
-        records = sorted(self.split(split), key=lambda r: r.image_id)
+        records = sorted_by_image(self.split(split))
         return records[: self.evaluation.max_pairs] if self.evaluation.max_pairs else records
 
     def eval_annotations(self, split: str) -> tuple[list[str | None], list[bool]]:

@@ -4,11 +4,15 @@ its `.parquet` shards, read through the random-access shard index (`tonics.data.
 from __future__ import annotations
 
 import glob
+import logging
+import time
 from pathlib import Path
 
+from tonics.data.pair_table import TABLE_VERSION, PairTable, stat_of, write_pair_table
 from tonics.data.readers.base import DataFormatError, PairReader
-from tonics.data.records import ImageRef, PairRecord
-from tonics.memory import paused_gc
+from tonics.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 class WebDatasetReader(PairReader):
@@ -36,35 +40,80 @@ class WebDatasetReader(PairReader):
         """The shard files the glob matches, sorted."""
         return [Path(p) for p in sorted(glob.glob(self.shards))]
 
-    def read(self) -> list[PairRecord]:
-        """One record per key holding both an image and a caption; orphans are counted."""
-        from tonics.data.shard_index import index_for
+    def read(self) -> PairTable:
+        """One record per key holding both an image and a caption (orphans are counted), as a
+        memory-mapped pair table beside the index (written from the index on first use)."""
+        from tonics.data.shard_index import current_index_path
 
         shards = self.shard_paths()
         if not shards:
             raise DataFormatError(f"no webdataset shards match '{self.shards}'")
-        index = index_for(shards, self.caption_extension, self.index)
-        for reason, where in index.skipped:
+        index_path = current_index_path(shards, self.caption_extension, self.index)
+        table = pair_table_for(index_path, self.split)
+        for reason, where in table.skipped:
             self.skip(reason, where)
-        with paused_gc():  # millions of records: no collection while they are built
-            # one string per shard, shared; a parquet shard's images are read from its blob
-            paths = [str(Path(s.get("blob", s["path"]))) for s in index.shards]
-            stems = [Path(s["path"]).stem for s in index.shards]
-            records = []
-            for shard, offset, size, member, caption in zip(
-                index.shard, index.offset, index.size, index.member, index.caption, strict=True
-            ):
-                folder, _, filename = member.rpartition("/")
-                key = (
-                    f"{folder}/{filename.partition('.')[0]}"
-                    if folder
-                    else filename.partition(".")[0]
-                )
-                name = f"{stems[shard]}/{key.lstrip('./')}"
-                image = ImageRef(path=paths[shard], tar_member=member, offset=offset, size=size)
-                records.append(
-                    PairRecord(
-                        pair_id=name, image=image, caption=caption, image_id=name, split=self.split
-                    )
-                )
-        return records
+        return table
+
+
+def table_path(index_path: Path, split: str) -> Path:
+    """Where the pair table of an index lives: beside it, one per split name."""
+    return index_path.with_name(f"{index_path.stem}.{split}.pairs.arrow")
+
+
+def pair_table_for(index_path: str | Path, split: str) -> PairTable:
+    """The pair table of the index at `index_path`: opened when it was written from this version
+    of the index, else written from it first (streaming the index's columns, once)."""
+    index_path = Path(index_path)
+    path = table_path(index_path, split)
+    source = {**stat_of(index_path), "table_version": TABLE_VERSION}
+    if path.is_file():
+        try:
+            table = PairTable(path)
+            if table.meta.get("source") == source and table.split == split:
+                return table
+        except InputError as err:
+            log.warning("%s: writing it again", err)
+    started = time.perf_counter()
+    _write_from_index(index_path, path, split, source)
+    log.info("pair table written in %.1f s -> %s", time.perf_counter() - started, path)
+    return PairTable(path)
+
+
+def _write_from_index(index_path: Path, path: Path, split: str, source: dict) -> None:
+    import pyarrow.parquet as pq
+
+    from tonics.data.shard_index import load_manifest
+
+    manifest = load_manifest(index_path)
+    columns = pq.read_table(index_path, columns=["shard", "offset", "size", "member", "caption"])
+    # one string per shard; a parquet shard's images are read from its blob
+    paths = [str(Path(s.get("blob", s["path"]))) for s in manifest["shards"]]
+    stems = [Path(s["path"]).stem for s in manifest["shards"]]
+    shard = columns.column("shard").to_numpy()
+    member = columns.column("member")
+    pair_ids: list[str] = []
+    step = 1 << 18
+    for start in range(0, len(shard), step):
+        names = member.slice(start, step).to_pylist()
+        numbers = shard[start : start + len(names)].tolist()
+        pair_ids.extend(f"{stems[n]}/{_key(m)}" for n, m in zip(numbers, names))
+    write_pair_table(
+        path,
+        pair_ids=pair_ids,
+        captions=columns.column("caption").combine_chunks(),
+        shard=shard,
+        offset=columns.column("offset").to_numpy(),
+        size=columns.column("size").to_numpy(),
+        member=member.combine_chunks(),
+        paths=paths,
+        split=split,
+        skipped=manifest["skipped"],
+        source=source,
+    )
+
+
+def _key(member: str) -> str:
+    """A tar member's sample key: its folder and its file name up to the first dot."""
+    folder, _, filename = member.rpartition("/")
+    key = f"{folder}/{filename.partition('.')[0]}" if folder else filename.partition(".")[0]
+    return key.lstrip("./")
