@@ -20,6 +20,7 @@ import numpy as np
 
 from tonics.ontology.graph import Ontology
 from tonics.sampling.nodes import HardNodeRules, blocked_pairs, eligible_nodes, finest, hard_pool
+from tonics.sampling.ranks import true_at_ranks
 
 ANY_FILLABLE_NODE = HardNodeRules(object_nodes_only=False)
 
@@ -41,25 +42,39 @@ def _take(
     size: int,
     rng: np.random.Generator,
     image_of: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
 ) -> np.ndarray:
-    """`pool`: the candidate pairs, None for all of them (then one pass over the availability
-    mask, which at millions of pairs is far cheaper than gathering a pool first)."""
-    free = np.flatnonzero(available) if pool is None else pool[available[pool]]
+    """A uniform draw of `size` free pairs of `pool` (None: of all pairs), marked unavailable.
+    `mask`: `available[pool]` when the caller has it already. Ranks are drawn among the free
+    count and only the chosen ranks are looked up (`tonics.sampling.ranks`): the same pairs as
+    drawing from the list of free pairs, without writing that list."""
+    if mask is None:
+        mask = available if pool is None else available[pool]
+    free_count = int(np.count_nonzero(mask))
+
+    def members(ranks: np.ndarray) -> np.ndarray:
+        positions = true_at_ranks(mask, ranks)
+        return positions if pool is None else pool[positions]
+
     if image_of is not None:
-        return _take_distinct_images(free, available, size, rng, image_of)
-    chosen = (
-        rng.choice(free, size=size, replace=False) if len(free) > size else rng.permutation(free)
+        return _take_distinct_images(free_count, members, available, size, rng, image_of)
+    ranks = (
+        rng.choice(free_count, size=size, replace=False)
+        if free_count > size
+        else rng.permutation(free_count)
     )
+    chosen = members(ranks)
     available[chosen] = False
     return chosen
 
 
-def _take_distinct_images(free, available, size, rng, image_of) -> np.ndarray:
-    """Up to `size` free pairs with pairwise different images (fewer if the images run out)."""
-    candidates = rng.choice(free, size=min(len(free), 2 * size), replace=False)
+def _take_distinct_images(free_count, members, available, size, rng, image_of) -> np.ndarray:
+    """Up to `size` free pairs with pairwise different images (fewer if the images run out);
+    `members(ranks)`: the free pairs at these ranks."""
+    candidates = members(rng.choice(free_count, size=min(free_count, 2 * size), replace=False))
     _, first = np.unique(image_of[candidates], return_index=True)
-    if len(first) < size and len(candidates) < len(free):  # many captions per image: look wider
-        candidates = rng.permutation(free)
+    if len(first) < size and len(candidates) < free_count:  # many captions per image: look wider
+        candidates = members(rng.permutation(free_count))
         _, first = np.unique(image_of[candidates], return_index=True)
     chosen = candidates[np.sort(first)][:size]
     available[chosen] = False
@@ -210,7 +225,7 @@ class OntologyKind(BatchKind):
         """Forget what this epoch consumed (the sampler calls it at each epoch start)."""
         self.remaining = self.counts.copy()  # upper bounds of each node's available pairs
 
-    def _choose(self, available, size, rng) -> tuple[str | None, np.ndarray | None]:
+    def _choose(self, available, size, rng) -> tuple[str | None, np.ndarray | None, np.ndarray]:
         """A node with probability ~ remaining pairs ** alpha among those that can fill a batch.
 
         `remaining` only ever overestimates (other kinds in a mix also consume pairs), so a chosen
@@ -223,15 +238,16 @@ class OntologyKind(BatchKind):
                 self.remaining[fillable] ** self.alpha
             )  # alpha 0: uniform over fillable
             if not fillable.any():
-                return None, None
+                return None, None, None
             j = int(rng.choice(len(self.nodes), p=weights / weights.sum()))
             pool = self.pools[j]
-            free = int(available[pool].sum())
+            mask = available[pool]
+            free = int(np.count_nonzero(mask))
             self.remaining[j] = free
             if free >= size:
                 self.remaining[j] = free - size
-                return self.nodes[j], pool
-        return None, None
+                return self.nodes[j], pool, mask
+        return None, None, None
 
     def _sibling_groups(self) -> list[tuple[str, list[int]]]:
         """(parent, indices into self.sibling_nodes of its children among them), for parents
@@ -249,7 +265,7 @@ class OntologyKind(BatchKind):
         order = rng.permutation(len(self.sibling_groups))
         for g in order:
             parent, members = self.sibling_groups[g]
-            free = {j: int(available[self.sibling_pools[j]].sum()) for j in members}
+            free = {j: int(np.count_nonzero(available[self.sibling_pools[j]])) for j in members}
             ready = [j for j in members if free[j] >= share]
             if len(ready) < self.siblings:
                 continue
@@ -273,19 +289,21 @@ class OntologyKind(BatchKind):
             draw = self._draw_siblings(available, size, rng)
             if draw is not None:
                 return draw
-        node, pool = self._choose(available, size, rng)
+        node, pool, mask = self._choose(available, size, rng)
         if node is None:
             node = self.nodes[int(rng.choice(len(self.nodes), p=self.counts / self.counts.sum()))]
             while node is not None:
                 pool = self.ontology.subtree_pairs(node)
-                if int(available[pool].sum()) >= size:
+                mask = available[pool]
+                if int(np.count_nonzero(mask)) >= size:
                     break
                 node = self.ontology.parent(node)
         if node is None:
             fallback = self.random.draw(available, size, rng)  # the whole tree is nearly used up
             return Draw(fallback.indices, "ontology-fallback")
         depth = self.ontology.graph.nodes[node]["depth"]
-        return Draw(_take(pool, available, size, rng, self.image_of), self.name, node, depth)
+        chosen = _take(pool, available, size, rng, self.image_of, mask=mask)
+        return Draw(chosen, self.name, node, depth)
 
 
 class DiverseKind(BatchKind):
@@ -319,9 +337,10 @@ class DiverseKind(BatchKind):
         images: set[int] = set()
         for g in rng.permutation(len(self.groups)):
             pool = self.groups[g]
-            free = pool[available[pool]]
-            if len(free):
-                pick = int(free[rng.integers(len(free))])
+            mask = available[pool]
+            free = int(np.count_nonzero(mask))
+            if free:
+                pick = int(pool[true_at_ranks(mask, [rng.integers(free)])[0]])
                 if self.image_of is not None:
                     if int(self.image_of[pick]) in images:
                         continue

@@ -1,0 +1,55 @@
+"""The free pairs at given ranks, without listing every free pair.
+
+A uniform draw among a pool's available pairs used to list them all (`np.flatnonzero`, or
+`pool[available[pool]]`) and then pick from the list: at 12M pairs that list is up to 96 MB written
+per batch, several percent of a GPU step. numpy's `Generator.choice(k, ...)` and
+`permutation(k)` pick ranks among k items with exactly the same random stream as picking from a
+k-item array, so the draw only needs k (a count) and the items at the chosen ranks: counts per
+block of the availability mask (popcounts over 8-byte words), then one block per chosen rank.
+The batches drawn are the same pairs as listing them would give.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK = 512  # mask entries per counted block: a multiple of 8 (whole 8-byte words)
+SMALL = 8 * BLOCK
+
+
+def block_counts(mask: np.ndarray) -> np.ndarray:
+    """How many True entries each block of `BLOCK` entries of a boolean mask holds (the last
+    block may be shorter)."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    full = len(mask) // BLOCK * BLOCK
+    words = mask[:full].view(np.uint64)
+    counts = np.bitwise_count(words).reshape(-1, BLOCK // 8).sum(axis=1, dtype=np.int64)
+    if full < len(mask):
+        counts = np.append(counts, np.count_nonzero(mask[full:]))
+    return counts
+
+
+def true_at_ranks(mask: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """`np.flatnonzero(mask)[ranks]`: the positions of the True entries with these ranks (0: the
+    first True), in the order of `ranks`, touching only the blocks they fall in."""
+    mask = np.ascontiguousarray(mask, dtype=bool)
+    ranks = np.asarray(ranks, dtype=np.int64)
+    if len(ranks) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if len(mask) <= SMALL:  # listing a short mask's True entries is cheaper than counting blocks
+        return np.flatnonzero(mask)[ranks]
+    counts = block_counts(mask)
+    ends = np.cumsum(counts)
+    if ranks.min() < 0 or ranks.max() >= ends[-1]:
+        raise IndexError(f"ranks must lie in [0, {int(ends[-1])}): the mask's True entries")
+    blocks = np.searchsorted(ends, ranks, side="right")
+    within = ranks - (ends[blocks] - counts[blocks])  # rank inside its block
+    full = len(mask) // BLOCK
+    rows = np.zeros((len(ranks), BLOCK), dtype=bool)
+    whole = blocks < full
+    rows[whole] = mask[: full * BLOCK].reshape(full, BLOCK)[blocks[whole]]
+    tail = mask[full * BLOCK :]
+    rows[~whole, : len(tail)] = tail
+    seen = np.cumsum(rows, axis=1, dtype=np.int32)  # True entries up to each column
+    offset = np.argmax(seen > within[:, None], axis=1)
+    return blocks * BLOCK + offset
