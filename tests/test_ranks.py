@@ -64,3 +64,57 @@ def test_a_draw_by_rank_takes_the_same_pairs_as_a_draw_from_the_list(with_images
             assert (ours == theirs).all()
         if pool is not None and not ours[pool].any():
             break
+
+
+def test_rejection_draws_distinct_free_members_uniformly():
+    from scipy.stats import chisquare
+
+    from tonics.sampling.ranks import take_by_rejection
+
+    setup = np.random.default_rng(3)
+    pool = np.sort(setup.choice(5000, 400, replace=False))
+    start = np.ones(5000, bool)
+    start[setup.choice(5000, 1500, replace=False)] = False
+    free = pool[start[pool]]
+    rng = np.random.default_rng(11)
+    counts = {int(p): 0 for p in free}
+    for _ in range(400):
+        available = start.copy()
+        chosen = take_by_rejection(pool, available, 40, rng)
+        assert len(set(chosen.tolist())) == 40 and set(chosen.tolist()) <= set(counts)
+        assert not available[chosen].any() and available.sum() == start.sum() - 40
+        for p in chosen.tolist():
+            counts[p] += 1
+    assert chisquare(list(counts.values())).pvalue > 0.001  # uniform over the free members
+    nearly_empty = np.zeros(5000, bool)
+    nearly_empty[pool[:3]] = True
+    assert take_by_rejection(pool, nearly_empty, 5, rng) is None  # too few: nothing marked
+    assert nearly_empty.sum() == 3
+
+
+def test_huge_pools_still_give_epochs_without_repeats(monkeypatch):
+    """Pools above `HUGE` (groups above `HUGE_GROUP`) are drawn by rejection (both patched small
+    here, so that these are): every
+    batch is full and no pair repeats within an epoch, for every kind."""
+    from tonics.ontology import build_ontology
+
+    import tonics.sampling.kinds as kinds
+    from tonics.sampling import Curriculum, CurriculumBatchSampler, Stage
+
+    monkeypatch.setattr(kinds, "HUGE", 50)
+    monkeypatch.setattr(kinds, "HUGE_GROUP", 20)
+    objects = ["dog", "cat", "horse", "pizza", "banana", "car", "bus", "chair"]
+    ontology = build_ontology(
+        [f"a {objects[i % 8]} and a {objects[i % 3]}" for i in range(1200)],
+        [str(i) for i in range(1200)],
+    )
+    for stage in (
+        Stage("random", {"random": 1.0}),
+        Stage("coarse", {"ontology": 1.0}, "depth", min_depth=1, max_depth=6),
+        Stage("diverse", {"diverse": 1.0}),
+    ):
+        sampler = CurriculumBatchSampler(ontology, Curriculum([stage]), batch_size=16, seed=2)
+        sampler.set_epoch(0)
+        batches = list(sampler)
+        flat = [i for b in batches for i in b]
+        assert all(len(b) == 16 for b in batches) and len(flat) == len(set(flat)), stage.name

@@ -20,7 +20,7 @@ import numpy as np
 
 from tonics.ontology.graph import Ontology
 from tonics.sampling.nodes import HardNodeRules, blocked_pairs, eligible_nodes, finest, hard_pool
-from tonics.sampling.ranks import true_at_ranks
+from tonics.sampling.ranks import HUGE, take_by_rejection, true_at_ranks
 
 ANY_FILLABLE_NODE = HardNodeRules(object_nodes_only=False)
 
@@ -49,6 +49,10 @@ def _take(
     count and only the chosen ranks are looked up (`tonics.sampling.ranks`): the same pairs as
     drawing from the list of free pairs, without writing that list."""
     if mask is None:
+        if image_of is None and len(available if pool is None else pool) > HUGE:
+            chosen = take_by_rejection(pool, available, size, rng)
+            if chosen is not None:
+                return chosen
         mask = available if pool is None else available[pool]
     free_count = int(np.count_nonzero(mask))
 
@@ -225,8 +229,10 @@ class OntologyKind(BatchKind):
         """Forget what this epoch consumed (the sampler calls it at each epoch start)."""
         self.remaining = self.counts.copy()  # upper bounds of each node's available pairs
 
-    def _choose(self, available, size, rng) -> tuple[str | None, np.ndarray | None, np.ndarray]:
-        """A node with probability ~ remaining pairs ** alpha among those that can fill a batch.
+    def _choose(self, available, size, rng) -> tuple:
+        """(node, pool, `available[pool]`, batch or None): a node with probability ~ remaining
+        pairs ** alpha among those that can fill a batch; for a huge pool the batch is drawn here
+        (by rejection, no mask), otherwise by the caller from the mask. All None: no node.
 
         `remaining` only ever overestimates (other kinds in a mix also consume pairs), so a chosen
         node's true count is checked and its estimate corrected; a few retries, then give up.
@@ -238,16 +244,21 @@ class OntologyKind(BatchKind):
                 self.remaining[fillable] ** self.alpha
             )  # alpha 0: uniform over fillable
             if not fillable.any():
-                return None, None, None
+                return None, None, None, None
             j = int(rng.choice(len(self.nodes), p=weights / weights.sum()))
             pool = self.pools[j]
+            if len(pool) > HUGE and self.image_of is None:  # no count: `remaining` stays a bound
+                chosen = take_by_rejection(pool, available, size, rng)
+                if chosen is not None:
+                    self.remaining[j] -= size
+                    return self.nodes[j], pool, None, chosen
             mask = available[pool]
             free = int(np.count_nonzero(mask))
             self.remaining[j] = free
             if free >= size:
                 self.remaining[j] = free - size
-                return self.nodes[j], pool, mask
-        return None, None, None
+                return self.nodes[j], pool, mask, None
+        return None, None, None, None
 
     def _sibling_groups(self) -> list[tuple[str, list[int]]]:
         """(parent, indices into self.sibling_nodes of its children among them), for parents
@@ -289,7 +300,7 @@ class OntologyKind(BatchKind):
             draw = self._draw_siblings(available, size, rng)
             if draw is not None:
                 return draw
-        node, pool, mask = self._choose(available, size, rng)
+        node, pool, mask, drawn = self._choose(available, size, rng)
         if node is None:
             node = self.nodes[int(rng.choice(len(self.nodes), p=self.counts / self.counts.sum()))]
             while node is not None:
@@ -302,6 +313,8 @@ class OntologyKind(BatchKind):
             fallback = self.random.draw(available, size, rng)  # the whole tree is nearly used up
             return Draw(fallback.indices, "ontology-fallback")
         depth = self.ontology.graph.nodes[node]["depth"]
+        if drawn is not None:  # a huge pool: drawn by rejection already
+            return Draw(drawn, self.name, node, depth)
         chosen = _take(pool, available, size, rng, self.image_of, mask=mask)
         return Draw(chosen, self.name, node, depth)
 
@@ -337,10 +350,8 @@ class DiverseKind(BatchKind):
         images: set[int] = set()
         for g in rng.permutation(len(self.groups)):
             pool = self.groups[g]
-            mask = available[pool]
-            free = int(np.count_nonzero(mask))
-            if free:
-                pick = int(pool[true_at_ranks(mask, [rng.integers(free)])[0]])
+            pick = _one_free(pool, available, rng)
+            if pick is not None:
                 if self.image_of is not None:
                     if int(self.image_of[pick]) in images:
                         continue
@@ -352,6 +363,22 @@ class DiverseKind(BatchKind):
         if len(chosen) < size:
             chosen.extend(self.random.draw(available, size - len(chosen), rng).indices.tolist())
         return Draw(np.asarray(chosen), self.name)
+
+
+def _one_free(pool: np.ndarray, available: np.ndarray, rng) -> int | None:
+    """One uniformly chosen free pair of `pool`, None if it has none. A pool of more than
+    `HUGE_GROUP` pairs is tried by rejection first (one pick: the same distribution, see
+    `tonics.sampling.ranks`); others list their free pairs."""
+    if len(pool) > HUGE_GROUP:
+        drawn = pool[rng.integers(len(pool), size=64)]
+        free = drawn[available[drawn]]
+        if len(free):
+            return int(free[0])
+    free = pool[available[pool]]
+    return int(free[rng.integers(len(free))]) if len(free) else None
+
+
+HUGE_GROUP = 1 << 17  # a diverse batch's pick from a group larger than this is by rejection
 
 
 KINDS = ("random", "ontology", "diverse")

@@ -72,19 +72,26 @@ def distinct_counts(
     return len(np.unique(image_of[pairs])), len(np.unique(caption_of[pairs]))
 
 
-def blocked_pairs(ontology: Ontology, rules: HardNodeRules) -> np.ndarray:
-    """Boolean mask of the pairs that mention a stop-listed node (kept out of hard pools)."""
+def blocked_pairs(ontology: Ontology, rules: HardNodeRules) -> np.ndarray | None:
+    """Boolean mask of the pairs that mention a stop-listed node (kept out of hard pools); None
+    when the rules block nothing."""
+    if not rules.object_nodes_only:
+        return None
     blocked = np.zeros(len(ontology), dtype=bool)
-    if rules.object_nodes_only:
-        for node in stoplist() & set(ontology.graph.nodes):
-            blocked[ontology.subtree_pairs(node)] = True
+    for node in stoplist() & set(ontology.graph.nodes):
+        blocked[ontology.subtree_pairs(node)] = True
     return blocked
 
 
-def hard_pool(ontology: Ontology, node: str, blocked: np.ndarray) -> np.ndarray:
-    """The pairs a hard batch of `node` may use: its subtree's, less the blocked ones."""
+def hard_pool(ontology: Ontology, node: str, blocked: np.ndarray | None) -> np.ndarray:
+    """The pairs a hard batch of `node` may use: its subtree's, less the blocked ones (the
+    ontology's own array, not a copy, when none of them is blocked: at CC scale the pools of
+    every node of a stage would otherwise be copied into each rank's memory)."""
     pairs = ontology.subtree_pairs(node)
-    return pairs[~blocked[pairs]]
+    if blocked is None:
+        return pairs
+    inside = blocked[pairs]
+    return pairs[~inside] if inside.any() else pairs
 
 
 def eligible_nodes(

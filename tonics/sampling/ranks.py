@@ -7,6 +7,13 @@ per batch, several percent of a GPU step. numpy's `Generator.choice(k, ...)` and
 k-item array, so the draw only needs k (a count) and the items at the chosen ranks: counts per
 block of the availability mask (popcounts over 8-byte words), then one block per chosen rank.
 The batches drawn are the same pairs as listing them would give.
+
+A pool of more than `HUGE` pairs (only corpora of millions of pairs have one) is drawn by
+rejection instead: uniform positions in the pool, kept when free, duplicates dropped, which costs
+microseconds instead of a pass over the pool. It is the same distribution (a uniform subset of the
+free members) from a different random stream, so batches are identical to listing ones up to pools
+of `HUGE` pairs and equally distributed above. When few of a huge pool's pairs are left free, the
+draw falls back to counting.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import numpy as np
 
 BLOCK = 512  # mask entries per counted block: a multiple of 8 (whole 8-byte words)
 SMALL = 8 * BLOCK
+HUGE = 1 << 20  # pools larger than this are drawn by rejection (see the module doc)
 
 
 def block_counts(mask: np.ndarray) -> np.ndarray:
@@ -53,3 +61,29 @@ def true_at_ranks(mask: np.ndarray, ranks: np.ndarray) -> np.ndarray:
     seen = np.cumsum(rows, axis=1, dtype=np.int32)  # True entries up to each column
     offset = np.argmax(seen > within[:, None], axis=1)
     return blocks * BLOCK + offset
+
+
+def take_by_rejection(
+    pool: np.ndarray | None,
+    available: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    tries: int = 4,
+) -> np.ndarray | None:
+    """`size` distinct free pairs of `pool` (None: of all pairs), uniformly, marked unavailable;
+    None (nothing marked) when `tries` rounds of oversampling did not find enough free ones."""
+    n = len(available) if pool is None else len(pool)
+    chosen = np.zeros(0, dtype=np.int64)
+    for _ in range(tries):
+        want = size - len(chosen)
+        positions = rng.integers(n, size=2 * want + 32)
+        drawn = positions if pool is None else pool[positions].astype(np.int64)
+        drawn = drawn[available[drawn]]
+        _, first = np.unique(drawn, return_index=True)
+        drawn = drawn[np.sort(first)]  # distinct, in the order drawn
+        drawn = drawn[~np.isin(drawn, chosen)]
+        chosen = np.concatenate([chosen, drawn[:want]])
+        if len(chosen) == size:
+            available[chosen] = False
+            return chosen
+    return None
