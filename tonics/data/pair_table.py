@@ -82,7 +82,7 @@ class PairTable(Sequence):
                     f"{self.path}: not a readable tonics pair table ({type(err).__name__}); "
                     "delete it and it is written again from the shard index"
                 ) from None
-            arrays = {name: table.column(name).combine_chunks() for name in table.column_names}
+            arrays = {name: _one_array(table.column(name)) for name in table.column_names}
             _opened = (meta, arrays)
         self.meta, self._arrays = _opened
         self.rows = rows
@@ -208,6 +208,11 @@ class PairTable(Sequence):
         inside = np.zeros(len(order), dtype=bool)
         inside[self.rows] = True
         return self._view(order[inside[order]])
+
+
+def _one_array(column):
+    """A column as one Arrow array: the mapped chunk itself when there is one (combining copies)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _first_appearance(values: np.ndarray) -> np.ndarray:

@@ -341,6 +341,7 @@ class DiverseKind(BatchKind):
         rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
         group_of = rank[group_of.reshape(-1)]
         order = np.argsort(group_of, kind="stable")
+        order = order.astype(np.int32) if len(order) < 2**31 else order  # held by every rank
         bounds = np.searchsorted(group_of[order], np.arange(len(names) + 1))
         self.groups = [order[bounds[g] : bounds[g + 1]] for g in range(len(names))]
 
