@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tarfile
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -84,7 +85,10 @@ def test_a_named_index_names_a_changed_or_missing_shard(tmp_path, capsys):
     assert summary["pairs"] == 12 and summary["shards"] == 3 and summary["skipped"] == 3
     index, manifest = load_index(out)
     assert len(index) == 12 and manifest["caption_extension"] == "txt"
+    table = Path(summary["pair_table"])  # written with the index: start-up only maps it
+    written = table.stat().st_mtime_ns
     assert len(WebDatasetReader(pattern, index=str(out)).read()) == 12
+    assert table.stat().st_mtime_ns == written
     shard = tmp_path / "data" / "shard-002.tar"
     stat = shard.stat()
     os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))

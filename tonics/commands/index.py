@@ -1,4 +1,5 @@
-"""`tonics index 'shards/*.tar'`: a random-access index of img2dataset shards."""
+"""`tonics index 'shards/*.tar'`: a random-access index of img2dataset shards, and the
+memory-mapped pair table beside it that every rank opens at start-up."""
 
 from __future__ import annotations
 
@@ -23,9 +24,16 @@ def main(argv: list[str]) -> int:
         default=min(8, os.cpu_count() or 1),
         help="processes indexing shards in parallel (default: cores, at most 8)",
     )
+    parser.add_argument(
+        "--split",
+        default="train",
+        help="the split name of these pairs in the pair table written beside the index "
+        "(the reader's `split`; default train)",
+    )
     args = parser.parse_args(argv)
     from tonics.data.readers import WebDatasetReader
-    from tonics.data.shard_index import build_index, save_index
+    from tonics.data.readers.webdataset import pair_table_for
+    from tonics.data.shard_index import build_index, current_index_path, save_index
 
     shards = WebDatasetReader(args.shards).shard_paths()
     if not shards:
@@ -37,17 +45,16 @@ def main(argv: list[str]) -> int:
         )
         path = save_index(index, args.out, args.caption_extension)
     else:
-        from tonics.data.shard_index import default_index_path, index_for
-
-        index = index_for(shards, args.caption_extension)
-        path = default_index_path([s.resolve() for s in shards], args.caption_extension)
+        path = current_index_path(shards, args.caption_extension)
+    table = pair_table_for(path, args.split)  # what every rank maps at start-up
     print(
         json.dumps(
             {
                 "index": str(path),
+                "pair_table": str(table.path),
                 "shards": len(shards),
-                "pairs": len(index),
-                "skipped": len(index.skipped),
+                "pairs": len(table),
+                "skipped": len(table.skipped),
                 "bytes": path.stat().st_size,
                 "seconds": round(time.perf_counter() - started, 2),
             }
