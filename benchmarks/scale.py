@@ -546,6 +546,13 @@ def main() -> None:
         action="store_true",
         help="measure a corpus a --keep run left instead of writing it again",
     )
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        choices=list(PHASES),
+        help="with --reuse: measure only these phases again, keeping the size's other figures "
+        "from the results file",
+    )
     parser.add_argument("--phase", choices=sorted([*PHASES, "hold"]), help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -560,11 +567,16 @@ def main() -> None:
         corpus = args.work / f"corpus-{size}"
         if args.reuse and (corpus / "complete").is_file():
             results[size] = json.loads((corpus / "complete").read_text())
+            if args.phases and RESULTS.is_file():  # the figures of the phases not re-measured
+                previous = json.loads(RESULTS.read_text())["results"].get(str(size), {})
+                results[size] = {**previous, **results[size]}
         else:
             shutil.rmtree(corpus, ignore_errors=True)
             results[size] = {"corpus_write_s": write_corpus(corpus, size)}
             (corpus / "complete").write_text(json.dumps(results[size]))
         for name in PHASES:
+            if args.phases and name not in args.phases:
+                continue
             kept = corpus / "index.json"
             if name == "index" and args.reuse and kept.is_file():  # the shards did not change
                 results[size].update(json.loads(kept.read_text()))

@@ -98,11 +98,12 @@ def test_huge_pools_still_give_epochs_without_repeats(monkeypatch):
     batch is full and no pair repeats within an epoch, for every kind."""
     from tonics.ontology import build_ontology
 
+    import tonics.sampling.diverse as diverse
     import tonics.sampling.kinds as kinds
     from tonics.sampling import Curriculum, CurriculumBatchSampler, Stage
 
     monkeypatch.setattr(kinds, "HUGE", 50)
-    monkeypatch.setattr(kinds, "HUGE_GROUP", 20)
+    monkeypatch.setattr(diverse, "HUGE_GROUP", 20)
     objects = ["dog", "cat", "horse", "pizza", "banana", "car", "bus", "chair"]
     ontology = build_ontology(
         [f"a {objects[i % 8]} and a {objects[i % 3]}" for i in range(1200)],

@@ -5,7 +5,9 @@ Import layer (a module imports only layers to its left): model -> ontology -> da
 """
 
 from tonics.sampling.curriculum import Curriculum, Stage
-from tonics.sampling.kinds import BatchKind, DiverseKind, OntologyKind, RandomKind, make_kind
+from tonics.sampling.diverse import DiverseKind
+from tonics.sampling.factory import make_kind
+from tonics.sampling.kinds import BatchKind, OntologyKind, RandomKind
 from tonics.sampling.sampler import CurriculumBatchSampler
 
 __all__ = [

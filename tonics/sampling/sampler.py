@@ -21,7 +21,8 @@ from torch.utils.data import Sampler
 from tonics.errors import ConfigError
 from tonics.ontology.graph import Ontology
 from tonics.sampling.curriculum import Curriculum
-from tonics.sampling.kinds import BatchKind, Draw, make_kind
+from tonics.sampling.factory import make_kind
+from tonics.sampling.kinds import BatchKind, Draw
 from tonics.sampling.mined import MinedKind
 from tonics.sampling.nodes import HardNodeRules
 from tonics.sampling.openings import Openings

@@ -1,0 +1,77 @@
+"""Diverse batches: pairs whose main objects all differ (object-level negatives: a dog among
+pizzas), drawn one pair per object group in a random order of the groups.
+
+A group of more than `HUGE_GROUP` pairs (only corpora of millions of pairs have one; the largest
+group of the 300k-pair benchmark corpus holds 45k) picks by rejection first, as huge pools do
+(`tonics.sampling.ranks`): the same distribution from a different random stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tonics.ontology.graph import Ontology
+from tonics.sampling.kinds import BatchKind, Draw, RandomKind
+
+HUGE_GROUP = 1 << 16  # a pick from a group larger than this is by rejection
+
+
+class DiverseKind(BatchKind):
+    """Batches whose pairs have pairwise different main objects, as far as the pairs allow."""
+
+    name = "diverse"
+
+    def __init__(self, ontology: Ontology, image_of: np.ndarray | None = None) -> None:
+        self.random = RandomKind(len(ontology), image_of)
+        self.image_of = image_of
+        # pairs grouped by main object (groups in name order, pairs ascending), vectorised; a pair
+        # with no object falls in one of 997 groups of its own ("<none-k>", k = pair % 997)
+        objects = ontology.pair_objects
+        first = objects.first()
+        key = np.where(first < 0, len(objects.names) + np.arange(len(first)) % 997, first)
+        used, group_of = np.unique(key, return_inverse=True)
+        names = [
+            objects.names[k] if k < len(objects.names) else f"<none-{k - len(objects.names)}>"
+            for k in used.tolist()
+        ]
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+        group_of = rank[group_of.reshape(-1)]
+        order = np.argsort(group_of, kind="stable")
+        order = order.astype(np.int32) if len(order) < 2**31 else order  # held by every rank
+        bounds = np.searchsorted(group_of[order], np.arange(len(names) + 1))
+        self.groups = [order[bounds[g] : bounds[g + 1]] for g in range(len(names))]
+
+    def draw(self, available, size, rng) -> Draw:
+        """One pair from each of `size` different object groups, visited in a random order;
+        topped up at random if needed."""
+        chosen: list[int] = []
+        images: set[int] = set()
+        for g in rng.permutation(len(self.groups)):
+            pick = _one_free(self.groups[g], available, rng)
+            if pick is None:
+                continue
+            if self.image_of is not None:
+                if int(self.image_of[pick]) in images:
+                    continue
+                images.add(int(self.image_of[pick]))
+            available[pick] = False
+            chosen.append(pick)
+            if len(chosen) == size:
+                break
+        if len(chosen) < size:
+            chosen.extend(self.random.draw(available, size - len(chosen), rng).indices.tolist())
+        return Draw(np.asarray(chosen), self.name)
+
+
+def _one_free(pool: np.ndarray, available: np.ndarray, rng) -> int | None:
+    """One uniformly chosen free pair of `pool`, None if it has none. A pool of more than
+    `HUGE_GROUP` pairs tries a few uniform positions first (rejection: the same distribution, see
+    `tonics.sampling.ranks`); others list their free pairs."""
+    if len(pool) > HUGE_GROUP:
+        drawn = pool[rng.integers(len(pool), size=64)]
+        free = drawn[available[drawn]]
+        if len(free):
+            return int(free[0])
+    free = pool[available[pool]]
+    return int(free[rng.integers(len(free))]) if len(free) else None
