@@ -99,6 +99,11 @@ def test_the_table_holds_the_records_and_answers_from_its_columns(tmp_path):
     assert table.captions[2:5] == [r.caption for r in records[2:5]]
     assert list(table[4:9]) == records[4:9] and list(table[::-4]) == records[::-4]
     assert select_split(table, "train") is table and splits_of(table) == ["train"]
+    import pickle
+
+    subset = image_subset(table, 0.5, seed=3)
+    sent = pickle.dumps(subset)  # as to a spawned DataLoader worker: the path and rows only
+    assert len(sent) < 2000 and list(pickle.loads(sent)) == list(subset)
     with pytest.raises(InputError, match="split 'val' is empty"):
         select_split(table, "val")
 

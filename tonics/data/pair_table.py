@@ -135,6 +135,11 @@ class PairTable(Sequence):
         for i in range(len(self)):
             yield self[i]
 
+    def __reduce__(self):
+        """Pickled (a spawned DataLoader worker) as its path and rows: the worker maps the file
+        again instead of receiving a copy of every column."""
+        return (PairTable, (self.path, self.rows))
+
     def _view(self, rows: np.ndarray) -> PairTable:
         return PairTable(self.path, np.asarray(rows, dtype=np.int64), (self.meta, self._arrays))
 
