@@ -2,12 +2,14 @@
 training images, on the validation split, with paired seeds.
 
     python benchmarks/data_efficiency.py [--fractions 0.1 0.25 0.5 1.0] [--seeds 0 1 2 3 4]
-        [--out runs/data_efficiency]
+        [--out runs/data_efficiency] [--arms BASELINE.yaml ARM.yaml ...]
 
 For each fraction, `tonics compare configs/random_baseline.yaml configs/demo.yaml --split val`
 with `--data.train_fraction F` (a nested, seeded subset of the training images; the ontology is
 built on it) and validation every 200 steps. Finished runs are reused, so an interrupted grid
-resumes; the results files are rewritten after every fraction, so a partial grid is kept:
+resumes (`--full-runs DIR` links the finished runs of another validation comparison of the same
+arms for the 1.0 fraction); the results files are rewritten after every fraction, so a partial
+grid is kept:
 `benchmarks/results/data_efficiency.json`, `.md` and `.png` (per fraction: each arm's mean validation
 mean recall and within-object R@1 both ways, and the paired difference curriculum - random with
 a 95% t interval).
@@ -35,23 +37,48 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def table(rows: dict[str, dict]) -> str:
-    """Markdown: one line per (fraction, metric), arms' means and the paired difference."""
+    """Markdown: one line per (fraction, metric), each arm's mean and each other arm's paired
+    difference from the first arm (the baseline) with its 95% t interval."""
+    if not rows:
+        return ""
+    first = next(iter(rows.values()))
+    arms, baseline = first["arms"], first["baseline"]
+    others = [a for a in arms if a != baseline]
     lines = [
-        "| train fraction | metric (val) | random_baseline | demo | demo - random [95% CI] |",
-        "|---|---|---|---|---|",
+        "| train fraction | metric (val) | "
+        + " | ".join(arms)
+        + " | "
+        + " | ".join(f"{a} - {baseline} [95% CI]" for a in others)
+        + " |",
+        "|---|---|" + "---|" * (len(arms) + len(others)),
     ]
     for fraction, summary in rows.items():
         for metric in METRICS:
             entry = summary["metrics"].get(metric)
             if entry is None:
                 continue
-            d = entry["demo - random_baseline"]
-            interval = f"{d['difference']:+.2f} [{d['t_low']:+.2f}, {d['t_high']:+.2f}]"
-            lines.append(
-                f"| {fraction} | {metric} | {entry['random_baseline']:.2f} | {entry['demo']:.2f} "
-                f"| {interval} |"
-            )
+            means = " | ".join(f"{entry[a]:.2f}" for a in arms)
+            differences = []
+            for arm in others:
+                d = entry[f"{arm} - {baseline}"]
+                differences.append(
+                    f"{d['difference']:+.2f} [{d['t_low']:+.2f}, {d['t_high']:+.2f}]"
+                )
+            lines.append(f"| {fraction} | {metric} | {means} | " + " | ".join(differences) + " |")
     return "\n".join(lines)
+
+
+def _link_finished(source: Path, out: Path, arms: list[str], seeds: list[int]) -> None:
+    """Link `source`'s finished runs of these arms and seeds into `out` (runs already there are
+    kept)."""
+    from tonics.train.compare import _done, run_directory
+
+    out.mkdir(parents=True, exist_ok=True)
+    for arm in arms:
+        for seed in seeds:
+            found, target = run_directory(source, arm, seed), run_directory(out, arm, seed)
+            if _done(found, "val") and not target.exists():
+                target.symlink_to(found.resolve(), target_is_directory=True)
 
 
 def main() -> None:
@@ -60,13 +87,28 @@ def main() -> None:
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5, 1.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", default="runs/data_efficiency")
+    parser.add_argument(
+        "--arms",
+        nargs="+",
+        default=ARMS,
+        help="configs (comma-joined overlays allowed), the first the baseline; default: "
+        + " ".join(ARMS),
+    )
+    parser.add_argument(
+        "--full-runs",
+        help="a `tonics compare --split val` directory (validation every 200 steps) whose "
+        "finished runs of these arms serve the 1.0 fraction (the whole training split: the same "
+        "training), linked instead of trained again",
+    )
     args = parser.parse_args()
     quiet_known_noise()
     rows: dict[str, dict] = {}
     for fraction in args.fractions:
         extra = ["--trainer.val_check_interval=200", f"--data.train_fraction={fraction}"]
         out = Path(args.out) / f"fraction-{fraction:g}"
-        rows[f"{fraction:g}"] = compare(ARMS, args.seeds, out, extra=extra, split="val")
+        if fraction >= 1 and args.full_runs:
+            _link_finished(Path(args.full_runs), out, args.arms, args.seeds)
+        rows[f"{fraction:g}"] = compare(args.arms, args.seeds, out, extra=extra, split="val")
         result = {"benchmark": "data_efficiency", "seeds": args.seeds, "fractions": rows}
         (RESULTS / "data_efficiency.json").write_text(json.dumps(result, indent=1))
         (RESULTS / "data_efficiency.md").write_text(table(rows) + "\n")
