@@ -143,6 +143,21 @@ def test_the_ontology_of_a_table_is_keyed_by_its_content_and_equals_the_per_reco
     assert len(list((tmp_path / "a").glob("*.npz"))) == 1
 
 
+def test_caption_novelty_of_a_table_equals_the_per_record_answer(tmp_path):
+    from tonics.eval.within_object import caption_annotations
+
+    table = WebDatasetReader(_corpus(tmp_path / "data")).read()
+    train, held_out = image_subset(table, 0.4, seed=1), list(table)[:6]
+    held_out = [
+        *held_out[:4],
+        type(held_out[0])("new", held_out[0].image, "A brand new caption!", "new"),
+        *held_out[4:],
+    ]
+    columnar = caption_annotations(held_out, train, cache=tmp_path / "a")
+    listed = caption_annotations(held_out, list(train), cache=tmp_path / "b")
+    assert columnar == listed and True in listed[1] and False in listed[1]
+
+
 def test_pair_objects_pack_tuples_and_answer_without_a_loop():
     tuples = [("dog.n.01", "cat.n.01"), (), ("cat.n.01",), ("pasta.n.01", "dog.n.01", "dog.n.01")]
     packed = PairObjects.from_tuples(tuples)

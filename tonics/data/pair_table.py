@@ -3,8 +3,9 @@ a Python object per pair.
 
 A `PairTable` is a sequence of `PairRecord`s whose columns live in one Arrow IPC file (written
 once, beside the shard index): pair id, caption, shard number, byte offset and size of the image,
-tar member name, each pair's image and normalised-caption numbers (the sampler's variety codes)
-and the order of the pairs by image id (evaluation's order). The file is mapped read-only, so every
+tar member name, each pair's image and normalised-caption numbers (the sampler's variety codes),
+its normalised-caption key (which captions evaluation counts as seen in training) and the order
+of the pairs by image id (evaluation's order). The file is mapped read-only, so every
 rank on a machine shares one copy in the page cache and opening it costs milliseconds whatever the
 corpus size; a record object is made only when a batch asks for that pair. Views (a split, a
 subset, an order) are the same columns plus an array of row numbers.
@@ -27,7 +28,7 @@ from tonics.atomic import atomic_write
 from tonics.data.records import ImageRef, PairRecord, caption_key, image_rank
 from tonics.errors import InputError
 
-TABLE_VERSION = 1
+TABLE_VERSION = 2
 _META_KEY = b"tonics_pair_table"
 
 
@@ -89,7 +90,15 @@ class PairTable(Sequence):
         self._paths = [str(p) for p in self.meta["paths"]]
         self._numbers = {
             name: self._arrays[name].to_numpy(zero_copy_only=True)
-            for name in ("shard", "offset", "size", "image_code", "caption_code", "image_order")
+            for name in (
+                "shard",
+                "offset",
+                "size",
+                "image_code",
+                "caption_code",
+                "caption_key",
+                "image_order",
+            )
         }
 
     # ---------------------------------------------------------------- sequence of records
@@ -176,6 +185,10 @@ class PairTable(Sequence):
             return self._numbers["image_code"], self._numbers["caption_code"]
         return tuple(_first_appearance(self._numbers_of(n)) for n in ("image_code", "caption_code"))
 
+    def caption_keys(self) -> np.ndarray:
+        """Each pair's normalised-caption key (`tonics.data.records.caption_key`), stored."""
+        return self._numbers_of("caption_key")
+
     def content_digest(self) -> str:
         """A hash of the view's pairs (the file's content hash and the row numbers), for caches
         keyed by the pairs such as the ontology's."""
@@ -233,15 +246,14 @@ def _first_appearance(values: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- writing
 
 
-def _caption_codes(captions, chunk: int = 1 << 18) -> np.ndarray:
-    """Each caption's normalised-caption number in order of first appearance (`captions`: an
-    Arrow string array): normalised texts are compared by a 64-bit hash (`pair_key`'s), so the
-    work memory is 8 bytes a pair."""
+def _caption_keys(captions, chunk: int = 1 << 18) -> np.ndarray:
+    """Each caption's normalised-caption key (`captions`: an Arrow string array): a 64-bit hash
+    (`pair_key`'s), so comparing captions costs 8 bytes a pair."""
     keys = np.empty(len(captions), dtype=np.int64)
     for start in range(0, len(captions), chunk):
         block = captions.slice(start, chunk).to_pylist()
         keys[start : start + len(block)] = [caption_key(c) for c in block]
-    return _first_appearance(keys)
+    return keys
 
 
 def write_pair_table(
@@ -269,7 +281,8 @@ def write_pair_table(
     if pc.count_distinct(pair_ids).as_py() != len(pair_ids):
         raise InputError(f"{path}: pair ids are not unique; the shards repeat a key")
     image_order = pc.sort_indices(pair_ids).to_numpy()  # stable, bytewise = code point order
-    caption_codes = _caption_codes(captions)
+    caption_keys = _caption_keys(captions)
+    caption_codes = _first_appearance(caption_keys)  # numbered in order of first appearance
     columns = {
         "pair_id": pair_ids,
         "caption": captions,
@@ -279,6 +292,7 @@ def write_pair_table(
         "member": pa.array(member, pa.large_string()),
         "image_code": pa.array(np.arange(len(pair_ids), dtype=np.int32)),  # one image a pair
         "caption_code": pa.array(caption_codes.astype(np.int32)),
+        "caption_key": pa.array(caption_keys),
         "image_order": pa.array(image_order.astype(np.int64)),
     }
     digest = hashlib.sha256()

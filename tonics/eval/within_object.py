@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from tonics.eval.ranking import tie_rank
@@ -35,11 +36,14 @@ def caption_annotations(
     none) and whether its caption is novel (never seen verbatim, normalised, in `train_records`):
     what the within-object and caption-novel metrics need. `ontology_options` go to
     `ontology_for_records` (object source, cache)."""
-    from tonics.data.records import normalise_caption
+    from tonics.data.records import caption_key, normalise_caption
     from tonics.ontology.index import ontology_for_records
 
     ontology = ontology_for_records(records, **ontology_options)
     objects = [objs[0] if objs else None for objs in ontology.pair_objects]
+    if hasattr(train_records, "caption_keys"):  # a columnar table: its stored keys, no pass
+        keys = np.array([caption_key(r.caption) for r in records], dtype=np.int64)
+        return objects, (~np.isin(keys, train_records.caption_keys())).tolist()
     seen = {normalise_caption(r.caption) for r in train_records}
     return objects, [normalise_caption(r.caption) not in seen for r in records]
 
