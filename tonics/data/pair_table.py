@@ -83,6 +83,11 @@ class PairTable(Sequence):
                     f"{self.path}: not a readable tonics pair table ({type(err).__name__}); "
                     "delete it and it is written again from the shard index"
                 ) from None
+            if meta.get("version") != TABLE_VERSION:
+                raise InputError(
+                    f"{self.path}: a pair table of format {meta.get('version')}, this tonics "
+                    f"reads {TABLE_VERSION}; delete it and it is written again from the index"
+                )
             arrays = {name: _one_array(table.column(name)) for name in table.column_names}
             _opened = (meta, arrays)
         self.meta, self._arrays = _opened

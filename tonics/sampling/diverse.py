@@ -73,5 +73,5 @@ def _one_free(pool: np.ndarray, available: np.ndarray, rng) -> int | None:
         free = drawn[available[drawn]]
         if len(free):
             return int(free[0])
-    free = pool[available[pool]]
+    free = pool.compress(available.take(pool))  # take/compress: no cast of the int32 group
     return int(free[rng.integers(len(free))]) if len(free) else None

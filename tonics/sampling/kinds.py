@@ -53,7 +53,7 @@ def _take(
             chosen = take_by_rejection(pool, available, size, rng)
             if chosen is not None:
                 return chosen
-        mask = available if pool is None else available[pool]
+        mask = available if pool is None else available.take(pool)
     free_count = int(np.count_nonzero(mask))
 
     def members(ranks: np.ndarray) -> np.ndarray:
@@ -252,7 +252,7 @@ class OntologyKind(BatchKind):
                 if chosen is not None:
                     self.remaining[j] -= size
                     return self.nodes[j], pool, None, chosen
-            mask = available[pool]
+            mask = available.take(pool)  # take: no cast of an int32 pool, unlike indexing
             free = int(np.count_nonzero(mask))
             self.remaining[j] = free
             if free >= size:
@@ -276,7 +276,9 @@ class OntologyKind(BatchKind):
         order = rng.permutation(len(self.sibling_groups))
         for g in order:
             parent, members = self.sibling_groups[g]
-            free = {j: int(np.count_nonzero(available[self.sibling_pools[j]])) for j in members}
+            free = {
+                j: int(np.count_nonzero(available.take(self.sibling_pools[j]))) for j in members
+            }
             ready = [j for j in members if free[j] >= share]
             if len(ready) < self.siblings:
                 continue
@@ -305,7 +307,7 @@ class OntologyKind(BatchKind):
             node = self.nodes[int(rng.choice(len(self.nodes), p=self.counts / self.counts.sum()))]
             while node is not None:
                 pool = self.ontology.subtree_pairs(node)
-                mask = available[pool]
+                mask = available.take(pool)
                 if int(np.count_nonzero(mask)) >= size:
                     break
                 node = self.ontology.parent(node)
