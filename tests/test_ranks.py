@@ -92,7 +92,8 @@ def test_rejection_draws_distinct_free_members_uniformly():
     assert nearly_empty.sum() == 3
 
 
-def test_huge_pools_still_give_epochs_without_repeats(monkeypatch):
+@pytest.mark.parametrize("web_scale", [False, True])
+def test_huge_pools_still_give_epochs_without_repeats(monkeypatch, web_scale):
     """Pools above `HUGE` (groups above `HUGE_GROUP`) are drawn by rejection (both patched small
     here, so that these are): every
     batch is full and no pair repeats within an epoch, for every kind."""
@@ -104,6 +105,9 @@ def test_huge_pools_still_give_epochs_without_repeats(monkeypatch):
 
     monkeypatch.setattr(kinds, "HUGE", 50)
     monkeypatch.setattr(diverse, "HUGE_GROUP", 20)
+    if web_scale:  # a corpus "over 1M pairs": groups over WEB_SCALE_GROUP pick by rejection
+        monkeypatch.setattr(diverse, "HUGE", 100)
+        monkeypatch.setattr(diverse, "WEB_SCALE_GROUP", 5)
     objects = ["dog", "cat", "horse", "pizza", "banana", "car", "bus", "chair"]
     ontology = build_ontology(
         [f"a {objects[i % 8]} and a {objects[i % 3]}" for i in range(1200)],
