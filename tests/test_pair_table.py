@@ -129,6 +129,21 @@ def test_the_table_is_written_once_and_again_when_the_index_changes(tmp_path):
         PairTable(tmp_path / "data" / "part-00.tar")
 
 
+def test_a_table_of_another_format_version_is_written_again(tmp_path, monkeypatch):
+    import tonics.data.pair_table as pair_table
+
+    pattern = _corpus(tmp_path / "data")
+    index = tmp_path / "index.parquet"
+    monkeypatch.setattr(pair_table, "TABLE_VERSION", 1)  # as an older tonics wrote it
+    old = WebDatasetReader(pattern, index=str(index)).read()
+    assert old.meta["version"] == 1
+    monkeypatch.undo()
+    with pytest.raises(InputError, match="format 1, this tonics reads"):
+        PairTable(table_path(index, "train"))
+    again = WebDatasetReader(pattern, index=str(index)).read()
+    assert again.meta["version"] == pair_table.TABLE_VERSION and list(again) == list(old)
+
+
 def test_the_ontology_of_a_table_is_keyed_by_its_content_and_equals_the_per_record_one(tmp_path):
     table = WebDatasetReader(_corpus(tmp_path / "data")).read()
     records = list(table)
