@@ -213,11 +213,11 @@ class PairTable(Sequence):
         if fraction >= 1:
             return self
         codes = self._numbers_of("image_code")
-        first_pair = np.unique(codes, return_index=True)[1]
+        images, first_pair = np.unique(codes, return_index=True)
         ranks = [image_rank(seed, self.pair_ids[int(i)]) for i in first_pair]
         order = sorted(range(len(first_pair)), key=ranks.__getitem__)
         keep = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
-        chosen = np.unique(codes)[order[: max(1, round(fraction * len(first_pair)))]]
+        chosen = images[order[: max(1, round(fraction * len(first_pair)))]]
         keep[chosen] = True
         positions = np.flatnonzero(keep[codes])
         return self._view(positions if self.rows is None else self.rows[positions])
