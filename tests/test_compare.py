@@ -106,3 +106,50 @@ def test_an_interrupted_validation_run_is_not_taken_for_a_finished_one(tmp_path)
     assert not _done(tmp_path / "arm-seed0", "val")  # killed at step 200 of 600
     summary.write_text(json.dumps([{"name": "a", "steps": 100}, {"name": "b", "steps": 500}]))
     assert _done(tmp_path / "arm-seed0", "val")
+
+
+def test_held_out_figures_of_a_comparison_equal_the_fit_s_own_transfer_pass(tmp_path):
+    """`--held-out transfer` measures each run's last weights on the held-out split through its
+    export: the same figures as the transfer pass that `tonics fit` makes after training."""
+    from conftest import write_karpathy
+
+    split_file = write_karpathy(tmp_path / "data", n_images=32, transfer=True)
+    runs = tmp_path / "runs"
+    common = {"trainer.max_steps": 2, "trainer.val_check_interval": 2}
+    first = tiny_config(tmp_path / "first.yaml", split_file, str(tmp_path / "data"), runs, **common)
+    second = tiny_config(
+        tmp_path / "second.yaml",
+        split_file,
+        str(tmp_path / "data"),
+        runs,
+        **common,
+        **{"model.lr": 0.001},
+    )
+    out = tmp_path / "cmp"
+    arguments = ["compare", first, second, "--seeds", "0", "1", "--out", str(out)]
+    cli_main([*arguments, "--held-out", "transfer"])
+    summary = json.loads((out / "comparison.json").read_text())
+    assert "transfer_within_object_text_to_image_R@1" in summary["metrics"]
+    for arm in ("first", "second"):
+        for seed in (0, 1):
+            run = out / f"{arm}-seed{seed}"
+            fit_s = json.loads(next(run.rglob("retrieval_test.json")).read_text())["transfer"]
+            held_out = json.loads((run / "retrieval_transfer.json").read_text())
+            assert (
+                held_out["split"] == "transfer" and held_out["images"] == fit_s["transfer/images"]
+            )
+            for key in ("recall_mean", "image_to_text_R@1", "within_object_text_to_image_R@1"):
+                assert abs(held_out[key] - fit_s[f"transfer/{key}"]) < 1e-3, (arm, seed, key)
+    kept = (out / "first-seed0" / "retrieval_transfer.json").stat().st_mtime_ns
+    cli_main([*arguments, "--held-out", "transfer"])  # measured once, then read
+    assert (out / "first-seed0" / "retrieval_transfer.json").stat().st_mtime_ns == kept
+
+
+def test_held_out_figures_name_a_run_that_has_no_checkpoint(tmp_path):
+    import pytest
+
+    from tonics.commands.held_out import held_out_figures
+    from tonics.errors import InputError
+
+    with pytest.raises(InputError, match="no last.ckpt"):
+        held_out_figures(tmp_path, "transfer")

@@ -22,10 +22,16 @@ TABLE_METRICS = (
     "text_to_image_R@5",
     "image_to_text_R@10",
     "text_to_image_R@10",
-    "transfer_recall_mean",
-    "transfer_image_to_text_R@1",
-    "transfer_text_to_image_R@1",
     "caption_BLEU-4",
+    "caption_CIDEr",
+)
+# figures of a split held out of training, compared as `<split>_<metric>` (`transfer_recall_mean`)
+HELD_OUT_METRICS = (
+    "recall_mean",
+    "image_to_text_R@1",
+    "text_to_image_R@1",
+    "within_object_image_to_text_R@1",
+    "within_object_text_to_image_R@1",
     "caption_CIDEr",
 )
 CURVES = ("val/recall_mean", "val/within_object_text_to_image_R@1", "val/loss")
@@ -83,16 +89,15 @@ def summarise(figures: dict[str, list[dict[str, float]]]) -> dict:
     those arms, and differences where the baseline has it too."""
     arms = list(figures)
     baseline = arms[0]
-    having = {
-        m: [a for a, runs in figures.items() if all(m in f for f in runs)] for m in TABLE_METRICS
-    }
+    names = list(TABLE_METRICS) + _held_out_names(figures)
+    having = {m: [a for a, runs in figures.items() if all(m in f for f in runs)] for m in names}
     summary: dict = {
         "arms": arms,
         "seeds": len(figures[baseline]),
         "baseline": baseline,
         "metrics": {},
     }
-    for metric in (m for m in TABLE_METRICS if having[m]):
+    for metric in (m for m in names if having[m]):
         entry = {
             arm: round(sum(f[metric] for f in figures[arm]) / len(figures[arm]), 3)
             for arm in having[metric]
@@ -103,6 +108,15 @@ def summarise(figures: dict[str, list[dict[str, float]]]) -> dict:
             ).as_dict()
         summary["metrics"][metric] = entry
     return summary
+
+
+def _held_out_names(figures: dict[str, list[dict[str, float]]]) -> list[str]:
+    """`<split>_<metric>` names of held-out figures present in some run, in table order."""
+    present = {key for runs in figures.values() for f in runs for key in f}
+    splits = sorted(
+        {k.split("_", 1)[0] for k in present if "_" in k and k.split("_", 1)[1] in HELD_OUT_METRICS}
+    )
+    return [f"{s}_{m}" for s in splits for m in HELD_OUT_METRICS if f"{s}_{m}" in present]
 
 
 def markdown(summary: dict) -> str:

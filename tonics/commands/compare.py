@@ -33,6 +33,12 @@ def main(argv: list[str]) -> int:
         help="compare the last weights (equal steps, the default) or the best checkpoint",
     )
     parser.add_argument(
+        "--held-out",
+        metavar="SPLIT",
+        help="also measure each run's last weights on SPLIT, a split held out of training (the "
+        "demo's 'transfer'), compared as `SPLIT_*` figures (kept in each run directory)",
+    )
+    parser.add_argument(
         "--fit-args",
         nargs=argparse.REMAINDER,
         default=[],
@@ -40,6 +46,7 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     from tonics.analysis.results import markdown
+    from tonics.commands.held_out import held_out
     from tonics.train.compare import compare
 
     result = compare(
@@ -49,6 +56,7 @@ def main(argv: list[str]) -> int:
         which=args.checkpoint,
         extra=args.fit_args,
         split=args.split,
+        also=held_out(args.held_out) if args.held_out else None,
     )
     print(markdown(result))
     print(f"\nWritten: {Path(args.out) / 'comparison.md'}, comparison.json, validation_curves.png")

@@ -18,6 +18,7 @@ validation; report the test split once), and skips the test pass.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from tonics.analysis.comparison import plot_curves
@@ -102,9 +103,11 @@ def compare(
     which: str = "last",
     extra: list[str] | None = None,
     split: str = "test",
+    also: Callable[[Path], dict[str, float]] | None = None,
 ) -> dict:
     """Run every arm for every seed (seed-major, so a partial comparison is still paired) and
-    write the comparison files; returns the summary."""
+    write the comparison files; returns the summary. `also`: more figures of a finished run
+    (from its directory), compared beside the split's (a held-out split's, for instance)."""
     if len(configs) < 2 or len({arm_name(c) for c in configs}) != len(configs):
         raise UsageError("tonics compare: give two or more configs with different file names")
     if len(seeds) < 2:
@@ -115,7 +118,11 @@ def compare(
         for config in configs:
             roots[arm_name(config)].append(fit_once(config, seed, out, extra, split))
     read = (lambda r: figures_of(r, which)) if split == "test" else validation_figures
-    figures = {arm: [read(r) for r in runs] for arm, runs in roots.items()}
+
+    def both(root: Path) -> dict[str, float]:
+        return read(root) | (also(root) if also else {})
+
+    figures = {arm: [both(r) for r in runs] for arm, runs in roots.items()}
     summary = {
         **summarise(figures),
         "checkpoint": which if split == "test" else "last validation",
