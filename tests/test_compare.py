@@ -134,15 +134,20 @@ def test_held_out_figures_of_a_comparison_equal_the_fit_s_own_transfer_pass(tmp_
         for seed in (0, 1):
             run = out / f"{arm}-seed{seed}"
             fit_s = json.loads(next(run.rglob("retrieval_test.json")).read_text())["transfer"]
-            held_out = json.loads((run / "retrieval_transfer.json").read_text())
+            held_out = json.loads((run / "held_out_transfer.json").read_text())
             assert (
                 held_out["split"] == "transfer" and held_out["images"] == fit_s["transfer/images"]
             )
             for key in ("recall_mean", "image_to_text_R@1", "within_object_text_to_image_R@1"):
                 assert abs(held_out[key] - fit_s[f"transfer/{key}"]) < 1e-3, (arm, seed, key)
-    kept = (out / "first-seed0" / "retrieval_transfer.json").stat().st_mtime_ns
-    cli_main([*arguments, "--held-out", "transfer"])  # measured once, then read
-    assert (out / "first-seed0" / "retrieval_transfer.json").stat().st_mtime_ns == kept
+    kept = (out / "first-seed0" / "held_out_transfer.json").stat().st_mtime_ns
+    cli_main([*arguments, "--held-out", "transfer", "test"])  # transfer measured once, then read
+    assert (out / "first-seed0" / "held_out_transfer.json").stat().st_mtime_ns == kept
+    summary = json.loads((out / "comparison.json").read_text())
+    last = json.loads(next((out / "first-seed1").rglob("retrieval_test.json")).read_text())["last"]
+    held_out = json.loads((out / "first-seed1" / "held_out_test.json").read_text())
+    assert abs(held_out["recall_mean"] - last["test/recall_mean"]) < 1e-3  # the fit's test pass
+    assert {"transfer_recall_mean", "test_recall_mean"} <= set(summary["metrics"])
 
 
 def test_held_out_figures_name_a_run_that_has_no_checkpoint(tmp_path):

@@ -35,7 +35,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--held-out",
         metavar="SPLIT",
-        help="also measure each run's last weights on SPLIT, a split held out of training (the "
+        nargs="+",
+        default=[],
+        help="also measure each run's last weights on each SPLIT, held out of training (the "
         "demo's 'transfer'), compared as `SPLIT_*` figures (kept in each run directory)",
     )
     parser.add_argument(
@@ -56,7 +58,7 @@ def main(argv: list[str]) -> int:
         which=args.checkpoint,
         extra=args.fit_args,
         split=args.split,
-        also=held_out(args.held_out) if args.held_out else None,
+        also=held_out(*args.held_out) if args.held_out else None,
     )
     print(markdown(result))
     print(f"\nWritten: {Path(args.out) / 'comparison.md'}, comparison.json, validation_curves.png")

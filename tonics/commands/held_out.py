@@ -5,7 +5,7 @@ A validation comparison skips the test pass, so its runs carry no held-out figur
 them afterwards, once per run: `last.ckpt` is exported to a temporary directory and evaluated on
 the split with the run's own reader (`data.reader` of its saved config) by the same protocol as
 `tonics retrieval` (recall, within-object and caption-novel R@K, caption scores of a model with a
-captioning head). The figures are kept in the run directory (`retrieval_<split>.json`), so a
+captioning head). The figures are kept in the run directory (`held_out_<split>.json`), so a
 second comparison reads them instead of measuring again.
 """
 
@@ -45,11 +45,11 @@ def run_reader(root: Path):
 
 def held_out_figures(root: Path, split: str) -> dict[str, float]:
     """The run's last weights on `split`, keys prefixed `<split>_` (as `transfer_recall_mean` in
-    a test comparison); measured once and kept as `retrieval_<split>.json` in the run."""
+    a test comparison); measured once and kept as `held_out_<split>.json` in the run."""
     from tonics.eval.protocol import evaluate_reader
     from tonics.export import export_checkpoint
 
-    kept = Path(root) / f"retrieval_{split}.json"
+    kept = Path(root) / f"held_out_{split}.json"
     if not kept.is_file():
         checkpoint = _one(Path(root), "last.ckpt")
         with tempfile.TemporaryDirectory(prefix="tonics-held-out-") as directory:
@@ -67,6 +67,13 @@ def held_out_figures(root: Path, split: str) -> dict[str, float]:
     }
 
 
-def held_out(split: str) -> Callable[[Path], dict[str, float]]:
-    """`held_out_figures` for one split, in the form `compare(also=...)` takes."""
-    return lambda root: held_out_figures(root, split)
+def held_out(*splits: str) -> Callable[[Path], dict[str, float]]:
+    """`held_out_figures` of these splits, merged, in the form `compare(also=...)` takes."""
+
+    def figures(root: Path) -> dict[str, float]:
+        merged: dict[str, float] = {}
+        for split in splits:
+            merged |= held_out_figures(root, split)
+        return merged
+
+    return figures
