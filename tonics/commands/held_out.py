@@ -19,8 +19,6 @@ from pathlib import Path
 
 from tonics.errors import InputError
 
-DIRECTIONS = ("image_to_text", "text_to_image")
-
 
 def _one(root: Path, name: str) -> Path:
     """The single file `name` under `root` (a run directory holds one version)."""
@@ -55,8 +53,6 @@ def held_out_figures(root: Path, split: str) -> dict[str, float]:
         with tempfile.TemporaryDirectory(prefix="tonics-held-out-") as directory:
             export_checkpoint(checkpoint, directory)
             report = evaluate_reader(run_reader(Path(root)), split=split, model_dir=directory)
-        recalls = [report[f"{d}_R@{k}"] for d in DIRECTIONS for k in (1, 5, 10)]
-        report["recall_mean"] = sum(recalls) / len(recalls)  # as validation and test define it
         report["checkpoint"] = str(checkpoint)
         kept.write_text(json.dumps(report, indent=2))
     report = json.loads(kept.read_text())

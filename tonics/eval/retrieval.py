@@ -95,7 +95,8 @@ def retrieval_metrics(
     ks: Sequence[int] = (1, 5, 10),
     chunk_size: int | None = None,
 ) -> RetrievalResult:
-    """Recall@K for similarity = dot product; `text_to_image[c]` is caption c's image row.
+    """Recall@K for similarity = dot product; `text_to_image[c]` is caption c's image row;
+    `recall_mean` is the mean of every R@K both ways.
     Scores are computed once, in blocks of `chunk_size` image rows (default: about 8M scores per
     block), by `tonics.eval.ranking.paired_ranks`."""
     _check("image", image_embeddings)
@@ -113,6 +114,8 @@ def retrieval_metrics(
     for k in ks:
         metrics[f"text_to_image_R@{k}"] = float((t2i < k).float().mean() * 100)
         metrics[f"image_to_text_R@{k}"] = float((i2t < k).float().mean() * 100)
+    recalls = [v for key, v in metrics.items() if "_R@" in key]
+    metrics["recall_mean"] = sum(recalls) / len(recalls)  # R@K both ways: what checkpoints track
     for name, ranks in (("text_to_image", t2i), ("image_to_text", i2t)):
         metrics[f"{name}_mean_rank"] = float((ranks + 1).float().mean())
         metrics[f"{name}_median_rank"] = float((ranks + 1).float().median())

@@ -123,12 +123,6 @@ class RetrievalEvaluation:
             split.images, split.texts, split.text_to_image, ks=self.hparams.retrieval_ks
         )
         metrics = {f"{prefix}/{k}": v for k, v in result.metrics.items()}
-        recalls = [
-            result.metrics[f"{d}_R@{k}"]
-            for d in ("image_to_text", "text_to_image")
-            for k in self.hparams.retrieval_ks
-        ]
-        metrics[f"{prefix}/recall_mean"] = sum(recalls) / len(recalls)
         metrics.update({f"{prefix}/{k}": v for k, v in self._hard_metrics(prefix, split).items()})
         metrics[f"{prefix}/images"] = float(len(split.image_ids))
         metrics[f"{prefix}/dropped_pairs"] = float(split.dropped)
