@@ -38,6 +38,8 @@ class Stage:
     ramp_steps: int = 0  # >0: non-random shares grow from 0 to the mix's over this many steps
     mine_skip: int = 30  # mined batches: the teacher's nearest neighbours left out (B3's p)
     mine_within: str = "global"  # mined batches rank all pairs, or only the anchor's "object"
+    mine_teacher: str = "frozen"  # mined batches ranked by the frozen towers or the "current" model
+    mine_refresh: int = 100  # a "current" teacher: steps between re-embeddings of all pairs
     steps: int | None = None
     epochs: int | None = None
     plateau_patience: int | None = None
@@ -83,6 +85,8 @@ def _check_stage_fields(stage: Stage, where: str) -> None:
         ),
         ("mine_skip", _is_int(stage.mine_skip, low=0), "must be an integer >= 0"),
         ("mine_within", stage.mine_within in ("global", "object"), "'global' or 'object'"),
+        ("mine_teacher", stage.mine_teacher in ("frozen", "current"), "'frozen' or 'current'"),
+        ("mine_refresh", _is_int(stage.mine_refresh, low=1), "must be a positive integer"),
     ]
     for field_name, ok, rule in checks:
         if not ok:
@@ -140,6 +144,25 @@ class Curriculum:
                         f"{where}.{key}", f"must be a positive integer; got {value!r}"
                     )
             _check_stage_fields(stage, where)
+        self.teacher_refresh()
+
+    def teacher_refresh(self) -> int | None:
+        """Steps between re-embeddings of the pairs for mined batches ranked by the model being
+        trained (`mine_teacher: current`); None when no stage mines that way. One schedule serves
+        the run, so every such stage must give the same `mine_refresh`."""
+        refresh = {
+            (i, s.mine_refresh)
+            for i, s in enumerate(self.stages)
+            if "mined" in s.mix and s.mine_teacher == "current"
+        }
+        if len({every for _, every in refresh}) > 1:
+            last = max(refresh)[0]
+            raise CurriculumError(
+                f"data.stages[{last}].mine_refresh",
+                f"stages mining with the current teacher refresh at different intervals "
+                f"{sorted(refresh)}; give them one mine_refresh",
+            )
+        return next(iter(refresh))[1] if refresh else None
 
     @property
     def current(self) -> int:

@@ -16,6 +16,7 @@ precomputed approximate neighbour index would be needed.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from tonics.sampling.kinds import BatchKind, Draw, RandomKind
 
@@ -93,3 +94,78 @@ class MinedKind(BatchKind):
             extra = self.random.draw(available, size - len(chosen), rng).indices
             chosen = np.concatenate([chosen, extra])
         return Draw(chosen, self.name)
+
+
+MINE_TEACHERS = ("frozen", "current")
+
+
+class TeacherSchedule:
+    """Teacher rows by training step, for mined batches ranked by the model being trained.
+
+    Version 0 is the frozen towers' rows (the model before it has trained). A refresh after step
+    `k * every` (k >= 1) embeds every pair with the model as it is then; its rows rank the batches of
+    steps `k * every + delay` on. The fixed `delay` (the curriculum callback's lookahead, more than
+    the loader prefetches) makes the batches of a step independent of how far ahead the loader
+    draws; a batch whose version is not made yet is an error, never a silent older teacher.
+    """
+
+    def __init__(
+        self, initial: np.ndarray, every: int, steps_per_epoch: int, delay: int = 8
+    ) -> None:
+        """`initial`: version 0's rows; `every`: steps between refreshes; `steps_per_epoch`: the
+        sampler's (a resumed sampler replays its epoch's draws from the epoch's first step, so the
+        versions since then are kept); `delay`: see above."""
+        if every < 1 or delay < 0 or steps_per_epoch < 1:
+            raise ValueError(
+                f"every and steps_per_epoch must be >= 1 and delay >= 0, got {every}, "
+                f"{steps_per_epoch} and {delay}"
+            )
+        self.every = every
+        self.steps_per_epoch = steps_per_epoch
+        self.delay = delay
+        self.versions: dict[int, np.ndarray] = {0: np.asarray(initial, dtype=np.float32)}
+
+    def due(self, steps_done: int) -> bool:
+        """Whether the model after `steps_done` steps makes a new version."""
+        return steps_done > 0 and steps_done % self.every == 0
+
+    def add(self, steps_done: int, rows: np.ndarray) -> None:
+        """Record the version made after `steps_done` steps (a multiple of `every`)."""
+        if not self.due(steps_done):
+            raise ValueError(
+                f"a refresh comes after a multiple of {self.every} steps, not {steps_done}"
+            )
+        self.versions[steps_done // self.every] = np.asarray(rows, dtype=np.float32)
+        oldest = self._oldest_needed(steps_done)
+        self.versions = {k: v for k, v in self.versions.items() if k >= oldest}
+
+    def _oldest_needed(self, steps_done: int) -> int:
+        """The oldest version the sampler can still ask for: that of its epoch's first step."""
+        return self.version_at(steps_done - steps_done % self.steps_per_epoch)
+
+    def version_at(self, step: int) -> int:
+        """The version that ranks the batch of `step`."""
+        return max(0, (step - self.delay) // self.every)
+
+    def rows_for(self, step: int) -> np.ndarray:
+        """The teacher rows for the batch of `step`."""
+        version = self.version_at(step)
+        if version not in self.versions:
+            raise RuntimeError(
+                f"mined batches: the teacher refreshed after step {version * self.every} is "
+                f"needed for step {step} but is not made yet: the loader draws more than "
+                f"{self.delay} steps ahead; raise curriculum.lookahead or lower data.num_workers"
+            )
+        return self.versions[version]
+
+    def state_dict(self, steps_done: int) -> dict:
+        """The versions a run resumed at `steps_done` can ask for (the rest are never needed)."""
+        oldest = self._oldest_needed(steps_done)  # as tensors: checkpoints load weights-only
+        return {
+            "versions": {k: torch.from_numpy(v) for k, v in self.versions.items() if k >= oldest}
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore saved versions (a resumed run ranks exactly as the uninterrupted one)."""
+        self.versions.update({int(k): np.asarray(v) for k, v in state["versions"].items()})
+        # np.asarray of a tensor shares its memory: the rows stay float32, as made

@@ -23,7 +23,7 @@ from tonics.ontology.graph import Ontology
 from tonics.sampling.curriculum import Curriculum
 from tonics.sampling.factory import make_kind
 from tonics.sampling.kinds import BatchKind, Draw
-from tonics.sampling.mined import MinedKind
+from tonics.sampling.mined import MinedKind, TeacherSchedule
 from tonics.sampling.nodes import HardNodeRules
 from tonics.sampling.openings import Openings
 
@@ -45,13 +45,15 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         pair_captions: np.ndarray | None = None,
         one_pair_per_image: bool = False,
         teacher: np.ndarray | None = None,
+        teacher_schedule: TeacherSchedule | None = None,
     ) -> None:
         """`openings`: the run's tower openings; batches of steps it serves from a feature cache
         are yielded as (index, False) pairs: "no image needed, the features are cached".
         `pair_images` / `pair_captions`: each pair's image number and normalised-caption number
         (hard-node variety counts; None: every pair distinct). `one_pair_per_image` caps every
         batch at one pair per image (needs `pair_images`). `teacher`: one embedding row per
-        pair, for mined batches (`tonics.sampling.mined`)."""
+        pair, for mined batches (`tonics.sampling.mined`); `teacher_schedule`: the rows by step
+        of stages that mine with the current model (`mine_teacher: current`)."""
         num_pairs = len(ontology)
         if batch_size > num_pairs // world_size:
             raise ConfigError(
@@ -70,6 +72,7 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         self.pair_captions = pair_captions
         self.image_of = pair_images if one_pair_per_image else None
         self.teacher = teacher
+        self.teacher_schedule = teacher_schedule
         self.epoch = 0
         self.skip = 0
         self.draws: dict[int, Draw] = {}  # step -> how this rank's batch was made (diagnostics)
@@ -133,7 +136,15 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         names = sorted(mix)
         shares = np.array([mix[n] for n in names], dtype=float)
         name = names[rng.choice(len(names), p=shares / shares.sum())]
-        draw = self._kind(stage_index, name).draw(available, self.batch_size, rng)
+        kind = self._kind(stage_index, name)
+        if name == "mined" and self.curriculum.stages[stage_index].mine_teacher == "current":
+            if self.teacher_schedule is None:
+                raise ConfigError(
+                    f"data.stages[{stage_index}].mine_teacher",
+                    "'current' needs the training loop's teacher refreshes (tonics fit)",
+                )
+            kind.teacher = self.teacher_schedule.rows_for(step)
+        draw = kind.draw(available, self.batch_size, rng)
         draw.stage = stage_index
         return draw
 

@@ -86,6 +86,7 @@ class CurriculumCallback(pl.Callback):
         self.applied_stage = -1
         self._pending: dict | None = None
         self._curriculum = None
+        self._schedule = None  # the current-model teacher of mined batches, if any stage has one
         self._csv: Path | None = None  # this run's curriculum_steps.csv (rank 0)
         self._previous_csv: str | None = None  # the resumed run's, from the checkpoint
         self._t_end = None
@@ -108,6 +109,7 @@ class CurriculumCallback(pl.Callback):
             "bad_checks": self.bad_checks,
             "curriculum": curriculum,
             "steps_csv": str(self._csv) if self._csv else None,
+            "teacher": self._schedule.state_dict(self.steps_done) if self._schedule else None,
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -118,6 +120,7 @@ class CurriculumCallback(pl.Callback):
         """Expose the live curriculum to `state_dict`."""
         if stage == "fit":
             self._curriculum = self._datamodule(trainer).curriculum
+            self._schedule = self._datamodule(trainer).batch_sampler.teacher_schedule
 
     def on_fit_start(self, trainer, pl_module) -> None:
         """Restore a resumed run's curriculum and position before the loader's first batch.
@@ -132,7 +135,11 @@ class CurriculumCallback(pl.Callback):
             if self._pending.get("curriculum"):
                 self._curriculum.load_state_dict(self._pending["curriculum"])
             self._previous_csv = self._pending.get("steps_csv")
+            if self._schedule is not None and self._pending.get("teacher"):
+                self._schedule.load_state_dict(self._pending["teacher"])
             self._pending = None
+        if self._schedule is not None:
+            self._schedule.delay = self.lookahead
         sampler.start_at(self.steps_done)
         if trainer.global_rank == 0:  # the run directory keeps its ontology for the analysis
             self._datamodule(trainer).ontology.save(run_dir(trainer) / "ontology.npz")
@@ -222,8 +229,24 @@ class CurriculumCallback(pl.Callback):
                 batch_size=len(batch["indices"]),
             )
         self.steps_done += 1
+        self._refresh_teacher(dm, pl_module)
         self._save_if_stage_ends(trainer, dm, draw)
         self._t_end = time.perf_counter()
+
+    def _refresh_teacher(self, dm, pl_module) -> None:
+        """Re-embed the pairs for mined batches ranked by the current model, when one is due."""
+        schedule = dm.batch_sampler.teacher_schedule
+        if schedule is not None and schedule.due(self.steps_done):
+            from tonics.train.teacher import current_teacher_rows
+
+            started = time.perf_counter()
+            schedule.add(self.steps_done, current_teacher_rows(pl_module))
+            log.info(
+                "mined batches: teacher re-embedded after step %d in %.1f s (used from step %d)",
+                self.steps_done,
+                time.perf_counter() - started,
+                self.steps_done + schedule.delay,
+            )
 
     def _save_if_stage_ends(self, trainer, dm, draw) -> None:
         """After the last step of a stage, save the model as that stage leaves it."""

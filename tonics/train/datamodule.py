@@ -225,9 +225,26 @@ class TonicsDataModule(pl.LightningDataModule):
                 one_pair_per_image=self.one_pair_per_image,
                 teacher=self._teacher(model) if self._mines() else None,
             )
+            self.batch_sampler.teacher_schedule = self._teacher_schedule(self.batch_sampler)
 
     def _mines(self) -> bool:
         return any("mined" in stage.mix for stage in self.curriculum.stages)
+
+    def _teacher_schedule(self, sampler):
+        """The rows by step for stages that mine with the model being trained (refreshed by the
+        curriculum callback, `tonics.train.teacher`); None when no stage does."""
+        every = self.curriculum.teacher_refresh()
+        if every is None or sampler.teacher is None:
+            return None
+        if not self.cache.enabled:
+            raise ConfigError(
+                "data.feature_cache",
+                "mine_teacher: current re-embeds the training pairs from the feature or prefix "
+                "cache; set data.feature_cache: true",
+            )
+        from tonics.sampling.mined import TeacherSchedule
+
+        return TeacherSchedule(sampler.teacher, every, len(sampler))
 
     def _teacher(self, model) -> np.ndarray | None:
         """Teacher rows for mined batches: the frozen towers' pooled features of every training
