@@ -145,8 +145,11 @@ def test_a_current_teacher_without_the_feature_cache_is_refused(tiny_dataset, tm
 
 
 @pytest.mark.slow
-def test_a_current_teacher_re_embeds_through_opened_top_blocks(tiny_dataset, tmp_path, caplog):
+def test_a_current_teacher_re_embeds_through_opened_top_blocks(
+    tiny_dataset, tmp_path, caplog, monkeypatch
+):
     split_file, root = tiny_dataset
+    monkeypatch.setenv("TONICS_CACHE", str(tmp_path / "cache"))  # its prefix cache stays its own
     caplog.set_level("INFO", logger="tonics.train.callbacks")
     batches = _fit(tmp_path, split_file, root, "open", "current", 6,
                    unfreeze_text=1, unfreeze_vision=1)  # fmt: skip
