@@ -1,18 +1,21 @@
-"""Data efficiency: random batches against the TOnICS curriculum at fractions of the demo's
-training images, on the validation split, with paired seeds.
+"""Data efficiency: training recipes against random batches at fractions of the demo's training
+images, on the validation split, with paired seeds.
 
     python benchmarks/data_efficiency.py [--fractions 0.1 0.25 0.5 1.0] [--seeds 0 1 2 3 4]
-        [--out runs/data_efficiency] [--arms BASELINE.yaml ARM.yaml ...]
+        [--out runs/data_efficiency] [--arms BASELINE.yaml ARM.yaml ...] [--name NAME]
 
-For each fraction, `tonics compare configs/random_baseline.yaml configs/demo.yaml --split val`
-with `--data.train_fraction F` (a nested, seeded subset of the training images; the ontology is
-built on it) and validation every 200 steps. Finished runs are reused, so an interrupted grid
-resumes (`--full-runs DIR` links the finished runs of another validation comparison of the same
-arms for the 1.0 fraction); the results files are rewritten after every fraction, so a partial
-grid is kept:
-`benchmarks/results/data_efficiency.json`, `.md` and `.png` (per fraction: each arm's mean validation
-mean recall and within-object R@1 both ways, and the paired difference curriculum - random with
-a 95% t interval).
+For each fraction, `tonics compare BASELINE.yaml ARM.yaml ... --split val` with
+`--data.train_fraction F` (a nested, seeded subset of the training images; the ontology is built
+on it) and validation every 200 steps. Finished runs are reused, so an interrupted grid resumes
+(`--full-runs DIR` links the finished runs of another validation comparison of the same arms for
+the 1.0 fraction). The grid is written after every fraction, so a partial grid is kept, to
+`benchmarks/results/<NAME>.{json,md}` (default `data_efficiency_curriculum`: random batches
+against the default curriculum): per fraction, each arm's mean validation mean recall and
+within-object R@1 both ways, the paired difference from the baseline with a 95% t interval, and
+the per-seed figures. Then every `data_efficiency_*.json` grid there with the same baseline is
+merged into `benchmarks/results/data_efficiency.{json,md,png}`, the arms side by side (each
+difference paired with its own grid's baseline runs), so an arm added later by its own grid
+(`--arms configs/random_baseline.yaml NEW.yaml --name data_efficiency_new`) joins the figure.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tonics.analysis.data_efficiency import efficiency_figure
+from tonics.analysis.data_efficiency import efficiency_figure, merge_grids
 from tonics.commands.noise import quiet_known_noise
 from tonics.train.compare import compare
 
@@ -81,6 +84,18 @@ def _link_finished(source: Path, out: Path, arms: list[str], seeds: list[int]) -
                 target.symlink_to(found.resolve(), target_is_directory=True)
 
 
+def write_merged() -> None:
+    """Merge the `data_efficiency_*.json` grids into `data_efficiency.{json,md,png}`."""
+    grids = {
+        path.stem: json.loads(path.read_text())
+        for path in sorted(RESULTS.glob("data_efficiency_*.json"))
+    }
+    merged = merge_grids(grids)
+    (RESULTS / "data_efficiency.json").write_text(json.dumps(merged, indent=1))
+    (RESULTS / "data_efficiency.md").write_text(table(merged["fractions"]) + "\n")
+    efficiency_figure(RESULTS / "data_efficiency.json", RESULTS / "data_efficiency.png")
+
+
 def main() -> None:
     """Run the grid fraction by fraction, rewriting the results after each."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -100,7 +115,14 @@ def main() -> None:
         "finished runs of these arms serve the 1.0 fraction (the whole training split: the same "
         "training), linked instead of trained again",
     )
+    parser.add_argument(
+        "--name",
+        default="data_efficiency_curriculum",
+        help="the grid's results name under benchmarks/results (must start with data_efficiency_)",
+    )
     args = parser.parse_args()
+    if not args.name.startswith("data_efficiency_"):
+        parser.error(f"--name {args.name}: start it with data_efficiency_ so the merge finds it")
     quiet_known_noise()
     rows: dict[str, dict] = {}
     for fraction in args.fractions:
@@ -110,9 +132,9 @@ def main() -> None:
             _link_finished(Path(args.full_runs), out, args.arms, args.seeds)
         rows[f"{fraction:g}"] = compare(args.arms, args.seeds, out, extra=extra, split="val")
         result = {"benchmark": "data_efficiency", "seeds": args.seeds, "fractions": rows}
-        (RESULTS / "data_efficiency.json").write_text(json.dumps(result, indent=1))
-        (RESULTS / "data_efficiency.md").write_text(table(rows) + "\n")
-        efficiency_figure(RESULTS / "data_efficiency.json", RESULTS / "data_efficiency.png")
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+        (RESULTS / f"{args.name}.md").write_text(table(rows) + "\n")
+        write_merged()
         print(json.dumps({"fraction": fraction, "done": True}), flush=True)
     print(table(rows))
 

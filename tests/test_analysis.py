@@ -135,3 +135,38 @@ def test_data_efficiency_rows_and_figure(tmp_path):
     assert rows[1]["difference"]["t_low"] == 1.0 and "difference" not in rows[0]
     (tmp_path / "r.json").write_text(json.dumps(results))
     assert efficiency_figure(tmp_path / "r.json", tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_merge_grids_puts_arms_of_separate_grids_side_by_side():
+    import pytest
+
+    from tonics.analysis.data_efficiency import efficiency_rows, merge_grids
+
+    def grid(arm: str, baseline_mean: float, shift: float) -> dict:
+        entry = {
+            "random_baseline": baseline_mean,
+            arm: baseline_mean + shift,
+            f"{arm} - random_baseline": {"difference": shift, "t_low": -1.0, "t_high": 1.0},
+        }
+        summary = {
+            "arms": ["random_baseline", arm],
+            "baseline": "random_baseline",
+            "seeds": 5,
+            "metrics": {"recall_mean": entry},
+        }
+        return {"fractions": {"0.5": summary, "0.1": summary}}
+
+    merged = merge_grids({"a": grid("demo", 30.0, 1.0), "b": grid("mined", 30.5, -2.0)})
+    assert list(merged["fractions"]) == ["0.1", "0.5"]
+    tenth = merged["fractions"]["0.1"]
+    assert tenth["arms"] == ["random_baseline", "demo", "mined"]
+    entry = tenth["metrics"]["recall_mean"]
+    assert entry["random_baseline"] == 30.0 and entry["mined"] == 28.5
+    assert entry["mined - random_baseline"]["difference"] == -2.0  # paired with its own baseline
+    assert tenth["sources"]["b"]["baseline_means"] == {"recall_mean": 30.5}
+    rows = efficiency_rows(merged)
+    assert [r["arm"] for r in rows if r["fraction"] == 0.1] == ["random_baseline", "demo", "mined"]
+    other = grid("mined", 30.0, 0.0)
+    other["fractions"]["0.1"]["baseline"] = "demo"
+    with pytest.raises(ValueError, match="different baselines"):
+        merge_grids({"a": grid("demo", 30.0, 1.0), "c": other})

@@ -36,6 +36,9 @@ def test_compare_two_configs_over_two_seeds(tiny_dataset, tmp_path, capsys):
     assert abs(difference["difference"] - (entry["curriculum"] - entry["random"])) < 1e-2
     assert difference["t_low"] <= difference["difference"] <= difference["t_high"]
     assert "within_object_text_to_image_R@1" in summary["metrics"]
+    per_seed = summary["per_seed"]["recall_mean"]  # one figure per seed, their mean the entry's
+    assert [len(per_seed[a]) for a in ("random", "curriculum")] == [2, 2]
+    assert abs(sum(per_seed["curriculum"]) / 2 - entry["curriculum"]) < 1e-2
     assert (out / "validation_curves.png").stat().st_size > 5000
     assert "| recall mean |" in (out / "comparison.md").read_text()
     for arm in ("random", "curriculum"):

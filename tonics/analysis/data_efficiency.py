@@ -38,6 +38,40 @@ def efficiency_rows(results: dict) -> list[dict]:
     return rows
 
 
+def merge_grids(grids: dict[str, dict]) -> dict:
+    """One grid from several fraction grids that share a baseline arm (name -> results of
+    `benchmarks/data_efficiency.py`), so arms measured in separate grids are read side by side.
+    Each arm's difference stays the one paired with its own grid's baseline runs; the baseline's
+    means are the first grid's, and every grid's baseline means are kept under `sources` (equal
+    when the baseline runs were reproduced exactly)."""
+    baselines = {
+        summary["baseline"] for grid in grids.values() for summary in grid["fractions"].values()
+    }
+    if len(baselines) != 1:
+        raise ValueError(f"merge_grids: the grids have different baselines {sorted(baselines)}")
+    (baseline,) = baselines
+    fractions: dict[str, dict] = {}
+    for name, grid in grids.items():
+        for fraction, summary in grid["fractions"].items():
+            merged = fractions.setdefault(
+                fraction,
+                {"arms": [baseline], "baseline": baseline, "seeds": summary["seeds"]}
+                | {"metrics": {}, "sources": {}},
+            )
+            merged["seeds"] = min(merged["seeds"], summary["seeds"])
+            merged["sources"][name] = {
+                "arms": summary["arms"],
+                "seeds": summary["seeds"],
+                "baseline_means": {m: e[baseline] for m, e in summary["metrics"].items()},
+            }
+            merged["arms"] += [a for a in summary["arms"] if a not in merged["arms"]]
+            for metric, entry in summary["metrics"].items():
+                target = merged["metrics"].setdefault(metric, {baseline: entry[baseline]})
+                target.update({k: v for k, v in entry.items() if k != baseline})
+    ordered = dict(sorted(fractions.items(), key=lambda kv: float(kv[0])))
+    return {"benchmark": "data_efficiency", "grids": list(grids), "fractions": ordered}
+
+
 def efficiency_figure(results_file: str | Path, out: str | Path) -> Path:
     """Top row: each arm's mean against the training fraction, per metric; bottom row: the
     paired difference from the baseline with its 95% interval (zero marked)."""

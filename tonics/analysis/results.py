@@ -84,7 +84,9 @@ def validation_curve(root: Path, key: str) -> dict[int, float]:
 
 
 def summarise(figures: dict[str, list[dict[str, float]]]) -> dict:
-    """Means per arm and, for every other arm, the paired difference from the first arm. A
+    """Means per arm and, for every other arm, the paired difference from the first arm; the
+    per-seed figures beside them (`per_seed`: metric -> arm -> one value per seed, in seed
+    order), so a comparison can be recomputed or extended without its run directories. A
     metric only some arms have (caption figures of arms with a captioning head) gets the means of
     those arms, and differences where the baseline has it too."""
     arms = list(figures)
@@ -96,6 +98,7 @@ def summarise(figures: dict[str, list[dict[str, float]]]) -> dict:
         "seeds": len(figures[baseline]),
         "baseline": baseline,
         "metrics": {},
+        "per_seed": {},
     }
     for metric in (m for m in names if having[m]):
         entry = {
@@ -107,6 +110,9 @@ def summarise(figures: dict[str, list[dict[str, float]]]) -> dict:
                 [f[metric] for f in figures[baseline]], [f[metric] for f in figures[arm]]
             ).as_dict()
         summary["metrics"][metric] = entry
+        summary["per_seed"][metric] = {
+            arm: [round(f[metric], 4) for f in figures[arm]] for arm in having[metric]
+        }
     return summary
 
 
