@@ -41,11 +41,12 @@ RESULTS = Path(__file__).parent / "results"
 
 def table(rows: dict[str, dict]) -> str:
     """Markdown: one line per (fraction, metric), each arm's mean and each other arm's paired
-    difference from the first arm (the baseline) with its 95% t interval."""
+    difference from the first arm (the baseline) with its 95% t interval; `-` where an arm has
+    no figure at that fraction (a grid still running)."""
     if not rows:
         return ""
-    first = next(iter(rows.values()))
-    arms, baseline = first["arms"], first["baseline"]
+    arms = list(dict.fromkeys(a for summary in rows.values() for a in summary["arms"]))
+    baseline = next(iter(rows.values()))["baseline"]
     others = [a for a in arms if a != baseline]
     lines = [
         "| train fraction | metric (val) | "
@@ -60,12 +61,12 @@ def table(rows: dict[str, dict]) -> str:
             entry = summary["metrics"].get(metric)
             if entry is None:
                 continue
-            means = " | ".join(f"{entry[a]:.2f}" for a in arms)
+            means = " | ".join(f"{entry[a]:.2f}" if a in entry else "-" for a in arms)
             differences = []
             for arm in others:
-                d = entry[f"{arm} - {baseline}"]
+                d = entry.get(f"{arm} - {baseline}")
                 differences.append(
-                    f"{d['difference']:+.2f} [{d['t_low']:+.2f}, {d['t_high']:+.2f}]"
+                    f"{d['difference']:+.2f} [{d['t_low']:+.2f}, {d['t_high']:+.2f}]" if d else "-"
                 )
             lines.append(f"| {fraction} | {metric} | {means} | " + " | ".join(differences) + " |")
     return "\n".join(lines)
