@@ -58,7 +58,9 @@ def save(*, seconds: dict, summaries: dict | None = None) -> None:
     """Rewrite `budget.json` (keeping what it holds) and `budget.md`."""
     path = RESULTS / "budget.json"
     result = json.loads(path.read_text()) if path.exists() else {"benchmark": "budget"}
-    result["seconds_per_run"] = seconds
+    times = result.setdefault("seconds_per_run", {})  # another setting's process may write too
+    for setting, runs in seconds.items():
+        times.setdefault(setting, {}).update(runs)
     result.setdefault("settings", {}).update(summaries or {})
     path.write_text(json.dumps(result, indent=1))
     lines = []
