@@ -12,9 +12,10 @@ validation every 300 steps: where the validation curve flattens), `batch128` (60
 pairs instead of 32). Each setting is one `tonics compare --split val`; finished runs are reused.
 Every run trained here is timed (wall seconds, this machine as it is, other jobs included) and
 the times kept, so a resumed grid still reports them. Writes `benchmarks/results/budget.json`
-(per setting: the compare summary with per-seed figures; seconds per run per arm; the validation
-curves stay in each setting's run directory) and `budget.md` (per setting and metric: each arm's mean and the paired difference
-from random batches with its 95% t interval; the mean seconds per run).
+(per setting: the compare summary with per-seed figures; seconds per run per arm; the
+validation curves stay in each setting's run directory) and `budget.md` (per setting and metric:
+each arm's mean and the paired difference from random batches with its 95% t interval; the mean
+seconds per run).
 """
 
 from __future__ import annotations
