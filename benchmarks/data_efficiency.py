@@ -12,7 +12,9 @@ the 1.0 fraction). The grid is written after every fraction, so a partial grid i
 `benchmarks/results/<NAME>.{json,md}` (default `data_efficiency_curriculum`: random batches
 against the default curriculum): per fraction, each arm's mean validation mean recall and
 within-object R@1 both ways, the paired difference from the baseline with a 95% t interval, and
-the per-seed figures. Then every `data_efficiency_*.json` grid there with the same baseline is
+the per-seed figures. Fractions of an existing grid of that name (same seeds and arms) that are
+not run again are kept, so one fraction can be added to a grid later (`--fractions 1.0`). Then
+every `data_efficiency_*.json` grid there with the same baseline is
 merged into `benchmarks/results/data_efficiency.{json,md,png}`, the arms side by side (each
 difference paired with its own grid's baseline runs), so an arm added later by its own grid
 (`--arms configs/random_baseline.yaml NEW.yaml --name data_efficiency_new`) joins the figure.
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from tonics.analysis.data_efficiency import efficiency_figure, merge_grids
 from tonics.commands.noise import quiet_known_noise
-from tonics.train.compare import compare
+from tonics.train.compare import arm_name, compare
 
 ARMS = ["configs/random_baseline.yaml", "configs/demo.yaml"]
 METRICS = (
@@ -85,6 +87,18 @@ def _link_finished(source: Path, out: Path, arms: list[str], seeds: list[int]) -
                 target.symlink_to(found.resolve(), target_is_directory=True)
 
 
+def earlier_fractions(path: Path, arms: list[str], seeds: list[int]) -> dict[str, dict]:
+    """The fractions an existing grid file holds for the same arms and seeds (none otherwise):
+    the rows a run of other fractions keeps."""
+    if not path.exists():
+        return {}
+    grid = json.loads(path.read_text())
+    names = [arm_name(arm) for arm in arms]
+    if grid.get("seeds") != seeds:
+        return {}
+    return {f: row for f, row in grid["fractions"].items() if row.get("arms") == names}
+
+
 def write_merged() -> None:
     """Merge the `data_efficiency_*.json` grids into `data_efficiency.{json,md,png}`."""
     grids = {
@@ -125,13 +139,14 @@ def main() -> None:
     if not args.name.startswith("data_efficiency_"):
         parser.error(f"--name {args.name}: start it with data_efficiency_ so the merge finds it")
     quiet_known_noise()
-    rows: dict[str, dict] = {}
+    rows = earlier_fractions(RESULTS / f"{args.name}.json", args.arms, args.seeds)
     for fraction in args.fractions:
         extra = ["--trainer.val_check_interval=200", f"--data.train_fraction={fraction}"]
         out = Path(args.out) / f"fraction-{fraction:g}"
         if fraction >= 1 and args.full_runs:
             _link_finished(Path(args.full_runs), out, args.arms, args.seeds)
         rows[f"{fraction:g}"] = compare(args.arms, args.seeds, out, extra=extra, split="val")
+        rows = dict(sorted(rows.items(), key=lambda item: float(item[0])))
         result = {"benchmark": "data_efficiency", "seeds": args.seeds, "fractions": rows}
         (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1))
         (RESULTS / f"{args.name}.md").write_text(table(rows) + "\n")
