@@ -1,21 +1,26 @@
 """Budget: random batches, the real-object curriculum and mined batches at a longer training
-budget and at batch 128, heads on frozen towers (the feature cache makes both affordable here),
-on the demo's validation split with 5 paired seeds.
+budget and at batch 128, heads on frozen towers (the feature cache makes both affordable here) or
+with the towers' top blocks open (the prefix cache), on the demo's validation split with 5 paired
+seeds.
 
     python benchmarks/budget.py [--seeds 0 1 2 3 4] [--out runs/budget] [--settings steps2400 batch128]
         [--arms random objects_ramp mined_object_p10]
+    python benchmarks/budget.py --settings batch128 --arms towers_random towers_curriculum
 
-Arms: `configs/ablations/base.yaml` + `frozen_random.yaml` (the baseline), + `frozen_objects_ramp.yaml`
-(the default curriculum's stages on frozen towers) and + `frozen_mined_object_p10.yaml` (mined
-batches within the anchor's object, p = 10). Settings: `steps2400` (2,400 steps instead of 600,
-validation every 300 steps: where the validation curve flattens), `batch128` (600 steps of 128
-pairs instead of 32). Each setting is one `tonics compare --split val`; finished runs are reused.
-Every run trained here is timed (wall seconds, this machine as it is, other jobs included) and
-the times kept, so a resumed grid still reports them. Writes `benchmarks/results/budget.json`
-(per setting: the compare summary with per-seed figures; seconds per run per arm; the
-validation curves stay in each setting's run directory) and `budget.md` (per setting and metric:
-each arm's mean and the paired difference from random batches with its 95% t interval; the mean
-seconds per run).
+Arms on frozen towers: `configs/ablations/base.yaml` + `frozen_random.yaml` (the baseline),
++ `frozen_objects_ramp.yaml` (the default curriculum's stages on frozen towers) and
++ `frozen_mined_object_p10.yaml` (mined batches within the anchor's object, p = 10). Arms with the
+towers' top blocks opened (the prefix cache serves their frozen part): `configs/random_baseline.yaml`
+(`towers_random`, the baseline) and `configs/demo.yaml` (`towers_curriculum`, the default); they
+run in `<out>/<setting>-open` and are reported as the setting `<setting>-open`. Settings:
+`steps2400` (2,400 steps instead of 600, validation every 300 steps: where the validation curve
+flattens), `batch128` (600 steps of 128 pairs instead of 32). Each setting is one `tonics compare
+--split val`; finished runs are reused. Every run trained here is timed (wall seconds, this
+machine as it is, other jobs included) and the times kept, so a resumed grid still reports them.
+Writes `benchmarks/results/budget.json` (per setting: the compare summary with per-seed figures;
+seconds per run per arm; the validation curves stay in each setting's run directory) and
+`budget.md` (per setting and metric: each arm's mean and the paired difference from random
+batches with its 95% t interval; the mean seconds per run).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ ARMS = {
     "random": f"{A}/base.yaml,{A}/frozen_random.yaml",
     "objects_ramp": f"{A}/base.yaml,{A}/frozen_objects_ramp.yaml",
     "mined_object_p10": f"{A}/base.yaml,{A}/frozen_mined_object_p10.yaml",
+    "towers_random": "configs/random_baseline.yaml",
+    "towers_curriculum": "configs/demo.yaml",
 }
 SETTINGS = {
     "steps2400": ["--trainer.max_steps=2400", "--trainer.val_check_interval=300"],
@@ -42,16 +49,19 @@ SETTINGS = {
 RESULTS = Path(__file__).parent / "results"
 
 
-def timed_runs(setting: str, arms: list[str], out: Path, seeds: list[int], seconds: dict) -> None:
-    """Train every (seed, arm) of `setting` not yet finished, seed-major, recording wall seconds."""
+def timed_runs(
+    setting: str, key: str, arms: list[str], out: Path, seeds: list[int], seconds: dict
+) -> None:
+    """Train every (seed, arm) of `setting` not yet finished, seed-major, recording wall seconds
+    under `key` (the setting, or `<setting>-open` for open towers)."""
     for seed in seeds:
         for arm in arms:
             if _done(run_directory(out, arm, seed), "val"):
                 continue
             start = time.perf_counter()
             fit_once(arm, seed, out, SETTINGS[setting], split="val")
-            key = f"{arm_name(arm)}-seed{seed}"
-            seconds.setdefault(setting, {})[key] = round(time.perf_counter() - start, 1)
+            run = f"{arm_name(arm)}-seed{seed}"
+            seconds.setdefault(key, {})[run] = round(time.perf_counter() - start, 1)
             save(seconds=seconds)
 
 
@@ -74,7 +84,8 @@ def save(*, seconds: dict, summaries: dict | None = None) -> None:
         cost_text = ", ".join(
             f"{arm} {sum(v) / len(v):.0f} s ({len(v)} runs)" for arm, v in cost.items() if v
         )
-        lines += [f"## {setting}: {' '.join(SETTINGS[setting])}", "", markdown(summary), ""]
+        flags = " ".join(SETTINGS[setting.removesuffix("-open")])
+        lines += [f"## {setting}: {flags}", "", markdown(summary), ""]
         lines += [f"Seconds per run (wall, this machine, shared): {cost_text or 'not timed'}", ""]
     (RESULTS / "budget.md").write_text("\n".join(lines))
 
@@ -88,21 +99,25 @@ def main() -> None:
     parser.add_argument(
         "--arms",
         nargs="+",
-        default=list(ARMS),
+        default=["random", "objects_ramp", "mined_object_p10"],
         choices=list(ARMS),
-        help="the first is the baseline (default: all three)",
+        help="the first is the baseline (default: the three frozen-tower arms)",
     )
     args = parser.parse_args()
     arms = [ARMS[name] for name in args.arms]
     quiet_known_noise()
     path = RESULTS / "budget.json"
     seconds = json.loads(path.read_text()).get("seconds_per_run", {}) if path.exists() else {}
+    open_towers = [name.startswith("towers_") for name in args.arms]
+    if any(open_towers) and not all(open_towers):
+        parser.error("--arms: towers_* arms (open towers) cannot be mixed with frozen-tower arms")
     for setting in args.settings:
-        out = Path(args.out) / setting
-        timed_runs(setting, arms, out, args.seeds, seconds)
+        key = f"{setting}-open" if all(open_towers) else setting
+        out = Path(args.out) / key
+        timed_runs(setting, key, arms, out, args.seeds, seconds)
         summary = compare(arms, args.seeds, out, extra=SETTINGS[setting], split="val")
-        save(seconds=seconds, summaries={setting: summary})
-        print(json.dumps({"setting": setting, "done": True}), flush=True)
+        save(seconds=seconds, summaries={key: summary})
+        print(json.dumps({"setting": key, "done": True}), flush=True)
 
 
 if __name__ == "__main__":
