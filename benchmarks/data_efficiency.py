@@ -14,10 +14,10 @@ against the default curriculum): per fraction, each arm's mean validation mean r
 within-object R@1 both ways, the paired difference from the baseline with a 95% t interval, and
 the per-seed figures. Fractions of an existing grid of that name (same seeds and arms) that are
 not run again are kept, so one fraction can be added to a grid later (`--fractions 1.0`). Then
-every `data_efficiency_*.json` grid there with the same baseline is
-merged into `benchmarks/results/data_efficiency.{json,md,png}`, the arms side by side (each
-difference paired with its own grid's baseline runs), so an arm added later by its own grid
-(`--arms configs/random_baseline.yaml NEW.yaml --name data_efficiency_new`) joins the figure.
+every `data_efficiency_*.json` grid there with the same baseline is merged into
+`benchmarks/results/data_efficiency.{json,md,png}`, the arms side by side (each difference paired
+with its own grid's baseline runs), so an arm added later by its own grid (`--arms
+configs/random_baseline.yaml NEW.yaml --name data_efficiency_new`) joins the figure.
 """
 
 from __future__ import annotations
