@@ -106,8 +106,7 @@ def main() -> None:
     args = parser.parse_args()
     arms = [ARMS[name] for name in args.arms]
     quiet_known_noise()
-    path = RESULTS / "budget.json"
-    seconds = json.loads(path.read_text()).get("seconds_per_run", {}) if path.exists() else {}
+    seconds: dict = {}  # this process's run times; `save` merges them into the file's
     open_towers = [name.startswith("towers_") for name in args.arms]
     if any(open_towers) and not all(open_towers):
         parser.error("--arms: towers_* arms (open towers) cannot be mixed with frozen-tower arms")

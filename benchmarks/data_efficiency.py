@@ -93,9 +93,9 @@ def earlier_fractions(path: Path, arms: list[str], seeds: list[int]) -> dict[str
     if not path.exists():
         return {}
     grid = json.loads(path.read_text())
-    names = [arm_name(arm) for arm in arms]
     if grid.get("seeds") != seeds:
         return {}
+    names = [arm_name(arm) for arm in arms]
     return {f: row for f, row in grid["fractions"].items() if row.get("arms") == names}
 
 
