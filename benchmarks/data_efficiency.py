@@ -37,6 +37,10 @@ METRICS = (
     "within_object_text_to_image_R@1",
     "image_to_text_R@1",
     "text_to_image_R@1",
+    "seen_combination_text_to_image_R@1",
+    "unseen_combination_text_to_image_R@1",
+    "seen_combination_image_to_text_R@1",
+    "unseen_combination_image_to_text_R@1",
 )
 RESULTS = Path(__file__).parent / "results"
 
@@ -99,16 +103,16 @@ def earlier_fractions(path: Path, arms: list[str], seeds: list[int]) -> dict[str
     return {f: row for f, row in grid["fractions"].items() if row.get("arms") == names}
 
 
-def write_merged() -> None:
-    """Merge the `data_efficiency_*.json` grids into `data_efficiency.{json,md,png}`."""
+def write_merged(merged_name: str = "data_efficiency") -> None:
+    """Merge the `<merged_name>_*.json` grids into `<merged_name>.{json,md,png}`."""
     grids = {
         path.stem: json.loads(path.read_text())
-        for path in sorted(RESULTS.glob("data_efficiency_*.json"))
+        for path in sorted(RESULTS.glob(f"{merged_name}_*.json"))
     }
     merged = merge_grids(grids)
-    (RESULTS / "data_efficiency.json").write_text(json.dumps(merged, indent=1))
-    (RESULTS / "data_efficiency.md").write_text(table(merged["fractions"]) + "\n")
-    efficiency_figure(RESULTS / "data_efficiency.json", RESULTS / "data_efficiency.png")
+    (RESULTS / f"{merged_name}.json").write_text(json.dumps(merged, indent=1))
+    (RESULTS / f"{merged_name}.md").write_text(table(merged["fractions"]) + "\n")
+    efficiency_figure(RESULTS / f"{merged_name}.json", RESULTS / f"{merged_name}.png")
 
 
 def main() -> None:
@@ -133,11 +137,17 @@ def main() -> None:
     parser.add_argument(
         "--name",
         default="data_efficiency_curriculum",
-        help="the grid's results name under benchmarks/results (must start with data_efficiency_)",
+        help="the grid's results name under benchmarks/results (must start with MERGED_)",
+    )
+    parser.add_argument(
+        "--merged",
+        default="data_efficiency",
+        help="the merged table's name: grids named MERGED_* are merged into MERGED.{json,md,png} "
+        "(scenes: --merged scenes_data_efficiency --name scenes_data_efficiency_grid)",
     )
     args = parser.parse_args()
-    if not args.name.startswith("data_efficiency_"):
-        parser.error(f"--name {args.name}: start it with data_efficiency_ so the merge finds it")
+    if not args.name.startswith(f"{args.merged}_"):
+        parser.error(f"--name {args.name}: start it with {args.merged}_ so the merge finds it")
     quiet_known_noise()
     rows = earlier_fractions(RESULTS / f"{args.name}.json", args.arms, args.seeds)
     for fraction in args.fractions:
@@ -150,7 +160,7 @@ def main() -> None:
         result = {"benchmark": "data_efficiency", "seeds": args.seeds, "fractions": rows}
         (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1))
         (RESULTS / f"{args.name}.md").write_text(table(rows) + "\n")
-        write_merged()
+        write_merged(args.merged)
         print(json.dumps({"fraction": fraction, "done": True}), flush=True)
     print(table(rows))
 

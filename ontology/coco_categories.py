@@ -8,6 +8,10 @@ they are kept (the graph takes any noun synset) and the test records it.
 
 from __future__ import annotations
 
+import re
+
+SYNSET_NAME = re.compile(r"^[^\s.]+\.n\.\d\d$")
+
 COCO_TO_SYNSET: dict[str, str] = {
     "person": "person.n.01",
     "bicycle": "bicycle.n.01",
@@ -100,6 +104,8 @@ def category_synset(name: str, table: dict[str, str] | None = None) -> str:
     """The synset name for an object category; UnmappedCategoryError if there is none."""
     table = COCO_TO_SYNSET if table is None else table
     key = name.strip().lower()
+    if SYNSET_NAME.match(key):  # a category file that names its synsets (LVIS, tonics scenes)
+        return key
     if key not in table:
         raise UnmappedCategoryError(
             f"object category '{name}' has no WordNet synset; add it to the category table "

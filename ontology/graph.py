@@ -25,7 +25,13 @@ from tqdm.auto import tqdm
 
 from tonics.mapped_arrays import mapped_npz
 
-ObjectSource = Literal["caption", "image", "intersection"]
+ObjectSource = Literal["caption", "image", "instances", "intersection"]
+OBJECT_SOURCES = (
+    "caption",
+    "image",
+    "instances",
+    "intersection",
+)  # instances: image, by its COCO file's name
 FORMAT_VERSION = 1
 PAIR_ID_SEPARATOR = "\x1e"  # ASCII record separator: never in a pair id
 
@@ -260,7 +266,7 @@ def combine_objects(
     """
     if source == "caption":
         return tuple(caption)
-    if source == "image":
+    if source in ("image", "instances"):
         return tuple(image)
     kept: dict[str, None] = {}
     for c in caption:
@@ -338,8 +344,8 @@ def build_ontology(
     """Extract objects for each pair and build the graph. `image_objects` are category names."""
     from tonics.ontology.extract import NounExtractor
 
-    if source not in ("caption", "image", "intersection"):
-        raise ValueError(f"object source must be caption, image or intersection, got '{source}'")
+    if source not in OBJECT_SOURCES:
+        raise ValueError(f"object source must be one of {OBJECT_SOURCES}, got '{source}'")
     if source != "caption" and image_objects is None:
         raise ValueError(
             f"object source '{source}' needs image object labels; this dataset has none"

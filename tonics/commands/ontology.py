@@ -15,7 +15,9 @@ def main(argv: list[str]) -> int:
     parser = CommandParser("ontology")
     parser.add_argument("action", choices=("build", "stats"))
     parser.add_argument("--split", default="train")
-    parser.add_argument("--source", default="caption", choices=("caption", "image", "intersection"))
+    parser.add_argument(
+        "--source", default="caption", choices=("caption", "image", "instances", "intersection")
+    )
     parser.add_argument("--out", help="write the ontology here (default: the cache)")
     parser.add_argument("--load", help="stats of a saved ontology file instead of a dataset")
     parser.add_argument("--top", type=int, default=5)

@@ -133,9 +133,11 @@ def _zero_shot(towers: Towers, split: EmbeddedSplit, records) -> dict:
     return {f"zeroshot_{k}": v for k, v in accuracy.items()} | {"zeroshot_classes": len(names)}
 
 
-def _hard_figures(split: EmbeddedSplit, split_records, all_records) -> dict:
+def _hard_figures(split: EmbeddedSplit, split_records, all_records, result) -> dict:
     """Within-object R@K (objects extracted from the captions, as at validation) and
-    caption-novel R@K (captions never seen verbatim in the reader's training split)."""
+    caption-novel R@K (captions never seen verbatim in the reader's training split) and R@K on
+    seen and unseen object combinations (images whose objects never shared a training image)."""
+    from tonics.eval.composition import composition_metrics, unseen_combinations
     from tonics.eval.within_object import (
         caption_annotations,
         caption_novel_metrics,
@@ -150,6 +152,14 @@ def _hard_figures(split: EmbeddedSplit, split_records, all_records) -> dict:
     figures = within_object_metrics(
         split.images, split.texts, split.text_to_image, [objects[k] for k in split.kept]
     )
+    if train and evaluated != "train":
+        unseen = unseen_combinations(split_records, train)
+        figures |= composition_metrics(
+            result.text_to_image_ranks,
+            result.image_to_text_ranks,
+            split.text_to_image,
+            [unseen[k] for k in split.kept],
+        )
     if train and evaluated != "train":  # novel means "not in a training split": else n/a
         novel_of_kept = [novel[k] for k in split.kept]
         figures |= caption_novel_metrics(
@@ -218,7 +228,7 @@ def evaluate_reader(
     started = time.perf_counter()
     embedded, failed = embed_split(towers, records, batch_size, split)
     result = retrieval_metrics(embedded.images, embedded.texts, embedded.text_to_image)
-    hard = _hard_figures(embedded, records, all_records)
+    hard = _hard_figures(embedded, records, all_records, result)
     model = model_dir or f"untrained {text_encoder} + {vision_encoder} (random heads)"
     captions = _caption_figures(towers, records, batch_size) if towers.caption_pixels else {}
     return {

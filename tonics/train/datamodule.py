@@ -34,7 +34,7 @@ from tonics.data.records import (
     splits_of,
 )
 from tonics.errors import ConfigError, require, require_choice
-from tonics.ontology.graph import ObjectSource, Ontology
+from tonics.ontology.graph import OBJECT_SOURCES, ObjectSource, Ontology
 from tonics.ontology.index import ontology_for_records
 from tonics.sampling.curriculum import Curriculum, Stage
 from tonics.sampling.openings import Openings
@@ -72,6 +72,7 @@ class TonicsDataModule(pl.LightningDataModule):
         transfer_split: str | None = "transfer",
         max_eval_pairs: int | None = None,
         feature_cache: bool = False,
+        eval_feature_cache: bool = False,
         prefix_cache_dtype: str = "float16",
         feature_cache_dtype: str = "float32",
         one_pair_per_image: bool = False,
@@ -84,14 +85,15 @@ class TonicsDataModule(pl.LightningDataModule):
         group is documented and validated); `text_encoder`/`vision_encoder` are linked from the
         model in the CLI. one_pair_per_image: no training batch holds two captions of one image."""
         super().__init__()
-        require_choice(object_source, ("caption", "image", "intersection"), "data.object_source")
-        kind = type(reader).__name__
-        why = f"must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); got {kind}"
-        require(isinstance(reader, PairReader), "data.reader", why)
+        require_choice(object_source, OBJECT_SOURCES, "data.object_source")
+        why = "must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); got "
+        require(isinstance(reader, PairReader), "data.reader", why + type(reader).__name__)
         self.loader = LoaderSettings(
             batch_size, eval_batch_size, num_workers, persistent_workers, max_text_length
         )
-        self.cache = CacheSettings(feature_cache, prefix_cache_dtype, feature_cache_dtype)
+        self.cache = CacheSettings(
+            feature_cache, prefix_cache_dtype, feature_cache_dtype, evaluation=eval_feature_cache
+        )
         self.evaluation = EvalSettings(eval_split, transfer_split, max_eval_pairs)
         self.images = ImageSettings(max_image_pixels, max_image_aspect)
         self.subset = SubsetSettings(train_fraction, train_fraction_seed)
@@ -110,7 +112,7 @@ class TonicsDataModule(pl.LightningDataModule):
         self.openings: Openings | None = None  # the run's tower-opening plan, made in setup
         self._tokenizer = None
         self._image_processor = None
-        self._annotations: dict[str, tuple[list[str | None], list[bool]]] = {}
+        self._annotations: dict[str, tuple] = {}
 
     def check_against_model(self, model) -> None:
         """Settings that depend on the model: each stage's opening fits its tower's blocks."""
@@ -178,10 +180,11 @@ class TonicsDataModule(pl.LightningDataModule):
             processor_draft_size(self.image_processor),
         )
 
-    def cache_source(self) -> CacheSource:
-        """The training pairs and their reading settings, for the feature and prefix caches."""
+    def cache_source(self, split: str = "train") -> CacheSource:
+        """A split's pairs (training pairs; an evaluation split in `eval_records` order) and their
+        reading settings, for the feature and prefix caches."""
         return CacheSource(
-            self.split("train"),
+            self.split("train") if split == "train" else self.eval_records(split),
             self.tokenizer,
             self.image_processor,
             max_text_length=self.loader.max_text_length,
@@ -283,20 +286,21 @@ class TonicsDataModule(pl.LightningDataModule):
         records = sorted_by_image(self.split(split))
         return records[: self.evaluation.max_pairs] if self.evaluation.max_pairs else records
 
-    def eval_annotations(self, split: str) -> tuple[list[str | None], list[bool]]:
+    def eval_annotations(self, split: str) -> tuple[list[str | None], list[bool], list]:
         """For `eval_records(split)`, in order: each caption's object (the first the ontology
-        extracts, None if none) and whether it is novel (never seen verbatim in training). Used by
-        the within-object and caption-novel metrics; computed once per split."""
+        extracts, None if none), whether it is novel (never seen verbatim in training) and whether
+        its image's objects hold a pair no training image holds (None: under two objects). Used by
+        the within-object, caption-novel and combination metrics; computed once per split."""
         if split not in self._annotations:
+            from tonics.eval.composition import unseen_combinations
             from tonics.eval.within_object import caption_annotations
 
             train = self.split("train") if self.has_split("train") else []
-            self._annotations[split] = caption_annotations(
-                self.eval_records(split),
-                train,
-                source=self.object_source,
-                cache=self.ontology_cache,
+            records = self.eval_records(split)
+            objects, novel = caption_annotations(
+                records, train, source=self.object_source, cache=self.ontology_cache
             )
+            self._annotations[split] = (objects, novel, unseen_combinations(records, train))
         return self._annotations[split]
 
     def _eval_loader(self, split: str) -> DataLoader:

@@ -4,7 +4,8 @@
 Each caption is embedded, each image once; the contrastive loss is logged on the images that
 loaded. At the epoch's end: R@1/5/10 both ways, mean/median rank, `recall_mean` (the default
 checkpoint monitor), and within-object and caption-novel figures when the data module can
-annotate the split; with a captioning head, BLEU-4 and CIDEr of greedy captions of the split's
+annotate the split (and R@K on seen and unseen object combinations where images hold several
+annotated objects); with a captioning head, BLEU-4 and CIDEr of greedy captions of the split's
 images against their captions (`caption_BLEU-4`, `caption_CIDEr`). Under DDP each rank encodes
 (and captions) a contiguous share of the split; the shares are gathered in rank order before
 scoring, so the figures equal one process's. Expects `self.model` (an `AlignmentModel`), `self.loss`,
@@ -16,6 +17,9 @@ from __future__ import annotations
 
 import logging
 
+import torch
+
+from tonics.eval.composition import composition_metrics
 from tonics.eval.retrieval import collect_embeddings, retrieval_metrics
 from tonics.eval.within_object import caption_novel_metrics, within_object_metrics
 
@@ -31,12 +35,7 @@ class RetrievalEvaluation:
         if not len(batch["indices"]):
             store.append((None, None, [], batch["has_image"], batch["indices"], removed))
             return
-        text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
-        image, tokens = None, None
-        if batch["pixel_values"] is not None and self.model.captioner is not None:
-            image, tokens = self.model.image_features_and_tokens(batch["pixel_values"])
-        elif batch["pixel_values"] is not None:
-            image = self.model.encode_image(batch["pixel_values"])
+        text, image, tokens = self._eval_embeddings(prefix, batch)
         has_image = batch["has_image"]
         if self.model.captioner is not None:
             self._caption_batch(prefix, batch, tokens)
@@ -46,6 +45,57 @@ class RetrievalEvaluation:
             keys = batch["pair_keys"].to(self.device)[has_image.to(self.device)]
             loss = self.loss(image, text[has_image], self.model.scale(), keys)
             self.log(f"{prefix}/loss", loss, batch_size=image.shape[0], sync_dist=True)
+
+    def _eval_embeddings(self, prefix: str, batch):
+        """(text, image or None, captioner tokens or None) of an evaluation batch."""
+        cached = self._cached_eval_embeddings(prefix, batch)
+        if cached is not None:
+            return (*cached, None)
+        text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
+        if batch["pixel_values"] is None:
+            return text, None, None
+        if self.model.captioner is not None:
+            return (text, *self.model.image_features_and_tokens(batch["pixel_values"]))
+        return text, self.model.encode_image(batch["pixel_values"]), None
+
+    def _eval_split_name(self, prefix: str, datamodule) -> str:
+        """The data split a loop's prefix evaluates (val: the configured split; test: the split
+        the data module's test loader serves now)."""
+        if prefix == "val":
+            return datamodule.evaluation.split
+        return getattr(datamodule, "test_split", prefix)
+
+    def _cached_eval_embeddings(self, prefix: str, batch):
+        """(text, image) embeddings of an evaluation batch from the split's pooled-feature cache,
+        when the data asks for it (`data.eval_feature_cache`) and both towers are frozen (the
+        training feature cache is in use); None to embed live. The cache is built on first use."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        cache_settings = getattr(datamodule, "cache", None)
+        if self.feature_cache is None or not getattr(cache_settings, "evaluation", False):
+            return None
+        if self.model.captioner is not None or not len(batch["indices"]):
+            return None
+        name = self._eval_split_name(prefix, datamodule)
+        caches = self.__dict__.setdefault("_eval_feature_caches", {})
+        if name not in caches:
+            from tonics.cache.features import load_or_compute
+
+            with torch.random.fork_rng(devices=[]):  # the run's random stream stays as it was
+                caches[name] = load_or_compute(
+                    self.model,
+                    datamodule.cache_source(name),
+                    cache_settings.feature_dtype,
+                    self.device,
+                    self.trainer,
+                )
+        image, text, usable = caches[name].lookup(batch["indices"].cpu())
+        if not bool(usable.all()):
+            return None  # the cache and the loader disagree on an image: embed live
+        normalize = torch.nn.functional.normalize
+        text = normalize(self.model.text_head(text.to(self.device)), dim=-1)
+        rows = batch["has_image"].to(image.device)
+        image = normalize(self.model.vision_head(image[rows].to(self.device)), dim=-1)
+        return text, image if len(image) else None
 
     def _caption_batch(self, prefix: str, batch, tokens) -> None:
         """Keep the batch's captions as references and caption its images (greedy)."""
@@ -123,7 +173,9 @@ class RetrievalEvaluation:
             split.images, split.texts, split.text_to_image, ks=self.hparams.retrieval_ks
         )
         metrics = {f"{prefix}/{k}": v for k, v in result.metrics.items()}
-        metrics.update({f"{prefix}/{k}": v for k, v in self._hard_metrics(prefix, split).items()})
+        metrics.update(
+            {f"{prefix}/{k}": v for k, v in self._hard_metrics(prefix, split, result).items()}
+        )
         metrics[f"{prefix}/images"] = float(len(split.image_ids))
         metrics[f"{prefix}/dropped_pairs"] = float(split.dropped)
         if split.dropped:
@@ -136,19 +188,23 @@ class RetrievalEvaluation:
         metrics.update(self._caption_metrics(prefix))
         return metrics
 
-    def _hard_metrics(self, prefix: str, split) -> dict[str, float]:
-        """Within-object and caption-novel retrieval, when the data module can annotate the split."""
+    def _hard_metrics(self, prefix: str, split, result) -> dict[str, float]:
+        """Within-object, caption-novel and seen/unseen-combination retrieval, when the data module
+        can annotate the split."""
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         if not hasattr(datamodule, "eval_annotations") or split.kept is None:
             return {}
-        name = (
-            datamodule.evaluation.split
-            if prefix == "val"
-            else getattr(datamodule, "test_split", prefix)
-        )
-        objects, novel = datamodule.eval_annotations(name)
+        name = self._eval_split_name(prefix, datamodule)
+        objects, novel, unseen = datamodule.eval_annotations(name)
         ks = self.hparams.retrieval_ks
         return {
+            **composition_metrics(
+                result.text_to_image_ranks,
+                result.image_to_text_ranks,
+                split.text_to_image,
+                [unseen[k] for k in split.kept],
+                ks,
+            ),
             **within_object_metrics(
                 split.images, split.texts, split.text_to_image, [objects[k] for k in split.kept], ks
             ),

@@ -49,11 +49,16 @@ class CacheSettings:
         live ones to ~1e-3) or 'float32'.
     feature_dtype: storage of the frozen stages' pooled features, 'float32' or 'float16' (half
         the disk and page cache: 3.3 KB a pair for MobileNetV2 + MiniLM).
+    evaluation: while both towers are frozen and `enabled`, validation and test embed from the
+        evaluation split's own pooled-feature cache (computed once, then each evaluation of each
+        seed runs the heads only). Off by default: cached and live features agree to float
+        rounding, not bit for bit, and a rank tie may fall the other way.
     """
 
     enabled: bool = False
     prefix_dtype: str = "float16"
     feature_dtype: str = "float32"
+    evaluation: bool = False
 
     def __post_init__(self) -> None:
         require_choice(self.prefix_dtype, DTYPES, "data.prefix_cache_dtype")

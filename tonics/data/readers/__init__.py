@@ -11,6 +11,7 @@ from tonics.data.readers.conceptual import ConceptualCaptionsTsvReader
 from tonics.data.readers.demo import DemoReader
 from tonics.data.readers.hf import HFDatasetReader
 from tonics.data.readers.karpathy import KarpathyReader
+from tonics.data.readers.scenes import ScenesReader
 from tonics.data.readers.table import CsvReader
 from tonics.data.readers.webdataset import WebDatasetReader
 
@@ -23,5 +24,6 @@ __all__ = [
     "HFDatasetReader",
     "KarpathyReader",
     "PairReader",
+    "ScenesReader",
     "WebDatasetReader",
 ]

@@ -17,13 +17,14 @@ def split_from_filename(path: str | Path) -> str:
 
 
 def read_instance_labels(path: str | Path) -> dict[int, tuple[str, ...]]:
-    """Image id -> sorted category names from a COCO instances file."""
+    """Image id -> sorted category labels from a COCO instances file: a category's WordNet
+    `synset` where the file gives one (LVIS, tonics scenes), else its name."""
     data = load_json(path, ("categories", "annotations"))
     names = {}
     for category in data["categories"]:
         if "id" not in category or "name" not in category:
             raise DataFormatError(f"{path}: a category lacks 'id' or 'name': {category}")
-        names[category["id"]] = category["name"]
+        names[category["id"]] = category.get("synset") or category["name"]
     labels: dict[int, set[str]] = defaultdict(set)
     for ann in data["annotations"]:
         category = names.get(ann.get("category_id"))
