@@ -74,6 +74,20 @@ def tiny_dataset(tmp_path_factory):
     return write_karpathy(root), str(root)
 
 
+@pytest.fixture(scope="session")
+def built_demo(tmp_path_factory):
+    """(root, split file, build seconds) of the demo built once per session (the scenes are
+    composed from its drawings)."""
+    import time
+
+    from tonics.data.demo import build_demo
+
+    root = tmp_path_factory.mktemp("demo")
+    started = time.perf_counter()
+    path = build_demo(root)
+    return root, path, time.perf_counter() - started
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _cache(tmp_path_factory):
     """Keep ontology caches of the tests out of the user's cache (WordNet lexnames included)."""

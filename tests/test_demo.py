@@ -25,11 +25,8 @@ from tonics.data.records import normalise_caption, select_split
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    started = time.perf_counter()
-    path = build_demo(root)
-    return root, path, time.perf_counter() - started
+def demo(built_demo):
+    return built_demo
 
 
 def _images(path):

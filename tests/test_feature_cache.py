@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import shutil
 from dataclasses import replace
 
 import torch
@@ -144,3 +145,37 @@ def test_cache_is_safetensors_and_a_planted_pickle_never_runs(tiny_dataset, tmp_
     assert str(path) in caplog.text and "not a valid" in caplog.text
     assert torch.equal(first_text, _all(again)[1])  # recomputed, and rewritten as safetensors
     assert path.read_bytes()[8:9] == b"{"
+
+
+def test_a_training_subset_copies_its_features_from_the_whole_splits_cache(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """With `data.train_fraction` below 1 and the whole split's cache complete, the subset's
+    cache is copied from it (no encoder runs) and equals the subset's own encoding."""
+    from tonics.cache import features
+
+    split_file, root = tiny_dataset
+    torch.manual_seed(0)
+    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    options = dict(text_encoder="tiny:bert", vision_encoder="tiny:vit", feature_cache=True)
+    whole = TonicsDataModule(KarpathyReader(split_file, root), **options)
+    half = TonicsDataModule(KarpathyReader(split_file, root), train_fraction=0.5, **options)
+    for dm in (whole, half):
+        dm.setup("fit")
+    encoded = load_or_compute(module.model, replace(half.cache_source(), superset=None), "float32")
+    n = len(half.split("train"))
+    pairs = torch.arange(n)
+    expected = [t.clone() for t in encoded.lookup(pairs)]
+    loaded = (encoded.store.image_keys(pairs) >= 0).copy()
+    shutil.rmtree(encoded.store.directory)  # the subset's own encoding, kept in memory only
+    assert half.cache_source().superset is not None and whole.cache_source().superset is None
+    load_or_compute(module.model, whole.cache_source(), "float32")
+    calls = []
+    real = features.encode_part
+    monkeypatch.setattr(features, "encode_part", lambda *a, **k: calls.append(1) or real(*a, **k))
+    copied = load_or_compute(module.model, half.cache_source(), "float32")
+    assert not calls  # copied, not encoded
+    assert 0 < n < len(whole.split("train"))
+    for a, b in zip(copied.lookup(pairs), expected, strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)
+    assert ((copied.store.image_keys(pairs) >= 0) == loaded).all()

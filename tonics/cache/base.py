@@ -32,6 +32,7 @@ class CacheSource:
     limits: ImageLimits | None = None
     batch_size: int = 64
     num_workers: int = 0
+    superset: list | None = None  # records whose complete cache may hold every pair of `records`
 
 
 def features_dir() -> Path:

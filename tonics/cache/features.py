@@ -18,6 +18,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from tonics.cache.base import (
@@ -67,16 +68,55 @@ def cache_key(model, records, max_text_length: int, limits=None, dtype: str = "f
     return digest.hexdigest()[:20]
 
 
+def _derived_part(parent, rows: list[int], pairs: list[int]):
+    """A part for `pairs` copied from the `parent` store's `rows` (the same pairs there)."""
+    keys = parent.image_keys(rows)
+    image_row: dict[int, int] = {}
+    for key in keys.tolist():
+        if key >= 0:
+            image_row.setdefault(key, len(image_row))
+    pair_image = torch.tensor([image_row[k] if k >= 0 else -1 for k in keys.tolist()])
+    arrays = {
+        "pair_image": pair_image,
+        "image": parent.per_image("image", np.array(list(image_row), dtype=np.int64)),
+        "text": parent.per_pair("text", rows),
+    }
+    failures = {pairs[i]: parent.failures[rows[i]] for i in np.flatnonzero(keys < 0).tolist()}
+    return arrays, failures
+
+
+def _superset_store(model, source: CacheSource, dtype: str):
+    """The complete on-disk cache of `source.superset` (same encoders and settings) and each of
+    `source.records`' rows in it, or None: a subset of the training images (`data.train_fraction`)
+    then copies its features instead of encoding them again."""
+    from tonics.cache.store import try_open
+
+    if source.superset is None:
+        return None
+    key = cache_key(model, source.superset, source.max_text_length, source.limits, dtype)
+    store = try_open(features_dir() / f"features-{key}", key, "feature cache", len(source.superset))
+    if store is None:
+        return None
+    row_of = {r.pair_id: i for i, r in enumerate(source.superset)}
+    rows = [row_of.get(r.pair_id) for r in source.records]
+    return None if None in rows else (store, rows)
+
+
 def load_or_compute(
     model, source: CacheSource, dtype: str = "float32", device="cpu", trainer=None
 ) -> FeatureCache:
-    """The cache of `source`'s training pairs: mapped from disk when complete, else computed
-    (each rank of `trainer` encoding its own parts); `dtype`: 'float32' or 'float16' storage."""
+    """The cache of `source`'s training pairs: mapped from disk when complete, else built (each
+    rank of `trainer` its own parts): copied from the complete cache of `source.superset` when
+    there is one, else encoded; `dtype`: 'float32' or 'float16' storage."""
     records = source.records
     key = cache_key(model, records, source.max_text_length, source.limits, dtype)
     storage = STORAGE_DTYPES[dtype]
+    superset = _superset_store(model, source, dtype)
 
     def build(pairs: list[int], description: str):
+        if superset is not None:
+            store, rows = superset
+            return _derived_part(store, [rows[i] for i in pairs], pairs)
         return encode_part(
             source,
             pairs,

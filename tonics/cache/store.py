@@ -258,7 +258,8 @@ class ShardedStore:
         return out
 
 
-def _try_open(directory: Path, key: str, what: str, num_pairs: int) -> ShardedStore | None:
+def try_open(directory: Path, key: str, what: str, num_pairs: int) -> ShardedStore | None:
+    """The store in `directory` when complete and intact, else None (a damaged one is named)."""
     if not (directory / MANIFEST).is_file():
         return None
     try:
@@ -349,7 +350,7 @@ def load_or_build(
     description)` computes a part's arrays and failures. Every rank calls this with the same
     arguments: each builds its own parts, `barrier` waits for all, rank 0 writes the manifest."""
     barrier = barrier or (lambda: None)
-    store = _try_open(directory, key, what, len(image_ids))
+    store = try_open(directory, key, what, len(image_ids))
     if store is not None:
         log.info(
             "%s: loaded %s (%d parts, %.1f MB mapped)",

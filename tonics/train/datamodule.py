@@ -187,11 +187,19 @@ class TonicsDataModule(pl.LightningDataModule):
             self.split("train") if split == "train" else self.eval_records(split),
             self.tokenizer,
             self.image_processor,
+            superset=self._whole_train() if split == "train" else None,
             max_text_length=self.loader.max_text_length,
             limits=self.image_limits,
             batch_size=self.loader.eval_batch_size,
             num_workers=self.loader.num_workers,
         )
+
+    def _whole_train(self) -> list[PairRecord] | None:
+        """Every training pair when `train_fraction` keeps a subset (its caches may copy from
+        the whole split's), else None."""
+        if self.subset.fraction >= 1:
+            return None
+        return select_split(self.records, "train") if self.records is not None else None
 
     def setup(self, stage: str | None = None) -> None:
         """Load records and the ontology; check that the ontology matches the training pairs."""

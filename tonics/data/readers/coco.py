@@ -11,8 +11,9 @@ from tonics.data.records import ImageRef, PairRecord
 
 
 def split_from_filename(path: str | Path) -> str:
-    """'captions_val2017.json' -> 'val'; 'captions_train2014.json' -> 'train'; else 'train'."""
-    match = re.search(r"(train|val|test)\d{4}", Path(path).name)
+    """'captions_val2017.json' -> 'val'; 'captions_train2014.json', 'captions_train.json' ->
+    'train'; 'captions_test.json' -> 'test'; else 'train'."""
+    match = re.search(r"(?:^|[_-])(train|val|test)(?:\d{4})?(?=[._-]|$)", Path(path).name)
     return match.group(1) if match else "train"
 
 

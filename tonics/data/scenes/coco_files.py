@@ -99,6 +99,8 @@ def write_karpathy(out: Path, plans: list[ScenePlan], captions: list[list[str]])
                 "cocoid": plan.image_id,
                 "split": plan.split,
                 "objects": sorted({o.drawing.category for o in plan.objects}),
+                "drawings": [o.drawing.path for o in plan.objects],  # under the demo's images/
+                "background": plan.background,
                 "sentences": [
                     {
                         "raw": t,
