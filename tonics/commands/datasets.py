@@ -15,6 +15,11 @@ def add_reader_options(parser: argparse.ArgumentParser) -> None:
         "--demo-root", help="with --demo: a demo built elsewhere (tonics demo --root)"
     )
     group.add_argument(
+        "--scenes",
+        action="store_true",
+        help="the built-in scenes (tonics demo --scenes): their COCO files, objects from instances",
+    )
+    group.add_argument(
         "--karpathy", help="Karpathy split file (dataset_coco.json / dataset_flickr30k.json)"
     )
     group.add_argument("--coco-captions", help="COCO captions_*.json")
@@ -34,12 +39,22 @@ def reader_from_args(args: argparse.Namespace):
     """The reader the options name; an error if none or several are given."""
     chosen = [
         name
-        for name in ("demo", "karpathy", "coco_captions", "tsv", "webdataset", "hf", "csv")
+        for name in (
+            "demo",
+            "scenes",
+            "karpathy",
+            "coco_captions",
+            "tsv",
+            "webdataset",
+            "hf",
+            "csv",
+        )
         if getattr(args, name)
     ]
     if len(chosen) != 1:
         raise UsageError(
-            "tonics: name exactly one dataset: --demo, --karpathy, --coco-captions, --tsv, --webdataset, --hf or --csv"
+            "tonics: name exactly one dataset: --demo, --scenes, --karpathy, --coco-captions, "
+            "--tsv, --webdataset, --hf or --csv"
         )
     from tonics.data.readers import (
         CocoCaptionsReader,
@@ -48,9 +63,12 @@ def reader_from_args(args: argparse.Namespace):
         DemoReader,
         HFDatasetReader,
         KarpathyReader,
+        ScenesReader,
         WebDatasetReader,
     )
 
+    if args.scenes:
+        return ScenesReader(demo_root=getattr(args, "demo_root", None))
     if args.demo:
         return DemoReader(getattr(args, "demo_root", None))
     if args.karpathy:

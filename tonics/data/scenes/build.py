@@ -27,7 +27,7 @@ from tonics.data.scenes.layout import held_out_pairs, plan_scenes
 
 log = logging.getLogger(__name__)
 
-SCENES_VERSION = 1
+SCENES_VERSION = 2  # 2: leak groups split once across categories (v1 let a title cross splits)
 HELD_OUT_PAIR_SHARE = 0.05  # of all category pairs: never together in a training scene
 FULL_SIZE = {"train": 20_000, "val": 1_000, "test": 1_000}
 

@@ -52,13 +52,16 @@ class Mention:
 
 @lru_cache(maxsize=1)
 def _irregular_plurals() -> dict[str, str]:
-    """Singular -> plural from WordNet's noun exception list (geese -> goose, reversed)."""
+    """Singular -> plural from WordNet's noun exception list (geese -> goose, reversed): the
+    irregular forms only (mice, children, knives), not spelling variants of a regular -s plural
+    (busses)."""
     from tonics.ontology.wordnet import load_wordnet
 
     plurals: dict[str, str] = {}
     for plural, singulars in load_wordnet()._exception_map["n"].items():
+        irregular = not plural.endswith("s") or plural.endswith("ves")
         for singular in singulars:
-            if plural != singular and not plural.endswith("s'"):
+            if irregular and plural != singular:
                 plurals.setdefault(singular, plural)
     return plurals
 

@@ -38,6 +38,7 @@ NOT_OBJECTS = frozenset(  # senses the sources' words reach that no drawing show
 MAX_TITLE_WORDS = 4  # a longer title describes a picture, not one object
 MIN_CATEGORY_DEPTH = 7  # lift to dog, bird, vehicle or tool, not to device or container
 SPLITS = ("train", "val", "test")
+MIN_TRAIN = 3  # training drawings a category needs to vary
 
 
 @dataclass(frozen=True)
@@ -102,21 +103,29 @@ def _perceptual_hash(path: Path) -> int:
         return int(str(imagehash.phash(image)), 16)
 
 
-def _split_groups(groups: list[int], seed: int, eval_share: float) -> dict[int, str]:
+def _split_groups(
+    groups: list[int], seed: int, eval_share: float, decided: dict[int, str]
+) -> dict[int, str]:
     """Whole leak-groups to val and test (each up to about `eval_share` of the drawings), the rest
-    to train, in a seeded order; a group larger than that share stays in train."""
+    to train, in a seeded order; a group larger than that share stays in train, and a group
+    another category already placed (a drawing named 'potato' as a food and as a plant) keeps
+    its split. New placements are added to `decided`."""
     import random
 
     sizes = Counter(groups)
     order = sorted(sizes)
     random.Random(seed).shuffle(order)
     target = max(1, round(eval_share * len(groups)))
-    split, filled = {}, {"val": 0, "test": 0}
+    filled = {"val": 0, "test": 0}
     for group in order:
-        split[group] = "train"
+        if group in decided and decided[group] != "train":
+            filled[decided[group]] += sizes[group]
+    split = {g: decided[g] for g in order if g in decided}
+    for group in (g for g in order if g not in decided):
+        split[group] = decided[group] = "train"
         for name in ("val", "test"):
             if filled[name] + sizes[group] <= target:
-                split[group] = name
+                split[group] = decided[group] = name
                 filled[name] += sizes[group]
                 break
     return split
@@ -149,14 +158,14 @@ def _leak_groups(found, paths: list[str], root: Path) -> list[int]:
     )
 
 
-def _category(synset: str, chosen, wn, seed: int, eval_share: float, min_groups: int):
+def _category(synset: str, chosen, wn, seed: int, eval_share: float, decided: dict):
     """The Category of these (path, name, group) drawings, or None when its groups cannot fill
     every split."""
-    split_of = _split_groups([g for _, _, g in chosen], seed, eval_share)
+    split_of = _split_groups([g for _, _, g in chosen], seed, eval_share, decided)
     drawings: dict[str, list[Drawing]] = {s: [] for s in SPLITS}
     for path, name, group in chosen:
         drawings[split_of[group]].append(Drawing(path, split_of[group], synset, name))
-    if min(len(d) for d in drawings.values()) < 1 or len(drawings["train"]) < min_groups:
+    if min(len(d) for d in drawings.values()) < 1 or len(drawings["train"]) < MIN_TRAIN:
         return None
     node = wn.synset(synset)
     lemmas = [n.replace("_", " ").lower() for n in node.lemma_names()]
@@ -203,12 +212,12 @@ def read_catalogue(
         category = _lift(synset, enough, wn)
         if category is not None and category not in NOT_OBJECTS:
             members[category].append((path, name, group))
-    categories = []
+    categories, decided = [], {}
     for synset in sorted(members):
         chosen = members[synset]
         if len(chosen) < min_drawings or len({g for _, _, g in chosen}) < min_groups:
             continue  # most of its drawings went to more specific categories
-        category = _category(synset, chosen, wn, seed, eval_share, min_groups)
+        category = _category(synset, chosen, wn, seed, eval_share, decided)
         if category is not None:
             categories.append(category)
     return categories
