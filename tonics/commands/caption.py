@@ -8,6 +8,10 @@ import sys
 
 from tonics.commands.parsing import CommandParser
 
+MAX_BEAMS = 64  # a beam holds beams x vocabulary scores per step: 100000 beams exhaust memory
+MAX_BATCH = 1024
+MAX_LENGTH = 512
+
 
 def main(argv: list[str]) -> int:
     """Run the command; returns the exit code."""
@@ -19,12 +23,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print JSON: path and caption each")
     args = parser.parse_args(argv)
-    if (
-        args.beams < 1
-        or args.batch_size < 1
-        or (args.max_length is not None and args.max_length < 2)
-    ):
-        parser.error("--beams and --batch-size must be >= 1, --max-length >= 2")
+    if not 1 <= args.beams <= MAX_BEAMS or not 1 <= args.batch_size <= MAX_BATCH:
+        parser.error(
+            f"--beams must be 1 to {MAX_BEAMS} and --batch-size 1 to {MAX_BATCH}; "
+            f"got {args.beams} and {args.batch_size}"
+        )
+    if args.max_length is not None and not 2 <= args.max_length <= MAX_LENGTH:
+        parser.error(f"--max-length must be 2 to {MAX_LENGTH}; got {args.max_length}")
     from tonics.data.images import load_image
     from tonics.data.records import ImageRef
     from tonics.errors import InputError

@@ -11,6 +11,8 @@ import json
 
 from tonics.commands.parsing import CommandParser
 
+MAX_K = 10_000
+
 
 def _parser() -> CommandParser:
     parser = CommandParser("search")
@@ -48,7 +50,10 @@ def _parser() -> CommandParser:
 
 def main(argv: list[str]) -> int:
     """Run the command; returns the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.action == "query" and not 1 <= args.k <= MAX_K:
+        parser.error(f"-k must be between 1 and {MAX_K}; got {args.k}")
     import tonics.search as search
     from tonics.errors import UsageError
 

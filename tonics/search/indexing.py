@@ -69,17 +69,24 @@ def load_towers(identity: dict):
 
 def _previous(out: Path, root: Path, identity: dict) -> dict[str, tuple]:
     """path -> (size, mtime_ns, status, embedding or None) of an earlier index of the same root
-    and model; empty when there is none (or it is another model's)."""
-    try:
-        manifest = json.loads((out / "manifest.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    and model; empty when there is none, it is another model's, or it is damaged (then every
+    image is encoded again, said in one warning)."""
+    from tonics.search.query import SearchIndex
+
+    if not (out / "manifest.json").exists():
         return {}
+    try:
+        earlier = SearchIndex(out)
+    except InputError as err:
+        log.warning("%s; encoding every image again", err)
+        return {}
+    manifest = earlier.manifest
     if manifest.get("fingerprint") != identity["fingerprint"] or manifest.get("root") != str(root):
         return {}
     import pyarrow.parquet as pq
 
     table = pq.read_table(out / "table.parquet").to_pylist()
-    embeddings = load_file(str(out / "embeddings.safetensors"))["embeddings"]
+    embeddings = earlier.embeddings
     return {
         r["path"]: (
             r["size"],
