@@ -122,3 +122,23 @@ def test_updating_a_damaged_index_rebuilds_it(index, pristine, capsys, caplog, e
     assert "encoding every image again" in caplog.text and "embeddings.safetensors" in caplog.text
     hits = search.open(index).image("sub/red-0.png", 3)
     assert hits[0].path == "sub/red-0.png"
+
+
+def test_a_fifo_query_picture_is_refused_without_being_opened(index, capsys, monkeypatch, tmp_path):
+    from tonics.data.images import load_image
+    from tonics.data.records import ImageRef
+
+    fifo = tmp_path / "query.png"
+    os.mkfifo(fifo)
+    finished = threading.Event()
+    threading.Timer(20, lambda: finished.is_set() or os._exit(3)).start()  # fail, do not hang
+    assert load_image(ImageRef(path=str(fifo))) == (
+        None,
+        "not a regular file (a FIFO, device or directory)",
+    )
+    err = _query_error(capsys, monkeypatch, ["search", "query", str(index), "--image", str(fifo)])
+    finished.set()
+    assert err == (
+        "tonics: input error: the query image cannot be used: not a regular file (a FIFO, "
+        "device or directory) (TONICS_DEBUG=1 for a traceback)\n"
+    )

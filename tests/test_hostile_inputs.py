@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -170,13 +172,49 @@ def test_a_damaged_automatic_shard_index_is_rebuilt_and_a_named_one_refused(tmp_
         index_for(shards[:-1], path=named.with_suffix(".two.parquet"))
 
 
-def test_leftover_partial_checkpoints_are_removed_by_the_next_write(tmp_path):
+def _dead_pid() -> int:
+    command = [sys.executable, "-c", "import os; print(os.getpid())"]
+    finished = subprocess.run(command, capture_output=True, text=True, check=True)
+    return int(finished.stdout)
+
+
+def test_temp_files_of_killed_writes_are_removed_and_live_ones_kept(tmp_path):
+    """A killed checkpoint write leaves `.<name>.<pid>.<random>.partial`; the next start (a
+    resume's load, or any write in that directory) removes those whose process is gone, of any
+    checkpoint name, and never one a live process is still writing."""
     from tonics.train.checkpointing import AtomicCheckpointIO
 
-    leftover = tmp_path / ".last.ckpt.abc123.partial"
-    leftover.write_bytes(b"x" * 1000)
-    AtomicCheckpointIO().save_checkpoint({"state": torch.zeros(2)}, tmp_path / "last.ckpt")
-    assert not leftover.exists() and (tmp_path / "last.ckpt").is_file()
+    dead = tmp_path / f".epoch=0-step=100.ckpt.{_dead_pid()}.ab12cd34.partial"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    live = tmp_path / f".last.ckpt.{sleeper.pid}.zz99yy88.partial"
+    foreign = tmp_path / ".notes.txt.partial"  # not our name pattern
+    try:
+        for planted in (dead, live, foreign):
+            planted.write_bytes(b"x" * 1000)
+        io = AtomicCheckpointIO()
+        io.save_checkpoint({"step": 1}, tmp_path / "last.ckpt")
+        assert not dead.exists() and live.exists() and foreign.exists()
+        resumed = tmp_path / f".best.ckpt.{_dead_pid()}.qq11ww22.partial"
+        resumed.write_bytes(b"x")
+        io.load_checkpoint(tmp_path / "last.ckpt")  # a resume cleans up before it trains
+        assert not resumed.exists() and live.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_fifo_checkpoint_is_refused_without_being_opened(tmp_path):
+    from tonics.train.checkpointing import AtomicCheckpointIO, DamagedCheckpointError
+
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, tmp_path / "epoch=0-step=1.ckpt")
+    os.mkfifo(tmp_path / "zzz.ckpt")  # the newest "checkpoint" beside a damaged one
+    (tmp_path / "last.ckpt").write_bytes(b"")
+    with pytest.raises(DamagedCheckpointError) as err:  # would hang opening the FIFO
+        io.load_checkpoint(tmp_path / "last.ckpt")
+    assert "--ckpt_path " + str(tmp_path / "epoch=0-step=1.ckpt") in str(err.value)
+    with pytest.raises(DamagedCheckpointError, match="zzz.ckpt is not a regular file"):
+        io.load_checkpoint(tmp_path / "zzz.ckpt")
 
 
 def _model_dir(tmp_path: Path, config: dict, files: dict[str, bytes]) -> Path:

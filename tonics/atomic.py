@@ -9,6 +9,7 @@ and caches. Deliberately free of heavy imports.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,7 @@ def atomic_write_path(path: str | Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".partial", dir=path.parent
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent
     )
     os.close(handle)
     try:
@@ -44,6 +45,32 @@ def atomic_write_path(path: str | Path, write: Callable[[Path], None]) -> Path:
         raise
     _fsync_directory(path.parent)
     return path
+
+
+_TEMPORARY = re.compile(r"\..+\.(\d+)\.[a-z0-9_]{8}\.partial")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(directory: str | Path) -> list[Path]:
+    """Remove our temporary files in `directory` (`.<name>.<pid>.<random>.partial`) whose writing
+    process is gone (a killed write); a file of a live process, or of another name pattern, is
+    never touched. Returns what was removed."""
+    removed = []
+    for candidate in Path(directory).glob(".*.partial"):
+        match = _TEMPORARY.fullmatch(candidate.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -8,6 +8,8 @@ A corrupt, truncated, zero-byte, missing or non-image file, or one too large to 
 from __future__ import annotations
 
 import io
+import os
+import stat
 import tarfile
 import warnings
 from dataclasses import dataclass
@@ -45,10 +47,23 @@ def _open_tar(path: str) -> tarfile.TarFile:
     return tarfile.open(path, "r")
 
 
+class NotARegularFile(OSError):
+    """A path that names a FIFO, a device or a directory: never opened (it could block)."""
+
+
+def check_regular(path: str | os.PathLike) -> None:
+    """Raise NotARegularFile (or FileNotFoundError) unless `path` is a regular file, without
+    opening it (symlinks followed)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise NotARegularFile(f"{path}: not a regular file")
+
+
 def read_bytes(ref: ImageRef) -> bytes:
-    """The raw bytes behind an ImageRef (file, tar member, or memory)."""
+    """The raw bytes behind an ImageRef (file, tar member, or memory); a path that is not a
+    regular file (a FIFO would block) raises NotARegularFile before it is opened."""
     if ref.data is not None:
         return ref.data
+    check_regular(ref.path)
     if ref.offset is not None and ref.size is not None:
         with open(ref.path, "rb") as handle:
             handle.seek(ref.offset)
@@ -123,6 +138,8 @@ def load_image(
                 return to_rgb(image), None
     except FileNotFoundError:
         return None, "missing file"
+    except NotARegularFile:
+        return None, "not a regular file (a FIFO, device or directory)"
     except UnidentifiedImageError:
         return None, "not an image"
     except Image.DecompressionBombError:

@@ -17,7 +17,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from tonics.atomic import atomic_torch_save
+from tonics.atomic import atomic_torch_save, remove_stale_temporaries
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -45,6 +45,8 @@ class DamagedCheckpointError(RuntimeError):
 
 
 def _loadable(path: Path) -> bool:
+    if not path.is_file():  # a FIFO or device named *.ckpt: never opened
+        return False
     try:
         torch.load(path, map_location="cpu", weights_only=True)
         return True
@@ -64,15 +66,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """Write `checkpoint` to `path` atomically (`tonics.atomic`)."""
         if "://" in str(path):
             return super().save_checkpoint(checkpoint, path, storage_options)
-        target = Path(path)
-        for leftover in target.parent.glob(f".{target.name}.*.partial"):  # from a killed write
-            leftover.unlink(missing_ok=True)
+        remove_stale_temporaries(Path(path).parent)  # left by a killed write of any checkpoint
         atomic_torch_save(checkpoint, path)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
         """Read a checkpoint as data only (`weights_only=True` whatever the caller asks: a
         checkpoint that would need unpickling objects could run code and is refused); a damaged
         file is an error naming it and the newest loadable one."""
+        if "://" not in str(path) and Path(path).parent.is_dir():
+            remove_stale_temporaries(Path(path).parent)  # a resume after a killed write
+            if Path(path).exists() and not Path(path).is_file():  # a FIFO would block
+                raise DamagedCheckpointError(
+                    f"checkpoint {path} is not a regular file; give the path of a .ckpt file"
+                )
         try:
             kwargs = {} if map_location is None else {"map_location": map_location}
             return super().load_checkpoint(path, weights_only=True, **kwargs)
@@ -92,7 +98,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def damaged_message(path: Path, err: BaseException) -> str:
     """One line: the damaged file, why, and the newest loadable checkpoint beside it."""
     others = sorted(
-        (p for p in path.parent.glob("*.ckpt") if p != path),
+        (p for p in path.parent.glob("*.ckpt") if p != path and p.is_file()),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
