@@ -179,3 +179,35 @@ def test_a_training_subset_copies_its_features_from_the_whole_splits_cache(
     for a, b in zip(copied.lookup(pairs), expected, strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
     assert ((copied.store.image_keys(pairs) >= 0) == loaded).all()
+
+
+def test_an_image_rewritten_in_place_is_encoded_again(tmp_path, caplog):
+    """The cache is keyed by each image file's size and modification time: the same paths and
+    captions over a rewritten image are another cache; untouched files load the old one."""
+    from conftest import write_karpathy
+    from PIL import Image
+
+    split_file = write_karpathy(tmp_path / "data", n_images=16)
+    torch.manual_seed(0)
+    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    options = dict(
+        text_encoder="tiny:bert", vision_encoder="tiny:vit", feature_cache=True, batch_size=8
+    )
+
+    def cache():
+        dm = TonicsDataModule(KarpathyReader(split_file, str(tmp_path / "data")), **options)
+        dm.setup("fit")
+        return load_or_compute(module.model, dm.cache_source(), "float32"), dm
+
+    first, dm = cache()
+    with caplog.at_level(logging.INFO, logger="tonics.cache.store"):
+        cache()
+    assert "loaded" in caplog.text  # the plant's control: nothing changed, the cache is reused
+    record = dm.split("train")[0]
+    Image.new("RGB", (40, 30), (255, 0, 255)).save(record.image.path)  # same path, new pixels
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tonics.cache.store"):
+        second, _ = cache()
+    assert "loaded" not in caplog.text
+    pair = torch.tensor([0])
+    assert not torch.equal(first.lookup(pair)[0], second.lookup(pair)[0])

@@ -6,6 +6,7 @@ computes one part of either (each image once, each caption once, failures counte
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,14 +55,30 @@ def fingerprint(module: torch.nn.Module, skip: frozenset[int] = frozenset()) -> 
 
 def hash_records(digest, records) -> None:
     """Feed each pair's id, image id, image location and caption into `digest`, in order (the
-    same annotations over images somewhere else are another cache). A columnar pair table
+    same annotations over images somewhere else are another cache), then each image file's size
+    and modification time (an image rewritten in place is another cache). A columnar pair table
     gives its content hash (which covers the same fields) instead of being read pair by pair."""
     if hasattr(records, "content_digest"):
         digest.update(f"pair table\x1f{records.content_digest()}\x1e".encode())
         return
+    files: dict[str, str] = {}
     for r in records:
         text = f"{r.pair_id}\x1f{r.image_id}\x1f{r.image.describe()}\x1f{r.caption}\x1e"
         digest.update(text.encode("utf-8", "replace"))
+        if r.image.data is None and r.image.path not in files:
+            files[r.image.path] = _file_state(r.image.path)
+    for path, state in files.items():  # an image rewritten in place is another cache
+        digest.update(f"{path}\x1f{state}\x1e".encode("utf-8", "replace"))
+
+
+def _file_state(path: str) -> str:
+    """A file's size and modification time (ns), or 'missing': what changes when it is
+    rewritten in place."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{info.st_size}:{info.st_mtime_ns}"
 
 
 @torch.no_grad()
