@@ -142,3 +142,20 @@ def test_a_fifo_query_picture_is_refused_without_being_opened(index, capsys, mon
         "tonics: input error: the query image cannot be used: not a regular file (a FIFO, "
         "device or directory) (TONICS_DEBUG=1 for a traceback)\n"
     )
+
+
+def test_links_and_fifos_left_out_of_an_index_are_counted(exported, tmp_path):  # noqa: F811
+    photos = _photos(tmp_path / "photos", n=4)
+    outside = tmp_path / "outside.png"
+    shutil.copy(photos / "sub" / "red-0.png", outside)
+    (photos / "out.png").symlink_to(outside)
+    (photos / "nowhere.png").symlink_to(photos / "absent.png")
+    (photos / "inside.png").symlink_to(photos / "sub" / "red-0.png")  # kept: it stays inside
+    os.mkfifo(photos / "pipe.jpg")
+    report = search.build(photos, tmp_path / "ix", model=str(exported))
+    assert report["images"] == 5
+    assert report["left_out"] == {
+        "link out of the folder": 1,
+        "link to nothing or unreadable": 1,
+        "not a regular file (FIFO, device or directory)": 1,
+    }

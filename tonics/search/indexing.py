@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +162,8 @@ def build(
     if kind not in ("auto", *INDEX_KINDS):
         raise InputError(f"index kind '{kind}': choose auto, {', '.join(INDEX_KINDS)}")
     identity = model_identity(model, text_encoder, vision_encoder)
-    files = scan(root)
+    left_out: Counter = Counter()
+    files = scan(root, left_out)
     previous = _previous(out, root, identity)
     fresh = [f for f in files if previous.get(f.path, (None, None))[:2] != (f.size, f.mtime_ns)]
     towers = towers or (load_towers(identity) if fresh else None)
@@ -175,6 +177,9 @@ def build(
         for file in chunk:
             encoded[file.path] = failed[file.path] if file.path in failed else next(loaded)
     report = _write(out, root, identity, files, previous, encoded, kind, approximate_above)
+    report["left_out"] = dict(sorted(left_out.items()))
+    if left_out:
+        log.warning("search index: files left out: %s", report["left_out"])
     for leftover in pending.glob("chunk-*.safetensors"):
         leftover.unlink(missing_ok=True)
     removed = len(set(previous) - {f.path for f in files})

@@ -8,6 +8,7 @@ still have the fingerprint the index was built with.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,9 +63,10 @@ class SearchIndex:
     def _manifest(self) -> dict:
         from tonics.search.indexing import FORMAT
 
-        if not self.path.is_dir():
+        if not self.path.is_dir() or not os.path.lexists(self.path / "manifest.json"):
             raise InputError(
-                f"{self.path}: not a search index directory; build one with `tonics search index`"
+                f"{self.path}: not a search index (no manifest.json); build one with "
+                "`tonics search index`"
             )
         try:
             manifest = json.loads(self._regular("manifest.json").read_text(encoding="utf-8"))
