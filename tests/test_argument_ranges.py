@@ -29,3 +29,23 @@ def test_caption_checks_its_numbers_first(tmp_path, capsys, monkeypatch, extra, 
         f"tonics: usage error: tonics caption: {message} (`tonics caption --help` for usage) "
         "(TONICS_DEBUG=1 for a traceback)\n"
     )
+
+
+def test_retrieval_checks_the_model_before_it_reads_the_data(tmp_path, capfd, monkeypatch):
+    """A bad --model is the only line on stderr: no dataset was read (no progress bar, no
+    demo build) before it. The plant: the demo root given does not exist, so reading it first
+    would fail with another message."""
+    import subprocess
+    import sys
+
+    absent = tmp_path / "no-model"
+    finished = subprocess.run(
+        [sys.executable, "-m", "tonics.cli", "retrieval", "--demo", "--demo-root",
+         str(tmp_path / "no-demo"), "--model", str(absent)],
+        capture_output=True, text=True, env={**__import__("os").environ, "TONICS_DEBUG": ""},
+    )  # fmt: skip
+    assert finished.returncode == 2
+    assert finished.stderr == (
+        f"tonics: input error: {absent}: not a directory; give a model directory (tonics export) "
+        "(TONICS_DEBUG=1 for a traceback)\n"
+    )

@@ -30,11 +30,19 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", help="write the JSON report here")
     add_reader_options(parser)
-    parser.add_argument("--allow-pickle-weights", action="store_true",
-                        help="load pickled weights (pytorch_model.bin): only for files you trust")  # fmt: skip
+    parser.add_argument(
+        "--allow-pickle-weights",
+        action="store_true",
+        help="load pickled weights (pytorch_model.bin): only for files you trust",
+    )
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1; got {args.batch_size}")
     from tonics.eval.protocol import evaluate_reader
+    from tonics.model.directories import check_model_directory
 
+    if args.model:  # before any data is read: a bad --model is one line, at once
+        check_model_directory(args.model, allow_pickle=args.allow_pickle_weights)
     if args.demo_transfer:
         args.demo, args.split = True, "transfer"
     report = evaluate_reader(
