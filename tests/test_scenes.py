@@ -5,6 +5,7 @@ deterministic builds, and the seen/unseen-combination metrics."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import subprocess
@@ -324,3 +325,26 @@ def test_fit_on_scenes_reports_the_scene_metrics_and_cached_evaluation_matches_l
     assert figures["test/unseen_combination_images"] > 0
     shared = {k: v for k, v in reports["false"].items() if k != "test/loss"}
     assert {k: figures[k] for k in shared} == pytest.approx(shared, abs=1e-4)
+
+
+def test_two_processes_with_different_string_hashing_build_the_same_scenes(built_demo, tmp_path):
+    """The build depends on no set or dict order that string hashing changes between processes
+    (nltk lists hypernym paths in such an order)."""
+    demo_root = built_demo[0]
+    code = (
+        "import sys; from tonics.data.scenes import build_scenes; "
+        "build_scenes(sys.argv[1], sizes={'train': 60, 'val': 20, 'test': 20}, "
+        "demo_root=sys.argv[2], workers=1)"
+    )
+    outputs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"hash{seed}"
+        subprocess.run(
+            [sys.executable, "-c", code, str(out), str(demo_root)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            check=True,
+            capture_output=True,
+        )
+        outputs.append(out)
+    for name in ("dataset_scenes.json", "annotations/instances_train.json"):
+        assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name

@@ -27,7 +27,8 @@ from tonics.data.scenes.layout import held_out_pairs, plan_scenes
 
 log = logging.getLogger(__name__)
 
-SCENES_VERSION = 2  # 2: leak groups split once across categories (v1 let a title cross splits)
+SCENES_VERSION = 3  # 3: the same categories in every process (2: leak groups split once across
+# categories; v1 let a caption cross splits)
 HELD_OUT_PAIR_SHARE = 0.05  # of all category pairs: never together in a training scene
 FULL_SIZE = {"train": 20_000, "val": 1_000, "test": 1_000}
 

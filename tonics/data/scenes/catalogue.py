@@ -86,7 +86,10 @@ def drawing_object(title: str, extractor, hint: str | None = None) -> tuple[str,
 def _lift(synset: str, enough, wn) -> str | None:
     """The drawing's category: the most specific of its synset and its hypernyms that has enough
     drawings (`enough(name)`), lifting no higher than MIN_CATEGORY_DEPTH."""
-    path = max(wn.synset(synset).hypernym_paths(), key=len)
+    # nltk lists a synset's hypernym paths in an order that varies between processes (string
+    # hashing): the longest path, ties broken by its names, is the same in every process
+    paths = wn.synset(synset).hypernym_paths()
+    path = max(paths, key=lambda p: (len(p), [n.name() for n in p]))
     for k, node in enumerate(reversed(path)):
         if k and node.min_depth() < MIN_CATEGORY_DEPTH:
             return None
