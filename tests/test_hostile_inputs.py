@@ -3,6 +3,7 @@ checkpoints and evaluation counts. Each case is refused or counted by name, neve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -226,16 +227,74 @@ def _model_dir(tmp_path: Path, config: dict, files: dict[str, bytes]) -> Path:
     return directory
 
 
-def test_model_directory_with_custom_code_is_refused_and_nothing_runs(tmp_path):
+def _remote_code_dir(tmp_path: Path) -> tuple[Path, Path]:
+    """A model directory whose `auto_map` module creates a marker file when it is imported."""
     marker = tmp_path / "ran"
-    code = f"open({str(marker)!r}, 'w').write('x')\n".encode()
+    code = f"open({str(marker)!r}, 'w').write('x')\n"
     directory = _model_dir(
         tmp_path,
-        {"model_type": "evil", "auto_map": {"AutoModel": "modeling_evil.EvilModel"}},
-        {"modeling_evil.py": code, "model.safetensors": b""},
+        {
+            "model_type": "evil",
+            "auto_map": {
+                "AutoConfig": "configuration_evil.EvilConfig",
+                "AutoModel": "modeling_evil.EvilModel",
+            },
+        },
+        {
+            "configuration_evil.py": code.encode(),
+            "modeling_evil.py": code.encode(),
+            "model.safetensors": b"",
+        },
     )
+    return directory, marker
+
+
+def test_the_remote_code_plant_runs_when_transformers_is_told_to_trust_it(tmp_path, monkeypatch):
+    """The control: transformers with trust_remote_code=True imports the planted module (so a
+    tonics entry point that did the same would create the marker)."""
+    from transformers import AutoConfig
+
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    directory, marker = _remote_code_dir(tmp_path)
+    with contextlib.suppress(Exception):  # the plant defines no class: importing it is enough
+        AutoConfig.from_pretrained(directory, trust_remote_code=True)
+    assert marker.exists()
+
+
+def test_no_tonics_entry_point_runs_a_model_directorys_code(tmp_path, monkeypatch):
+    """tonics.load, AutoModel through tonics' registration and every command taking --model
+    refuse the directory (one line, exit 2) and leave the marker absent."""
+    from transformers import AutoModel
+
+    import tonics
+
+    monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path / "modules"))
+    directory, marker = _remote_code_dir(tmp_path)
     with pytest.raises(InputError, match="auto_map"):
         check_model_directory(directory)
+    with pytest.raises(InputError, match="auto_map"):
+        tonics.load(directory)
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        AutoModel.from_pretrained(directory)
+    picture = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(picture)
+    commands = [
+        ["retrieval", "--model", str(directory), "--csv", str(tmp_path / "x.csv")],
+        ["caption", "--model", str(directory), str(picture)],
+        ["zeroshot", "--model", str(directory), "--image-folder", str(tmp_path)],
+        ["search", "index", "--model", str(directory), "--images", str(tmp_path), "--out",
+         str(tmp_path / "ix")],
+    ]  # fmt: skip
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    env.pop("TONICS_DEBUG", None)
+    for argv in commands:
+        finished = subprocess.run(
+            [sys.executable, "-m", "tonics.cli", *argv], capture_output=True, text=True, env=env
+        )
+        assert finished.returncode == 2, (argv, finished.stderr)
+        assert finished.stderr.count("\n") == 1 and "auto_map" in finished.stderr, finished.stderr
     assert not marker.exists()
 
 
