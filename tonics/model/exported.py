@@ -7,6 +7,7 @@ the tokenizer and image processor files.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -19,6 +20,20 @@ from tonics.model.directories import SAFE, check_model_directory, pil_processor_
 from tonics.model.hf_model import TonicsDualEncoderModel
 
 
+@contextlib.contextmanager
+def _no_progress_bars():
+    """transformers' progress bars off for the block (restored after, as they were)."""
+    from transformers.utils import logging as hf_logging
+
+    was_disabled = hf_logging.is_progress_bar_enabled() is False
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            hf_logging.enable_progress_bar()
+
+
 class ExportedModel(nn.Module):
     """An exported aligned model: `encode_text(list[str])`, `encode_image(list[PIL.Image])`;
     `hf` is the underlying `TonicsDualEncoderModel`."""
@@ -27,7 +42,9 @@ class ExportedModel(nn.Module):
         super().__init__()
         directory = Path(directory)
         check_model_directory(directory)
-        self.hf = TonicsDualEncoderModel.from_pretrained(directory, use_safetensors=True).eval()
+        with _no_progress_bars():  # loading a small local model is not a task to watch
+            self.hf = TonicsDualEncoderModel.from_pretrained(directory, use_safetensors=True)
+        self.hf.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(directory, **SAFE)
         self.image_processor = AutoImageProcessor.from_pretrained(
             directory, **SAFE, **pil_processor_options()
