@@ -24,7 +24,8 @@ def generate(
 ) -> list[list[int]]:
     """Token ids of one caption per image (start and end tokens removed), from image tokens
     (batch, tokens, width): greedy when `beams` is 1, else beam search whose finished captions
-    are ranked by log-probability / length ** `length_penalty`."""
+    (ended by the end token) are ranked by log-probability / length ** `length_penalty`; captions
+    cut at the length limit compete only when none finished."""
     if beams < 1:
         raise ValueError(f"beams must be >= 1, got {beams}")
     was_training = head.training
@@ -80,13 +81,11 @@ def _beam(
         ]
         candidates.sort(key=lambda c: -c[0])  # stable: ties keep beam, then token order
         live = []
-        for score, seq in candidates:
-            if seq[-1] == eos:
-                finished.append((score / (len(seq) - 1) ** length_penalty, seq))
+        for score, seq in candidates:  # every ended candidate competes, not only those
+            if seq[-1] == eos:  # ranked above the last kept beam (at the length limit the
+                finished.append((score / (len(seq) - 1) ** length_penalty, seq))  # beams end)
             elif len(live) < beams:
                 live.append((seq, score))
-            if len(live) == beams:
-                break
         if len(finished) >= beams:
             break
     if not finished:
