@@ -81,9 +81,11 @@ def _beam(
         ]
         candidates.sort(key=lambda c: -c[0])  # stable: ties keep beam, then token order
         live = []
-        for score, seq in candidates:  # every ended candidate competes, not only those
-            if seq[-1] == eos:  # ranked above the last kept beam (at the length limit the
-                finished.append((score / (len(seq) - 1) ** length_penalty, seq))  # beams end)
+        # every ended candidate competes, not only those ranked above the last kept beam (at the
+        # length limit the kept beams are cut, and an ended caption below them may be the best)
+        for score, seq in candidates:
+            if seq[-1] == eos:
+                finished.append((score / (len(seq) - 1) ** length_penalty, seq))
             elif len(live) < beams:
                 live.append((seq, score))
         if len(finished) >= beams:
