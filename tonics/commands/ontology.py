@@ -30,6 +30,14 @@ def main(argv: list[str]) -> int:
     from tonics.ontology.report import unmatched_nouns
 
     if args.load:
+        from pathlib import Path
+
+        from tonics.errors import InputError
+
+        if not Path(args.load).is_file():
+            raise InputError(
+                f"{args.load}: no such ontology file; write one with `tonics ontology build`"
+            )
         print(json.dumps(Ontology.load(args.load).stats(args.top), indent=2))
         return 0
     reader = reader_from_args(args)

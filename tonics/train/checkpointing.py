@@ -108,5 +108,5 @@ def damaged_message(path: Path, err: BaseException) -> str:
         if newest
         else "no other loadable checkpoint is in that directory"
     )
-    reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+    reason = str(err).splitlines()[0].split(". ")[0][:120] if str(err) else type(err).__name__
     return f"checkpoint {path} is damaged ({type(err).__name__}: {reason}); {hint}"
