@@ -259,8 +259,8 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         """Build (or load) the caches the data module asks for: the pooled-feature cache for
         frozen stages, and a frozen-prefix cache for each split of a stage that opens top-k
         blocks. Stages whose split cannot be cached train live (one line says why)."""
-        dm = self.trainer.datamodule
-        if dm.openings is None or not dm.openings.feature_cache:
+        dm = self.trainer.datamodule  # None under trainer.fit(module, train_dataloaders=...)
+        if getattr(dm, "openings", None) is None or not dm.openings.feature_cache:
             return
         # building (loaders draw seeds) or loading a cache must leave the run's random stream as
         # it was: a run that computes the cache and one that loads it then train identically
