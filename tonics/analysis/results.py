@@ -18,6 +18,10 @@ TABLE_METRICS = (
     "within_object_image_to_text_R@1",
     "within_object_text_to_image_R@1",
     "caption_novel_text_to_image_R@1",
+    "seen_combination_text_to_image_R@1",  # images with several annotated objects (scenes)
+    "seen_combination_image_to_text_R@1",
+    "unseen_combination_text_to_image_R@1",
+    "unseen_combination_image_to_text_R@1",
     "image_to_text_R@5",
     "text_to_image_R@5",
     "image_to_text_R@10",
