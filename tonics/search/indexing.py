@@ -35,10 +35,10 @@ from tonics.data.images import load_image
 from tonics.data.records import ImageRef
 from tonics.errors import InputError
 from tonics.search.files import ImageFile, scan
+from tonics.search.stored import FORMAT, StoredIndex
 from tonics.search.vectors import INDEX_KINDS, build_vector_index, write_vector_index
 
 log = logging.getLogger(__name__)
-FORMAT = "tonics-search-1"
 
 
 def model_identity(model: str | None, text_encoder: str, vision_encoder: str) -> dict:
@@ -72,12 +72,10 @@ def _previous(out: Path, root: Path, identity: dict) -> dict[str, tuple]:
     """path -> (size, mtime_ns, status, embedding or None) of an earlier index of the same root
     and model; empty when there is none, it is another model's, or it is damaged (then every
     image is encoded again, said in one warning)."""
-    from tonics.search.query import SearchIndex
-
     if not (out / "manifest.json").exists():
         return {}
     try:
-        earlier = SearchIndex(out)
+        earlier = StoredIndex(out)
     except InputError as err:
         log.warning("%s; encoding every image again", err)
         return {}
