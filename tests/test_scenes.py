@@ -351,3 +351,19 @@ def test_two_processes_with_different_string_hashing_build_the_same_scenes(built
         outputs.append(out)
     for name in ("dataset_scenes.json", "annotations/instances_train.json"):
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
+
+
+def test_the_evaluation_commands_name_the_scenes_with_one_flag():
+    import argparse
+
+    from tonics.commands.datasets import add_reader_options, reader_from_args
+
+    parser = argparse.ArgumentParser()
+    add_reader_options(parser)
+    reader = reader_from_args(parser.parse_args(["--scenes", "--demo-root", "/nowhere"]))
+    assert isinstance(reader, ScenesReader) and reader.demo_root == "/nowhere"
+    assert reader.file_format == "coco" and reader.sizes() == {
+        "train": 20_000,
+        "val": 1_000,
+        "test": 1_000,
+    }
