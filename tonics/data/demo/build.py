@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
-import sys
 import time
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 from tonics.data.demo.captions import drop_common_captions
 from tonics.data.demo.card import data_card
@@ -32,6 +28,7 @@ from tonics.data.demo.sources import (
     openmoji_images,
 )
 from tonics.data.demo.splits import assign_splits, group_images, one_rendering_per_concept
+from tonics.data.parallel import parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +64,7 @@ def _check_sources() -> None:
 
 def _draw_all(items, out: Path, workers: int) -> list[int | None]:
     tasks = [(it.render, str(out / "images" / f"{it.key}.jpg"), str(EMOJI_FONT)) for it in items]
-    progress = dict(desc="demo: drawing images", unit="image", total=len(tasks), mininterval=2.0)
-    if workers <= 1:
-        return [write_image(t) for t in tqdm(tasks, **progress)]
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    with multiprocessing.get_context(method).Pool(workers) as pool:
-        return list(tqdm(pool.imap(write_image, tasks, chunksize=16), **progress))
+    return parallel_map(write_image, tasks, workers, "demo: drawing images")
 
 
 def _is_current(split_file: Path, seed: int) -> bool:

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
-import sys
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from tonics.data.parallel import parallel_map
 from tonics.data.scenes.captions import Mention, scene_captions
 from tonics.data.scenes.card import scenes_card
 from tonics.data.scenes.catalogue import read_catalogue
@@ -57,12 +54,7 @@ def _is_current(meta_file: Path, settings: dict) -> bool:
 
 def _draw_all(plans, drawings_root: Path, out: Path, workers: int) -> list[list[list[int]]]:
     tasks = [(p, str(drawings_root), str(out / "images" / p.split / file_name(p))) for p in plans]
-    progress = dict(desc="scenes: drawing", unit="image", total=len(tasks), mininterval=2.0)
-    if workers <= 1:
-        return [write_scene(t) for t in tqdm(tasks, **progress)]
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    with multiprocessing.get_context(method).Pool(workers) as pool:
-        return list(tqdm(pool.imap(write_scene, tasks, chunksize=64), **progress))
+    return parallel_map(write_scene, tasks, workers, "scenes: drawing", chunksize=64)
 
 
 def _captions(plans, boxes) -> list[list[str]]:
