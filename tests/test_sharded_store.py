@@ -126,3 +126,43 @@ def test_damaged_or_planted_files_are_refused_and_rebuilt(tmp_path, caplog):
     assert "manifest.json" in caplog.text and store.num_pairs == len(IMAGE_IDS)
     with pytest.raises(ValueError, match="another format or key"):
         ShardedStore.open(tmp_path / "c", "other-key")
+
+
+def _lie(path, key, pairs, arrays, failures_json):
+    """Rewrite a part with tampered arrays or failures, as a damaged or planted file would be."""
+    from safetensors.torch import save_file
+
+    tensors = {name: t.contiguous() for name, t in arrays.items()}
+    tensors["pairs"] = torch.tensor(pairs, dtype=torch.int64)
+    save_file(tensors, str(path), metadata={"key": key, "failures": failures_json})
+
+
+@pytest.mark.parametrize(
+    "lie",
+    ["pair claimed far outside the cache", "image row far past the images", "failure not a pair"],
+)
+def test_a_part_that_lies_about_its_rows_is_refused_and_computed_again(tmp_path, caplog, lie):
+    directory = tmp_path / "c"
+    fresh = load_or_build(directory, "k", IMAGE_IDS, _build())
+    expected = fresh.per_pair("text", torch.arange(len(IMAGE_IDS))).clone()
+    part = directory / sharded_store.part_name(0, 1)
+    order = partition(IMAGE_IDS, 1)[0]  # the part's pairs, whole images in order
+    pairs = list(order)
+    arrays, _ = _build()(pairs, "lie")
+    failures = "{}"
+    if lie == "pair claimed far outside the cache":
+        pairs[0] = 10**9
+    elif lie == "image row far past the images":
+        arrays["pair_image"][0] = 10**6
+    else:
+        failures = '{"0": 5}'
+    _lie(part, "k", pairs, arrays, failures)
+    with pytest.raises(ValueError, match="is not a whole part of this cache"):
+        ShardedStore.open(directory, "k", len(IMAGE_IDS))
+    calls = []
+    store = load_or_build(directory, "k", IMAGE_IDS, _build(calls))
+    assert calls == [tuple(order)]  # the lying part was computed again
+    assert "is not a whole part of this cache" in caplog.text
+    assert torch.equal(store.per_pair("text", torch.arange(len(IMAGE_IDS))), expected)
+    keys = store.image_keys(torch.arange(len(IMAGE_IDS)))
+    assert store.per_image("image", keys[keys >= 0]).shape[0] == len(IMAGE_IDS)

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import re
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import torch
 from safetensors.torch import save_file
 
 from tonics.atomic import atomic_write, atomic_write_path
+from tonics.cache.part_file import Failures, read_part
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +41,6 @@ PART_PAIRS = 50_000  # pairs per part: a killed build loses at most one part per
 MANIFEST = "manifest.json"
 FORMAT = "tonics-sharded-cache-1"
 PART_NAME = re.compile(r"part-\d{5}-of-\d{5}\.safetensors")
-_NUMPY = {
-    "F16": np.float16,
-    "F32": np.float32,
-    "F64": np.float64,
-    "I64": np.int64,
-    "I32": np.int32,
-    "I16": np.int16,
-    "U8": np.uint8,
-    "BOOL": np.bool_,
-}
-
-Failures = dict[int, tuple[str, str]]  # global pair index -> (image location, reason)
 BuildPart = Callable[[list[int], str], tuple[dict[str, torch.Tensor], Failures]]
 
 
@@ -81,53 +69,6 @@ def partition(image_ids: Sequence[str], count: int) -> list[list[int]]:
     return [part for part in parts if part]
 
 
-def _map_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Every tensor of a safetensors file as a read-only memmap, and its metadata; ValueError
-    naming the file when it is not a whole, valid safetensors file."""
-    try:
-        if path.is_symlink() or not stat.S_ISREG(path.stat().st_mode):
-            raise ValueError("not a regular file")
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            length = int.from_bytes(handle.read(8), "little")
-            if not 2 <= length <= size - 8:
-                raise ValueError("header length out of range")
-            header = json.loads(handle.read(length))
-        metadata = header.pop("__metadata__", None) or {}
-        if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-            raise ValueError("__metadata__ is not a map of strings")
-        arrays = {}
-        for name, info in header.items():
-            dtype = np.dtype(_NUMPY[info["dtype"]])
-            shape = tuple(int(n) for n in info["shape"])
-            begin, end = (int(n) for n in info["data_offsets"])
-            if (
-                not 0 <= begin <= end
-                or end - begin != math.prod(shape) * dtype.itemsize
-                or 8 + length + end > size
-            ):
-                raise ValueError(f"tensor {name} does not fit the file")
-            if math.prod(shape) == 0:
-                arrays[name] = np.empty(shape, dtype)
-            else:
-                arrays[name] = np.memmap(path, dtype, "r", offset=8 + length + begin, shape=shape)
-    except Exception as err:  # noqa: BLE001 - whatever is wrong, the file is not ours
-        raise ValueError(
-            f"{path} is not a valid tonics safetensors file ({type(err).__name__}: {err})"
-        ) from err
-    return arrays, metadata
-
-
-def _read_part(path: Path, key: str) -> tuple[dict[str, np.ndarray], Failures]:
-    arrays, metadata = _map_arrays(path)
-    if metadata.get("key") != key or "pairs" not in arrays or "pair_image" not in arrays:
-        raise ValueError(
-            f"{path} belongs to another cache (key {metadata.get('key')!r}, expected {key!r})"
-        )
-    failures = {int(k): tuple(v) for k, v in json.loads(metadata.get("failures", "{}")).items()}
-    return arrays, failures
-
-
 class ShardedStore:
     """A complete cache directory, mapped lazily: rows are read when a batch asks for them."""
 
@@ -147,12 +88,8 @@ class ShardedStore:
         num_pairs = int(manifest["num_pairs"])
         self.pair_part = np.full(num_pairs, -1, dtype=np.int32)
         self.pair_row = np.zeros(num_pairs, dtype=np.int64)
-        for index, arrays in enumerate(parts):
+        for index, arrays in enumerate(parts):  # each part's pairs checked by read_part
             pairs = np.asarray(arrays["pairs"])
-            if pairs.ndim != 1 or pairs.dtype.kind not in "iu" or (len(pairs) and (pairs.min() < 0 or pairs.max() >= num_pairs)):  # fmt: skip
-                raise ValueError(
-                    f"{directory}: part {index} names pairs outside 0..{num_pairs - 1}"
-                )
             self.pair_part[pairs] = index
             self.pair_row[pairs] = np.arange(len(pairs))
         if (self.pair_part < 0).any():
@@ -186,7 +123,7 @@ class ShardedStore:
             ) from err
         parts, failures = [], {}
         for name in manifest["parts"]:
-            arrays, part_failures = _read_part(directory / name, key)
+            arrays, part_failures = read_part(directory / name, key, manifest["num_pairs"])
             parts.append(arrays)
             failures.update(part_failures)
         return cls(directory, parts, failures, manifest)
@@ -269,11 +206,14 @@ def try_open(directory: Path, key: str, what: str, num_pairs: int) -> ShardedSto
         return None
 
 
-def _part_is_whole(path: Path, key: str) -> bool:
+def _part_is_whole(path: Path, key: str, pairs: list[int]) -> bool:
+    """Whether `path` holds a whole part of cache `key` with exactly these pairs."""
     if not path.is_file():
         return False
     try:
-        _read_part(path, key)
+        arrays, _ = read_part(path, key)
+        if np.asarray(arrays["pairs"]).tolist() != list(pairs):
+            raise ValueError(f"{path} holds other pairs than its part of this cache")
         return True
     except ValueError as err:
         log.warning("%s; computing it again", err)
@@ -294,7 +234,7 @@ def _build_part(
     path: Path, key: str, pairs, build_part: BuildPart, what: str, index: int, count: int
 ) -> None:
     """Compute and write one part, unless a whole one is already on disk (a resumed build)."""
-    if _part_is_whole(path, key):
+    if _part_is_whole(path, key, pairs):
         log.info("%s: part %d/%d already on disk (a resumed build)", what, index + 1, count)
         return
     for partial in path.parent.glob(f".{path.name}.*.partial"):  # left by a killed writer
