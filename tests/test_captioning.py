@@ -202,6 +202,33 @@ def test_exported_model_captions_the_same_in_a_fresh_process(captioning_runs, tm
     assert "generates captions" in (tmp_path / "model" / "README.md").read_text()
 
 
+def test_automodel_generate_equals_tonics_caption_and_no_caption_is_empty(
+    captioning_runs, tmp_path
+):
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+
+    import tonics  # noqa: F401 - registers the model type with the Auto classes
+
+    _, version, _, root = captioning_runs
+    cli_main(["export", str(version / "checkpoints" / "last.ckpt"), str(tmp_path / "model")])
+    pictures = [str(p) for p in sorted(Path(root).glob("imgs/*.jpg"))[:4]]
+    command = [sys.executable, "-m", "tonics.cli", "caption", "--model", str(tmp_path / "model")]
+    out = subprocess.run(
+        [*command, *pictures, "--beams", "3", "--json"], capture_output=True, text=True, check=True
+    )
+    by_cli = [p["caption"] for p in json.loads(out.stdout)]
+    model = AutoModel.from_pretrained(tmp_path / "model").eval()
+    processor = AutoImageProcessor.from_pretrained(tmp_path / "model")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
+    images = [Image.open(p).convert("RGB") for p in pictures]
+    pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+    ids = model.generate(pixel_values=pixels, num_beams=3)
+    by_automodel = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    assert by_automodel == by_cli
+    greedy = tokenizer.batch_decode(model.generate(pixel_values=pixels), skip_special_tokens=True)
+    assert all(caption.strip() for caption in by_cli + greedy)
+
+
 def test_retrieval_report_of_a_captioner_has_caption_figures(
     captioning_runs, tiny_dataset, tmp_path
 ):
@@ -323,16 +350,20 @@ class _ToyHead:
         return torch.stack([self.logits_after(tuple(row)) for row in ids.tolist()])
 
 
-def _exhaustive(head: _ToyHead, limit: int, length_penalty: float) -> list[int]:
+def _exhaustive(
+    head: _ToyHead, limit: int, length_penalty: float, min_length: int = 1
+) -> list[int]:
     """The best caption by log-probability / length ** penalty over every sequence the decoder
-    can emit: among those ended by eos; a sequence cut at `limit` tokens (bos included) only
-    when none ends."""
+    can emit: among those ended by eos (never before `min_length` words); a sequence cut at
+    `limit` tokens (bos included) only when none ends."""
     ended, cut = [], []
     frontier = [((0,), 0.0)]
     while frontier:
         prefix, score = frontier.pop()
         logprobs = head.logits_after(prefix).log_softmax(-1)
         for token in (1, 2, 3):
+            if token == 1 and len(prefix) - 1 < min_length:
+                continue
             sequence, total = prefix + (token,), score + float(logprobs[token])
             normalised = total / (len(sequence) - 1) ** length_penalty
             if token == 1:
@@ -362,3 +393,27 @@ def test_beam_search_of_three_equals_an_exhaustive_search(length_penalty):
         for s in range(25)
     )
     assert greedy_differs  # the reference is not something greedy decoding gets anyway
+
+
+class _EndsAtOnceHead(_ToyHead):
+    """A toy head whose most likely first token is the end token: an empty caption, unless
+    decoding holds the end token back."""
+
+    def logits_after(self, prefix):
+        logits = super().logits_after(prefix)
+        if prefix == (0,):
+            logits[1] = 50.0
+        return logits
+
+
+@pytest.mark.parametrize("beams", [1, 3])
+def test_no_empty_caption_even_when_the_head_would_end_at_once(beams):
+    from tonics.model.generation import generate
+
+    context = torch.zeros(1, 1, 1)
+    planted = _EndsAtOnceHead(0, max_length=4)
+    assert generate(planted, context, beams=beams, min_length=0) == [[]]  # the plant works
+    caption = generate(planted, context, beams=beams)[0]
+    assert caption and 1 not in caption and 0 not in caption
+    if beams == 3:
+        assert caption == _exhaustive(planted, 4, 1.0)

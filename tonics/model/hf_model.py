@@ -126,6 +126,40 @@ class TonicsDualEncoderModel(PreTrainedModel):
         tokens = self.get_image_tokens(pixel_values)
         return generate(self.caption_head, tokens, beams=beams, max_length=max_length)
 
+    def generate(
+        self,
+        pixel_values: torch.Tensor,
+        *,
+        num_beams: int = 1,
+        max_length: int | None = None,
+        min_new_tokens: int = 1,
+        length_penalty: float = 1.0,
+    ) -> torch.LongTensor:
+        """Caption token ids as transformers' `generate` returns them: a row per image (the start
+        token, the caption, the end token), padded with the pad token; decode with the saved
+        tokenizer's `batch_decode(ids, skip_special_tokens=True)`. Greedy, or beam search with
+        `num_beams`; never an empty caption (`min_new_tokens`)."""
+        from tonics.model.generation import generate
+
+        if self.caption_head is None:
+            raise ValueError("this model was trained without a captioning head; it cannot caption")
+        special = self.caption_head.special
+        captions = generate(
+            self.caption_head,
+            self.get_image_tokens(pixel_values),
+            beams=num_beams,
+            max_length=max_length,
+            length_penalty=length_penalty,
+            min_length=min_new_tokens,
+        )
+        rows = [[special["bos_token_id"], *c, special["eos_token_id"]] for c in captions]
+        out = torch.full(
+            (len(rows), max(map(len, rows))), special.get("pad_token_id") or 0, dtype=torch.long
+        )
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = torch.tensor(row)
+        return out
+
     def _init_weights(self, module) -> None:
         """Weights come from the export; nothing to initialise beyond the towers' own rules."""
 
