@@ -1,6 +1,8 @@
 """A model trained by `tonics fit` finds pictures by their captions: trained on coloured shapes,
 exported, then its index of unseen test pictures is queried with each picture's own caption; the
-picture must come back in the top 10 far more often than chance (10 / pictures)."""
+picture must come back in the top 10 for at least 90% of the captions (measured: 100%; chance is
+10 / 48 = 21%). The same measurement on the demo with its trained model is
+`benchmarks/search_quality.py` (benchmarks/results/search_demo_quality.json)."""
 
 from __future__ import annotations
 
@@ -153,7 +155,7 @@ def test_own_caption_finds_its_picture_far_above_chance(trained, tmp_path, capsy
     ]
     chance = 10 / len(captions)
     rate = sum(found) / len(found)
-    assert rate >= 2 * chance, (
+    assert rate >= 0.9, (
         f"own picture in the top 10 for {rate:.0%} of captions (chance {chance:.0%})"
     )
     name, caption = next(iter(captions.items()))
