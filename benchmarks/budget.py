@@ -30,6 +30,8 @@ import json
 import time
 from pathlib import Path
 
+from common import add_fit_args, results_dir
+
 from tonics.analysis.results import markdown
 from tonics.commands.noise import quiet_known_noise
 from tonics.train.compare import _done, arm_name, compare, fit_once, run_directory
@@ -46,11 +48,17 @@ SETTINGS = {
     "steps2400": ["--trainer.max_steps=2400", "--trainer.val_check_interval=300"],
     "batch128": ["--data.batch_size=128", "--trainer.val_check_interval=300"],
 }
-RESULTS = Path(__file__).parent / "results"
+RESULTS = results_dir()
 
 
 def timed_runs(
-    setting: str, key: str, arms: list[str], out: Path, seeds: list[int], seconds: dict
+    setting: str,
+    key: str,
+    arms: list[str],
+    out: Path,
+    seeds: list[int],
+    seconds: dict,
+    fit_args: list[str],
 ) -> None:
     """Train every (seed, arm) of `setting` not yet finished, seed-major, recording wall seconds
     under `key` (the setting, or `<setting>-open` for open towers)."""
@@ -59,7 +67,7 @@ def timed_runs(
             if _done(run_directory(out, arm, seed), "val"):
                 continue
             start = time.perf_counter()
-            fit_once(arm, seed, out, SETTINGS[setting], split="val")
+            fit_once(arm, seed, out, SETTINGS[setting] + fit_args, split="val")
             run = f"{arm_name(arm)}-seed{seed}"
             seconds.setdefault(key, {})[run] = round(time.perf_counter() - start, 1)
             save(seconds=seconds)
@@ -103,6 +111,7 @@ def main() -> None:
         choices=list(ARMS),
         help="the first is the baseline (default: the three frozen-tower arms)",
     )
+    add_fit_args(parser)
     args = parser.parse_args()
     arms = [ARMS[name] for name in args.arms]
     quiet_known_noise()
@@ -113,10 +122,14 @@ def main() -> None:
     for setting in args.settings:
         key = f"{setting}-open" if all(open_towers) else setting
         out = Path(args.out) / key
-        timed_runs(setting, key, arms, out, args.seeds, seconds)
-        summary = compare(arms, args.seeds, out, extra=SETTINGS[setting], split="val")
+        timed_runs(setting, key, arms, out, args.seeds, seconds, args.fit_args)
+        extra = SETTINGS[setting] + args.fit_args
+        summary = compare(arms, args.seeds, out, extra=extra, split="val")
         save(seconds=seconds, summaries={key: summary})
-        print(json.dumps({"setting": key, "done": True}), flush=True)
+        recall = summary["metrics"]["recall_mean"]
+        print(
+            json.dumps({"benchmark": "budget", "setting": key, "recall_mean": recall}), flush=True
+        )
 
 
 if __name__ == "__main__":

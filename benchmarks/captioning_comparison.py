@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
+
+from common import add_fit_args, results_dir
 
 from tonics.analysis.results import markdown, summarise, validation_figures
 from tonics.commands.held_out import held_out
@@ -32,7 +35,7 @@ ARMS = [
     "configs/demo.yaml,configs/overlays/captioning_demo.yaml",
 ]
 PAIRS = [("random_baseline", "captioning_random"), ("demo", "captioning_demo")]
-RESULTS = Path(__file__).parent / "results"
+RESULTS = results_dir()
 
 
 def main() -> None:
@@ -45,11 +48,12 @@ def main() -> None:
         action="store_true",
         help="validation figures only (the transfer split is measured per run, ~2-4 min each)",
     )
+    add_fit_args(parser)
     args = parser.parse_args()
     quiet_known_noise()
     out = Path(args.out)
     also = (lambda root: {}) if args.no_transfer else held_out("transfer")
-    extra = ["--trainer.val_check_interval=200"]
+    extra = ["--trainer.val_check_interval=200", *args.fit_args]
     against_random = compare(ARMS, args.seeds, out, extra=extra, split="val", also=also)
     names = {arm_name(a): a for a in ARMS}
     result = {"benchmark": "captioning_comparison", "against_random": against_random}
@@ -73,7 +77,9 @@ def main() -> None:
     (RESULTS / "captioning_comparison.json").write_text(json.dumps(result, indent=1))
     (RESULTS / "captioning_comparison.md").write_text("\n\n".join(sections) + "\n")
     shutil.copy(out / "validation_curves.png", RESULTS / "captioning_comparison_curves.png")
-    print("\n\n".join(sections))
+    print("\n\n".join(sections), file=sys.stderr)
+    recall = against_random["metrics"]["recall_mean"]
+    print(json.dumps({"benchmark": "captioning_comparison", "recall_mean": recall}))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import statistics
 from pathlib import Path
 
 import yaml
+from common import add_fit_args
 
 from tonics.analysis.results import figures_of, markdown, validation_curve
 from tonics.cli import cli_main
@@ -75,9 +76,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", default="runs/curriculum_vs_random")
+    add_fit_args(parser)
     args = parser.parse_args()
     out = Path(args.out)
-    comparison = compare(list(CONFIGS.values()), args.seeds, out, extra=EXTRA)
+    comparison = compare(list(CONFIGS.values()), args.seeds, out, extra=EXTRA + args.fit_args)
     open_step = first_open_stage(CONFIGS["tonics"])[1]
     lines = [
         f"| arm ({len(args.seeds)} seeds, test mean recall) | end of frozen stages (step {open_step}) "

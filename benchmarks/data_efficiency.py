@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+from common import add_fit_args, results_dir, written_by
 
 from tonics.analysis.data_efficiency import efficiency_figure, merge_grids
 from tonics.commands.noise import quiet_known_noise
@@ -42,7 +45,7 @@ METRICS = (
     "seen_combination_image_to_text_R@1",
     "unseen_combination_image_to_text_R@1",
 )
-RESULTS = Path(__file__).parent / "results"
+RESULTS = results_dir()
 
 
 def table(rows: dict[str, dict]) -> str:
@@ -145,6 +148,7 @@ def main() -> None:
         help="the merged table's name: grids named MERGED_* are merged into MERGED.{json,md,png} "
         "(scenes: --merged scenes_data_efficiency --name scenes_data_efficiency_grid)",
     )
+    add_fit_args(parser)
     args = parser.parse_args()
     if not args.name.startswith(f"{args.merged}_"):
         parser.error(f"--name {args.name}: start it with {args.merged}_ so the merge finds it")
@@ -152,17 +156,25 @@ def main() -> None:
     rows = earlier_fractions(RESULTS / f"{args.name}.json", args.arms, args.seeds)
     for fraction in args.fractions:
         extra = ["--trainer.val_check_interval=200", f"--data.train_fraction={fraction}"]
+        extra += args.fit_args
         out = Path(args.out) / f"fraction-{fraction:g}"
         if fraction >= 1 and args.full_runs:
             _link_finished(Path(args.full_runs), out, args.arms, args.seeds)
         rows[f"{fraction:g}"] = compare(args.arms, args.seeds, out, extra=extra, split="val")
         rows = dict(sorted(rows.items(), key=lambda item: float(item[0])))
-        result = {"benchmark": "data_efficiency", "seeds": args.seeds, "fractions": rows}
+        result = {
+            "benchmark": "data_efficiency",
+            "written_by": written_by(),
+            "seeds": args.seeds,
+            "fractions": rows,
+        }
         (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=1))
         (RESULTS / f"{args.name}.md").write_text(table(rows) + "\n")
         write_merged(args.merged)
-        print(json.dumps({"fraction": fraction, "done": True}), flush=True)
-    print(table(rows))
+        print(table(rows), file=sys.stderr)
+        recall = rows[f"{fraction:g}"]["metrics"]["recall_mean"]
+        line = {"benchmark": "data_efficiency", "fraction": fraction, "recall_mean": recall}
+        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

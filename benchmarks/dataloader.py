@@ -1,11 +1,12 @@
 """Data loading throughput: demo images decoded and preprocessed (MobileNetV2 processor) per
 second, with 0, 1 and 2 workers, through the real PairDataset + Collator.
 
-    python benchmarks/dataloader.py
+    python benchmarks/dataloader.py [--images 1024] [--demo-root DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -18,8 +19,12 @@ from tonics.model import load_image_processor, load_tokenizer
 
 
 def main() -> None:
-    """Iterate 1,024 demo pairs with each worker count."""
-    records = DemoReader().read()[:1024]
+    """Iterate the first demo pairs with each worker count."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=1024)
+    parser.add_argument("--demo-root", help="a built demo (default: the tonics cache's)")
+    args = parser.parse_args()
+    records = DemoReader(args.demo_root).read()[: args.images]
     dataset = PairDataset(records, load_image_processor("packaged:mobilenet_v2"))
     collate = Collator(load_tokenizer("packaged:minilm"))
     result = {"benchmark": "dataloader", "images": len(records), "batch_size": 32}

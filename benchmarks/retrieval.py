@@ -1,6 +1,6 @@
 """Retrieval evaluation cost: 5k images x 25k captions (COCO 5k test size), 256-d embeddings.
 
-    python benchmarks/retrieval.py
+    python benchmarks/retrieval.py [--images 5000]
 
 Prints one JSON line: seconds (best of 3), peak resident memory, and the ratio to the bare matrix
 product `images @ texts.T` timed in the same run (the goal: within 1.5x of it).
@@ -8,6 +8,7 @@ product `images @ texts.T` timed in the same run (the goal: within 1.5x of it).
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
@@ -30,11 +31,14 @@ def best_of(work, repeats: int = 3) -> float:
 
 def main() -> None:
     """Time the chunked metric on random embeddings with 5 captions per image."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=5000, help="images (5 captions each)")
+    count = parser.parse_args().images
     g = torch.Generator().manual_seed(0)
-    images = torch.nn.functional.normalize(torch.randn(5000, 256, generator=g), dim=-1)
-    owner = torch.arange(25000) // 5
+    images = torch.nn.functional.normalize(torch.randn(count, 256, generator=g), dim=-1)
+    owner = torch.arange(count * 5) // 5
     texts = torch.nn.functional.normalize(
-        images[owner] + 1.5 * torch.randn(25000, 256, generator=g), dim=-1
+        images[owner] + 1.5 * torch.randn(count * 5, 256, generator=g), dim=-1
     )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     retrieval_metrics(images[:100], texts[:500], owner[:500])  # warm-up
@@ -42,13 +46,16 @@ def main() -> None:
     seconds = best_of(lambda: retrieval_metrics(images, texts, owner))
     result = retrieval_metrics(images, texts, owner)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"| retrieval | 5k x 25k | {seconds:.2f} s | peak RSS {peak:.0f} MiB |", file=sys.stderr)
+    print(
+        f"| retrieval | {count} x {count * 5} | {seconds:.2f} s | peak RSS {peak:.0f} MiB |",
+        file=sys.stderr,
+    )
     print(
         json.dumps(
             {
                 "benchmark": "retrieval",
-                "images": 5000,
-                "captions": 25000,
+                "images": count,
+                "captions": count * 5,
                 "dim": 256,
                 "seconds": round(seconds, 2),
                 "product_seconds": round(product, 2),

@@ -1,13 +1,14 @@
 """Sampler cost: seconds to produce one batch for each kind at 100k and 1M pairs, as a share of a
 training step (packaged encoders, batch 32, frozen and unfrozen) measured in the same run.
 
-    python benchmarks/sampler.py
+    python benchmarks/sampler.py [--sizes 100000 1000000] [--batches 200] [--steps 5]
 
 Prints one JSON line (and a Markdown table on stderr).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -57,14 +58,20 @@ def time_kind(ontology: Ontology, mix: dict, batches: int = 200, **stage) -> flo
 
 
 def main() -> None:
-    """Run every kind at both sizes."""
-    sys.path.insert(0, "benchmarks")
+    """Run every kind at every size."""
     from common import packaged_step_seconds
     from ontology_build import vocabulary
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--batches", type=int, default=200, help="timed batches a kind (half at 1M+)"
+    )
+    parser.add_argument("--steps", type=int, default=5, help="timed training steps")
+    args = parser.parse_args()
     nouns = vocabulary()
-    frozen_step = packaged_step_seconds(unfrozen=False)
-    unfrozen_step = packaged_step_seconds(unfrozen=True)
+    frozen_step = packaged_step_seconds(steps=args.steps, unfrozen=False)
+    unfrozen_step = packaged_step_seconds(steps=args.steps, unfrozen=True)
     kinds = {
         "random": ({"random": 1.0}, {}),
         "diverse": ({"diverse": 1.0}, {}),
@@ -82,12 +89,17 @@ def main() -> None:
         "goal": "< 1% of step time",
     }
     rows = []
-    for size in (100_000, 1_000_000):
+    for size in args.sizes:
         started = time.perf_counter()
         ontology = synthetic_ontology(size, nouns)
         result[f"build_{size}_s"] = round(time.perf_counter() - started, 1)
         for name, (mix, stage) in kinds.items():
-            seconds = time_kind(ontology, mix, batches=100 if size > 100_000 else 200, **stage)
+            seconds = time_kind(
+                ontology,
+                mix,
+                batches=max(1, args.batches // 2) if size > 100_000 else args.batches,
+                **stage,
+            )
             share = seconds / frozen_step * 100
             result[f"{name}_{size}_ms"] = round(seconds * 1000, 3)
             result[f"{name}_{size}_share_of_frozen_step_pct"] = round(share, 3)

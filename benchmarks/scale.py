@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import results_dir
 
 PER_SHARD = 10_000
 BATCH = 256
@@ -58,7 +59,7 @@ TARGETS = {  # at the largest size measured (12M pairs: CC12M)
     "sampling_share": 0.01,
     "read_ratio": 2.0,
 }
-RESULTS = Path(__file__).parent / "results" / "scale.json"
+RESULTS = results_dir() / "scale.json"
 
 
 def peak_rss_gb() -> float:

@@ -29,10 +29,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import results_dir
 
 from tonics.search.vectors import build_vector_index, read_vector_index, write_vector_index
 
-RESULTS = Path(__file__).parent / "results" / "search.json"
+RESULTS = results_dir() / "search.json"
 
 
 def _rss_bytes() -> int:
