@@ -3,10 +3,11 @@ test pictures indexed by `tonics search index`, and each picture's first caption
 query: how often the picture itself comes back in the top k, against chance (k / pictures).
 
     python benchmarks/search_quality.py [--config configs/demo.yaml] [--out runs/search_quality]
-        [--model EXPORTED_DIR] [--demo-root DIR] [--k 10] [--fit-args ...]
+        [--model EXPORTED_DIR] [--demo-root DIR] [--k 10] [--pictures N] [--fit-args ...]
 
-`--model` measures an exported model instead of training one; a finished run under `--out` is
-reused. Writes `benchmarks/results/search_demo_quality.json` (with the command and commit) and
+`--config` takes comma-joined overlays (`configs/ablations/base.yaml,configs/ablations/frozen_random.yaml`:
+heads on frozen towers, minutes on a CPU); `--model` measures an exported model instead of training
+one; a finished run under `--out` is reused; `--pictures N` keeps the first N test pictures. Writes `benchmarks/results/search_demo_quality.json` (with the command and commit) and
 prints one JSON line.
 """
 
@@ -38,15 +39,17 @@ def trained_model(config: str, out: Path, fit_args: list[str]) -> Path:
     return model
 
 
-def test_pictures(demo_root: str | None, folder: Path) -> dict[str, str]:
-    """Copy the demo's test pictures into `folder` (as a user's photo folder); their first captions
-    by file name."""
+def test_pictures(demo_root: str | None, folder: Path, limit: int | None) -> dict[str, str]:
+    """Copy the demo's test pictures (the first `limit`) into `folder`, as a user's photo folder;
+    their first captions by file name."""
     from tonics.data.readers import DemoReader
 
     folder.mkdir(parents=True, exist_ok=True)
     captions: dict[str, str] = {}
     for record in DemoReader(demo_root).read():
         name = Path(record.image.path).name
+        if limit is not None and len(captions) >= limit:
+            break
         if record.split == "test" and name not in captions:
             shutil.copyfile(record.image.path, folder / name)
             captions[name] = record.caption
@@ -61,6 +64,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="an exported model (no training)")
     parser.add_argument("--demo-root", help="a built demo (default: the tonics cache's)")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--pictures", type=int, help="the first N test pictures (default: all)")
     add_fit_args(parser)
     args = parser.parse_args()
     quiet_known_noise()
@@ -68,7 +72,7 @@ def main() -> None:
     from tonics.cli import cli_main
 
     model = args.model or trained_model(args.config, args.out, args.fit_args)
-    captions = test_pictures(args.demo_root, args.out / "pictures")
+    captions = test_pictures(args.demo_root, args.out / "pictures", args.pictures)
     index_dir = args.out / "index"
     shutil.rmtree(index_dir, ignore_errors=True)
     images = ["--images", str(args.out / "pictures"), "--out", str(index_dir)]
