@@ -115,7 +115,11 @@ class ShardedStore:
             ):
                 raise ValueError(f"num_pairs {count!r}, expected {num_pairs}")
             names = manifest.get("parts")
-            if not isinstance(names, list) or not names or not all(isinstance(n, str) and PART_NAME.fullmatch(n) for n in names):  # fmt: skip
+            if (
+                not isinstance(names, list)
+                or not names
+                or not all(isinstance(n, str) and PART_NAME.fullmatch(n) for n in names)
+            ):
                 raise ValueError("part names are not this cache's")
         except Exception as err:  # noqa: BLE001
             raise ValueError(

@@ -32,8 +32,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--out", help="write the JSON report here")
-    parser.add_argument("--allow-pickle-weights", action="store_true",
-                        help="load pickled weights (pytorch_model.bin): only for files you trust")  # fmt: skip
+    parser.add_argument(
+        "--allow-pickle-weights",
+        action="store_true",
+        help="load pickled weights (pytorch_model.bin): only for files you trust",
+    )
     args = parser.parse_args(argv)
     from tonics.eval.protocol import exported_towers
     from tonics.eval.zeroshot import TEMPLATES, classify_images, dataset_samples, folder_samples

@@ -58,6 +58,13 @@ class ShardIndex:
         return len(self.offset)
 
 
+def _damaged(path, err: Exception) -> DataFormatError:
+    """The one-line error for a shard index that cannot be read."""
+    return DataFormatError(
+        f"{path}: damaged shard index ({type(err).__name__}); rebuild it with `tonics index`"
+    )
+
+
 def _stat(path: Path) -> dict:
     stat = path.stat()
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
@@ -248,7 +255,7 @@ def load_index(path: str | Path) -> tuple[ShardIndex, dict]:
         raw = (table.schema.metadata or {}).get(b"tonics_shard_index")
         manifest = json.loads(raw) if raw is not None else None
     except Exception as err:  # noqa: BLE001 - truncated, not Parquet, unreadable: all "damaged"
-        raise DataFormatError(f"{path}: damaged shard index ({type(err).__name__}); rebuild it with `tonics index`") from None  # fmt: skip
+        raise _damaged(path, err) from None
     names = table.column_names
     if "shard" not in names or not _valid_manifest(manifest, names, table.column("shard")):
         raise DataFormatError(
@@ -328,7 +335,7 @@ def load_manifest(path: str | Path) -> dict:
         readable = manifest is not None and "shard" in schema.names
         shard_column = pq.read_table(path, columns=["shard"]) if readable else None
     except Exception as err:  # noqa: BLE001 - truncated, not Parquet, unreadable: all "damaged"
-        raise DataFormatError(f"{path}: damaged shard index ({type(err).__name__}); rebuild it with `tonics index`") from None  # fmt: skip
+        raise _damaged(path, err) from None
     if shard_column is None or not _valid_manifest(
         manifest, schema.names, shard_column.column("shard")
     ):

@@ -175,8 +175,10 @@ def choose_split(records) -> str:
     if "test" in present:
         return "test"
     if len(present) == 1:
-        print(f"tonics: evaluating every pair: the data has one split, '{present[0]}'",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"tonics: evaluating every pair: the data has one split, '{present[0]}'",
+            file=sys.stderr,
+        )
         return present[0]
     raise InputError(f"the data has splits {present} and no 'test'; name one with --split")
 
