@@ -8,7 +8,7 @@ each run also has its best and last test figures, then evaluates on the test spl
 saved at the end of the last frozen stage (`tonics test --ckpt_path stage{i}-...-end.ckpt`).
 Finished runs are reused, so an interrupted benchmark resumes.
 
-Prints one JSON line and Markdown tables: per arm, last minus end-of-frozen-stage test mean recall
+Prints Markdown tables (on stderr), then one JSON line: per arm, last minus end-of-frozen-stage test mean recall
 (the unfrozen phase must not hurt); curriculum minus random on every figure (last weights, from
 `comparison.md`); the validation loss before and after the encoders open. Differences are paired
 by seed, with a 95% t interval (a bootstrap interval too in the JSON).
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 import yaml
@@ -44,8 +45,11 @@ def first_open_stage(config: str) -> tuple[int, int]:
     return first, sum(s["steps"] for s in stages[:first])
 
 
-def frozen_end_figures(config: str, seed: int, out: Path) -> dict[str, float]:
-    """Test figures of the checkpoint saved when the last frozen stage ended."""
+def frozen_end_figures(
+    config: str, seed: int, out: Path, fit_args: list[str] | None = None
+) -> dict[str, float]:
+    """Test figures of the checkpoint saved when the last frozen stage ended (tested with the same
+    `tonics fit` arguments the run was trained with)."""
     root = run_directory(out, config, seed)
     target = root / "frozen_end"
     if not list(target.rglob("retrieval_report.json")):
@@ -65,6 +69,7 @@ def frozen_end_figures(config: str, seed: int, out: Path) -> dict[str, float]:
                 f"--trainer.default_root_dir={target}",
                 f"--trainer.logger={json.dumps(logger)}",
                 "--trainer.enable_progress_bar=false",
+                *(fit_args or []),
             ]
         )
     report = json.loads(next(target.rglob("retrieval_report.json")).read_text())
@@ -94,7 +99,9 @@ def main() -> None:
     loss_rows = []
     for arm, config in CONFIGS.items():
         roots = [run_directory(out, config, s) for s in args.seeds]
-        frozen = [frozen_end_figures(config, s, out)["recall_mean"] for s in args.seeds]
+        frozen = [
+            frozen_end_figures(config, s, out, args.fit_args)["recall_mean"] for s in args.seeds
+        ]
         last = [figures_of(r, "last")["recall_mean"] for r in roots]
         d = paired_difference(frozen, last)
         result[f"{arm}_last_minus_frozen_end"] = d.as_dict()
@@ -117,8 +124,8 @@ def main() -> None:
         f"| {arm} | " + " | ".join(f"{loss[s]:.3f}" for s in steps) + " |"
         for arm, loss in loss_rows
     ]
+    print("\n".join(lines), file=sys.stderr)
     print(json.dumps(result))
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":
