@@ -40,17 +40,19 @@ def trained_model(config: str, out: Path, fit_args: list[str]) -> Path:
 
 
 def test_pictures(demo_root: str | None, folder: Path, limit: int | None) -> dict[str, str]:
-    """Copy the demo's test pictures (the first `limit`) into `folder`, as a user's photo folder;
-    their first captions by file name."""
+    """Copy the demo's test pictures (the first `limit`) into `folder` under numbered names (two
+    sources may share a file name), as a user's photo folder; their first captions by name."""
     from tonics.data.readers import DemoReader
 
     folder.mkdir(parents=True, exist_ok=True)
     captions: dict[str, str] = {}
+    copied: set[str] = set()
     for record in DemoReader(demo_root).read():
-        name = Path(record.image.path).name
         if limit is not None and len(captions) >= limit:
             break
-        if record.split == "test" and name not in captions:
+        if record.split == "test" and record.image_id not in copied:
+            copied.add(record.image_id)
+            name = f"{len(captions):04d}{Path(record.image.path).suffix}"  # sources share names
             shutil.copyfile(record.image.path, folder / name)
             captions[name] = record.caption
     return captions
