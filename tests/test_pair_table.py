@@ -220,12 +220,13 @@ def test_mapped_npz_members_equal_the_saved_arrays(tmp_path):
     assert (mapped_npz(tmp_path / "c.npz")["big"] == big).all()
 
 
-def test_the_same_seed_draws_the_same_pairs_as_before_at_300k(tmp_path):
+def test_the_same_seed_draws_the_same_pairs_as_before_at_300k(tmp_path, monkeypatch):
     """The list-of-records code drew these pairs (digest recorded before the columnar table);
     the same corpus through the index and the pair table must draw exactly the same."""
-    spec = importlib.util.spec_from_file_location(
-        "scale", Path(__file__).parents[1] / "benchmarks" / "scale.py"
-    )
+    benchmarks = Path(__file__).parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))  # as when the script runs: its shared module
+    monkeypatch.setenv("TONICS_BENCHMARK_RESULTS", str(tmp_path / "results"))
+    spec = importlib.util.spec_from_file_location("scale", benchmarks / "scale.py")
     scale = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(scale)
     corpus = tmp_path / "corpus"
