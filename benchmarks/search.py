@@ -1,21 +1,26 @@
-"""Search index costs: building and querying the vector index at 100k and 1M images (synthetic
-256-d unit vectors), exact (flat) against approximate (IVF; HNSW where asked); and, with `--demo`,
-indexing the demo's images with the packaged encoders (throughput, the share of time spent
-outside the encoders, and text-query latency with the embedding included).
+"""Search index costs at 100k and 1M vectors: exact (flat) search against IVF and HNSW indexes,
+each tuned for a recall target by `tonics.search.tuning` (the code `tonics search index` runs), and
+what `tonics search index` picks by default; with `--demo`, indexing the demo's images with the
+packaged encoders (throughput, the share of time spent outside the encoders, and text-query
+latency with the embedding included).
 
-    python benchmarks/search.py [--sizes 100000 1000000] [--queries 200] [--hnsw-sizes 100000]
-        [--data clustered iid] [--demo]
+    python benchmarks/search.py [--sizes 100000 1000000] [--hnsw-sizes 100000 1000000]
+        [--data text clustered iid] [--queries 200] [--recall 0.95] [--demo]
 
-Two synthetic distributions:
-- `iid`: independent Gaussian directions, the worst case for any approximate index (no
-  neighbourhood structure: a query's 10th neighbour is barely nearer than a random vector);
-- `clustered`: what a photo collection's embeddings look like: subjects of very unequal
-  popularity (n/1000 clusters, Zipf-like sizes), each a centre plus noise of its own spread.
-  Queries are held-out draws of the same distribution (not in the index).
+Three collections:
+- `text`: real embeddings: the packaged text tower's (MiniLM, 384-d) vectors of distinct
+  captions composed from the demo's human-written object names ('sunflower next to red apple');
+  computed once (about an hour for 1M on 2 cores) and cached under `--cache`;
+- `clustered`: synthetic, subjects of very unequal popularity (n/1000 clusters, Zipf-like sizes),
+  each a centre plus noise of its own spread (256-d);
+- `iid`: synthetic independent Gaussian directions, the worst case for any approximate index (no
+  neighbourhood structure: a query's 10th neighbour is barely nearer than a random vector).
+Queries are held-out draws of the same collection (not in the index).
 
-Prints one JSON line: per distribution, size and kind, build seconds, bytes on disk, resident
-bytes added, query latency p50/p99 (ms, one query at a time, the text embedding excluded) and
-recall@10 against exact search; results go to `benchmarks/results/search.json`.
+Prints one JSON line: per collection, size and kind, build-and-tune seconds, the search parameters
+chosen, the recall the tuning measured on the collection's own vectors, bytes on disk, resident
+bytes added, query latency p50/p99 (ms, one query at a time, the text embedding excluded) and the
+held-out queries' recall@10 against exact search; results go to `benchmarks/results/search.json`.
 """
 
 from __future__ import annotations
@@ -29,9 +34,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import results_dir
+from common import results_dir, written_by
 
-from tonics.search.vectors import build_vector_index, read_vector_index, write_vector_index
+from tonics.search.tuning import (
+    APPROXIMATE_ABOVE,
+    DEFAULT_RECALL,
+    apply_params,
+    prefers_exact,
+    tune,
+)
+from tonics.search.vectors import read_vector_index, write_vector_index
 
 RESULTS = results_dir() / "search.json"
 
@@ -66,38 +78,133 @@ def synthetic(kind: str, n: int, queries: int, width: int, seed: int = 0):
     return _normalised(rows)[:n], _normalised(rows[n:].copy())
 
 
-def measure(vectors: np.ndarray, kind: str, queries: np.ndarray, exact_top=None) -> tuple:
-    """Build, write, reload and query one index; recall@10 against `exact_top` when given."""
+def measure(vectors: np.ndarray, kind: str, queries: np.ndarray, target: float) -> dict:
+    """Build and tune one index (`tonics.search.tuning`, the code `tonics search index` runs),
+    write and reload it, then query it with the held-out queries one at a time."""
     before = _rss_bytes()
     started = time.perf_counter()
-    index = build_vector_index(vectors, kind)
+    tuned = tune(vectors, kind, target=target, approximate_above=0)
     build_s = time.perf_counter() - started
     added = _rss_bytes() - before
+    index = tuned.index
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "index.faiss"
         write_vector_index(index, path)
         disk = path.stat().st_size if path.exists() else 0
-        index = read_vector_index(path, kind, vectors)
+        index = read_vector_index(path, tuned.kind, vectors)
+    apply_params(index, tuned.kind, tuned.params)
     latencies, tops = [], []
     for query in queries:
         started = time.perf_counter()
         _, rows = index.search(query[None], 10)
         latencies.append((time.perf_counter() - started) * 1000)
         tops.append(rows[0])
-    tops = np.array(tops)
     result = {
-        "build_s": round(build_s, 2),
-        "disk_bytes": disk + (vectors.nbytes if kind == "flat" else 0),
+        "build_and_tune_s": round(build_s, 2),
+        "disk_bytes": disk + (vectors.nbytes if tuned.kind == "flat" else 0),
         "rss_added_bytes": added,
         "query_p50_ms": round(statistics.median(latencies), 3),
         "query_p99_ms": round(float(np.percentile(latencies, 99)), 3),
+        **tuned.params,
+        "tuned_recall_at_10_own_vectors": tuned.recall_at_10,
+        "settings_tried": len(tuned.trials),
     }
-    if kind == "ivf":
-        result["nprobe"], result["nlist"] = int(index.nprobe), int(index.nlist)
-    if exact_top is not None:
-        hits = [len(set(a) & set(b)) / 10 for a, b in zip(tops, exact_top)]
-        result["recall_at_10_vs_exact"] = round(float(np.mean(hits)), 4)
-    return result, tops
+    return result, np.array(tops), tuned
+
+
+def held_out_recall(tops: np.ndarray, exact_top: np.ndarray) -> float:
+    """Recall@10 of the held-out queries against exact search."""
+    return round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(tops, exact_top)])), 4)
+
+
+def measure_size(vectors: np.ndarray, queries: np.ndarray, hnsw: bool, target: float) -> dict:
+    """Flat, tuned IVF, tuned HNSW (when `hnsw`) and what `tonics search index` picks by default
+    (exact up to APPROXIMATE_ABOVE vectors, then the tuned IVF index unless `prefers_exact`)."""
+    row = {}
+    row["flat"], exact_top, _ = measure(vectors, "flat", queries, target)
+    row["ivf"], tops, ivf = measure(vectors, "ivf", queries, target)
+    row["ivf"]["recall_at_10_vs_exact"] = held_out_recall(tops, exact_top)
+    if hnsw:
+        row["hnsw"], tops, _ = measure(vectors, "hnsw", queries, target)
+        row["hnsw"]["recall_at_10_vs_exact"] = held_out_recall(tops, exact_top)
+    exact = len(vectors) <= APPROXIMATE_ABOVE or prefers_exact(ivf, len(vectors))
+    chosen = "flat" if exact else "ivf"
+    row["auto"] = {"kind": chosen, "recall_target": target, **row[chosen]}
+    row["auto"].setdefault("recall_at_10_vs_exact", 1.0)
+    return row
+
+
+COMPOSING_TEMPLATES = ("{} and {}", "{} next to {}", "{} with {}", "{} beside {}")
+HELD_OUT = 1000  # held-out composed captions: the queries of the real-embedding rows
+
+
+def composed_captions(n: int, seed: int = 0) -> list[str]:
+    """n distinct captions, each two of the demo's human-written object names (its captions of at
+    most 2 words) joined by a template ('A and B', 'A next to B', ...)."""
+    from tonics.data.demo import build_demo
+
+    images = json.loads(build_demo().read_text())["images"]
+    names = sorted(  # object names: the short captions (2 words at most, not keyword lists)
+        {
+            s["raw"].strip()
+            for i in images
+            for s in i["sentences"]
+            if 0 < len(s["raw"].split()) <= 2 and not set(",:") & set(s["raw"])
+        }
+    )
+    rng = np.random.default_rng(seed)
+    chosen: set[tuple[int, int, int]] = set()
+    while len(chosen) < n:
+        draw = rng.integers(0, [len(names), len(names), len(COMPOSING_TEMPLATES)], size=(n, 3))
+        chosen.update(tuple(int(v) for v in row) for row in draw if row[0] != row[1])
+    ordered = sorted(chosen)
+    picked = [ordered[i] for i in np.sort(rng.permutation(len(ordered))[:n])]
+    return [COMPOSING_TEMPLATES[t].format(names[a], names[b]) for a, b, t in picked]
+
+
+def text_tower_vectors(largest: int, cache: Path) -> np.ndarray:
+    """The packaged text tower's (MiniLM) mean-pooled, L2-normalised embeddings (384-d) of
+    `largest` + HELD_OUT distinct composed captions; cached in `cache` (an hour on 2 cores)."""
+    import torch
+    from tqdm import tqdm
+
+    from tonics.model.encoders import TextEncoder, load_tokenizer
+
+    file = cache / f"minilm-{largest + HELD_OUT}.npy"
+    if not file.exists():
+        captions = composed_captions(largest + HELD_OUT)
+        tokenizer = load_tokenizer("packaged:minilm")
+        encoder = TextEncoder.from_name("packaged:minilm", "mean").eval()
+        rows = np.empty((len(captions), encoder.output_dim), dtype=np.float32)
+        order = np.argsort([len(c) for c in captions], kind="stable")  # little padding a batch
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(captions), 1024), desc="embedding captions"):
+                part = order[start : start + 1024]
+                batch = tokenizer(
+                    [captions[i] for i in part],
+                    padding=True,
+                    truncation=True,
+                    max_length=16,
+                    return_tensors="pt",
+                )
+                out = encoder(batch["input_ids"], batch["attention_mask"])
+                rows[part] = torch.nn.functional.normalize(out, dim=-1).numpy()
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(file.with_suffix(".tmp.npy"), rows)
+        file.with_suffix(".tmp.npy").replace(file)
+    return np.load(file, mmap_mode="r")
+
+
+def real_text(n: int, queries: int, largest: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(n indexed vectors, held-out queries) from `text_tower_vectors`: the queries are the same
+    HELD_OUT rows at every size, the indexed rows the first n of a seeded order of the rest."""
+    rows = text_tower_vectors(largest, cache)
+    order = np.random.default_rng(1).permutation(len(rows))
+    held, rest = order[:HELD_OUT], order[HELD_OUT:]
+    return (
+        np.ascontiguousarray(rows[np.sort(rest[:n])]),
+        np.ascontiguousarray(rows[np.sort(held[:queries])]),
+    )
 
 
 def demo_throughput() -> dict:
@@ -148,24 +255,34 @@ def main() -> None:
     """Measure every distribution, size and kind; print and write the JSON line as it grows."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--hnsw-sizes", type=int, nargs="*", default=[100_000])
-    parser.add_argument("--data", nargs="+", default=["clustered", "iid"])
+    parser.add_argument("--hnsw-sizes", type=int, nargs="*", default=[100_000, 1_000_000])
+    parser.add_argument("--data", nargs="+", default=["text", "clustered", "iid"])
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--width", type=int, default=256, help="of the synthetic vectors")
+    parser.add_argument("--recall", type=float, default=DEFAULT_RECALL, help="the tuning target")
+    parser.add_argument("--cache", default="runs/search_vectors", help="text-tower embeddings")
     parser.add_argument("--demo", action="store_true")
     parser.add_argument("--note", default="")
     args = parser.parse_args()
+    if not 1 <= args.queries <= HELD_OUT:
+        parser.error(f"--queries must be in 1..{HELD_OUT}")
     results: dict = json.loads(RESULTS.read_text()).get("results", {}) if RESULTS.exists() else {}
-    line = {"benchmark": "search", "width": args.width, "queries": args.queries, "note": args.note}
+    line = {
+        "benchmark": "search",
+        "width": args.width,
+        "queries": args.queries,
+        "recall_target": args.recall,
+        "note": args.note,
+        "provenance": written_by(),
+    }
     for data in args.data:
         for n in args.sizes:
-            vectors, queries = synthetic(data, n, args.queries, args.width)
-            row = {}
-            row["flat"], exact_top = measure(vectors, "flat", queries)
-            row["ivf"], _ = measure(vectors, "ivf", queries, exact_top)
-            if n in args.hnsw_sizes:
-                row["hnsw"], _ = measure(vectors, "hnsw", queries, exact_top)
-            results[f"{data}-{n}"] = row
+            if data == "text":
+                vectors, queries = real_text(n, args.queries, max(args.sizes), Path(args.cache))
+            else:
+                vectors, queries = synthetic(data, n, args.queries, args.width)
+            row = measure_size(vectors, queries, n in args.hnsw_sizes, args.recall)
+            results[f"{data}-{n}"] = {"dim": int(vectors.shape[1]), **row}
             del vectors
             print(json.dumps({"data": data, "size": n, **row}), flush=True)  # progress
             RESULTS.write_text(json.dumps({**line, "results": results}, indent=1) + "\n")

@@ -55,7 +55,7 @@ SMALLEST = {  # each script's smallest settings; {tmp}: the test's scratch folde
     "sampler": ["--sizes", "2000", "--batches", "2", "--steps", "1"],
     "dataloader": ["--images", "16", "--demo-root", "{demo}"],
     "scale": ["--sizes", "3000", "--work", "{tmp}/scale"],
-    "search": ["--sizes", "3000", "--hnsw-sizes", "3000", "--queries", "10"],
+    "search": ["--sizes", "2000", "--hnsw-sizes", "2000", "--queries", "10", "--cache", "{tmp}/vectors"],
     "budget": [*GRID, "--settings", "steps2400", "--arms", "random", "objects_ramp"],
     "captioning_comparison": [*GRID, "--no-transfer"],
     "curriculum_vs_random": GRID,

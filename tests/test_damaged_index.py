@@ -91,6 +91,11 @@ def test_a_manifest_that_lies_and_rows_that_do_not_match(index, capsys, monkeypa
     (index / "manifest.json").write_text(json.dumps({**manifest, "index": "cube"}))
     err = _query_error(capsys, monkeypatch, ["search", "query", str(index), "--image", "x.png"])
     assert err == _expected(index, "manifest.json", "its 'root' or 'index' field is invalid")
+    tuning = {**manifest["tuning"], "ef_search": -3}  # a search parameter that lies
+    (index / "manifest.json").write_text(json.dumps({**manifest, "tuning": tuning}))
+    err = _query_error(capsys, monkeypatch, ["search", "query", str(index), "--image", "x.png"])
+    why = "its 'tuning' field is invalid: ef_search must be a positive integer; got -3"
+    assert err == _expected(index, "manifest.json", why)
     (index / "manifest.json").write_text(json.dumps(manifest))
     import pyarrow as pa
     import pyarrow.parquet as pq

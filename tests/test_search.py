@@ -88,7 +88,16 @@ def test_index_then_query_by_words_and_by_picture(exported, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["images"] == 12 and report["skipped"] == 1 and report["index"] == "flat"
     cli_main(["search", "query", str(tmp_path / "ix"), "a red square", "-k", "5", "--json"])
-    hits = json.loads(capsys.readouterr().out)
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["index"] == {
+        "kind": "flat",
+        "recall_at_10": 1.0,
+        "recall_target": 0.95,
+        "recall_sample": 12,
+        "query_p50_ms": printed["index"]["query_p50_ms"],
+        "query_p99_ms": printed["index"]["query_p99_ms"],
+    }
+    hits = printed["hits"]
     assert len(hits) == 5 and [h["rank"] for h in hits] == list(range(5))
     assert hits == sorted(hits, key=lambda h: -h["score"])
     index = search.open(tmp_path / "ix")
@@ -132,18 +141,57 @@ def test_a_killed_build_resumes_from_its_chunks(exported, tmp_path, monkeypatch)
     assert not list((tmp_path / "ix" / "pending").iterdir())
 
 
-def test_approximate_indexes_above_the_threshold_agree_with_exact_search(exported, tmp_path):
+def test_approximate_indexes_agree_with_exact_search_and_report_their_tuning(
+    exported, tmp_path, capsys
+):
     photos = _photos(tmp_path / "photos", n=24)
     exact = search.build(photos, tmp_path / "flat", model=str(exported), kind="flat")
-    cells = search.build(photos, tmp_path / "ivf", model=str(exported), approximate_above=10)
+    cells = search.build(photos, tmp_path / "ivf", model=str(exported), kind="ivf")
     graph = search.build(photos, tmp_path / "hnsw", model=str(exported), kind="hnsw")
     assert (exact["index"], cells["index"], graph["index"]) == ("flat", "ivf", "hnsw")
+    assert cells["search_params"] == {"nprobe": 1, "nlist": 1} and cells["recall_at_10"] == 1.0
+    assert graph["search_params"] == {"ef_search": 16} and graph["recall_at_10"] == 1.0
     assert not (tmp_path / "flat" / "index.faiss").exists()  # exact search needs no file
     found = [
         [h.path for h in search.open(tmp_path / kind).text("blue", k=5)]
         for kind in ("flat", "ivf", "hnsw")
     ]
     assert found[0] == found[1] == found[2]
+    # auto above the threshold tries IVF, but one cell of 24 vectors scores them all: exact kept
+    auto = search.build(photos, tmp_path / "auto", model=str(exported), approximate_above=10)
+    assert auto["index"] == "flat"
+    cli_main(["search", "query", str(tmp_path / "hnsw"), "blue", "-k", "3", "--json"])
+    reported = json.loads(capsys.readouterr().out)["index"]
+    assert {k: reported[k] for k in ("kind", "ef_search", "recall_at_10", "recall_target")} == {
+        "kind": "hnsw",
+        "ef_search": 16,
+        "recall_at_10": 1.0,
+        "recall_target": 0.95,
+    }
+    assert "trials" not in reported  # recorded in the manifest, not repeated with every query
+    manifest = json.loads((tmp_path / "hnsw" / "manifest.json").read_text())
+    assert manifest["tuning"]["trials"] == [
+        {
+            "kind": "hnsw",
+            "ef_search": 16,
+            "recall_at_10": 1.0,
+            "query_p50_ms": reported["query_p50_ms"],
+        }
+    ]
+
+
+def test_a_recall_target_outside_0_to_1_is_refused_before_anything_is_read(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(
+            ["search", "index", "--images", str(missing), "--out", str(missing), "--recall", "1.5"]
+        )
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "tonics: usage error: tonics search: --recall must be a share in (0, 1], e.g. 0.95; got 1.5 "
+        "(`tonics search --help` for usage) (TONICS_DEBUG=1 for a traceback)\n"
+    )
+    assert not missing.exists()
 
 
 def test_what_is_not_an_index_or_a_folder_is_refused(tmp_path):

@@ -161,4 +161,4 @@ def test_own_caption_finds_its_picture_far_above_chance(trained, tmp_path, capsy
     name, caption = next(iter(captions.items()))
     cli_main(["search", "query", str(tmp_path / "ix"), caption, "-k", "10", "--json"])
     printed = json.loads(capsys.readouterr().out)
-    assert [r["path"] for r in printed] == [h.path for h in index.text(caption, k=10)]
+    assert [r["path"] for r in printed["hits"]] == [h.path for h in index.text(caption, k=10)]

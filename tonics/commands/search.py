@@ -1,7 +1,9 @@
 """`tonics search index|query`: search a photo collection with a trained model.
 
 tonics search index --model exported/ --images photos/ --out photos.index
-tonics search query photos.index "a red bicycle" [-k 10] [--json]
+tonics search index ... [--kind auto|flat|ivf|hnsw] [--recall 0.95]
+tonics search query photos.index "a red bicycle" [-k 10] [--json]  (JSON: hits and the index's
+    kind, search parameters and measured recall@10)
 tonics search query photos.index --image photos/cat.jpg
 """
 
@@ -31,7 +33,14 @@ def _parser() -> CommandParser:
         "--approximate-above",
         type=int,
         default=200_000,
-        help="auto: an approximate (IVF) index above this many images (default 200000)",
+        help="auto: try an approximate (IVF) index above this many images (default 200000)",
+    )
+    index.add_argument(
+        "--recall",
+        type=float,
+        default=0.95,
+        help="recall@10 the approximate index is tuned to reach, measured on a sample of the "
+        "collection's own embeddings against exact search (default 0.95)",
     )
     query = actions.add_parser("query", help="the images nearest to words or to a picture")
     query.add_argument("index", help="index directory")
@@ -54,6 +63,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.action == "query" and not 1 <= args.k <= MAX_K:
         parser.error(f"-k must be between 1 and {MAX_K}; got {args.k}")
+    if args.action == "index" and not 0 < args.recall <= 1:
+        parser.error(f"--recall must be a share in (0, 1], e.g. 0.95; got {args.recall}")
     import tonics.search as search
     from tonics.errors import UsageError
 
@@ -64,6 +75,7 @@ def main(argv: list[str]) -> int:
             model=args.model,
             kind=args.kind,
             approximate_above=args.approximate_above,
+            recall=args.recall,
         )
         print(json.dumps(report))
         return 0
@@ -79,10 +91,9 @@ def main(argv: list[str]) -> int:
         raise UsageError("tonics search query: give words or --image PICTURE (one of them)")
     index = search.open(args.index)
     hits = index.image(args.image, args.k) if args.image else index.text(args.text, args.k)
-    if args.json:
-        print(
-            json.dumps([{"path": h.path, "score": round(h.score, 6), "rank": h.rank} for h in hits])
-        )
+    if args.json:  # the hits, and the index's kind and the recall@10 it measured when built
+        found = [{"path": h.path, "score": round(h.score, 6), "rank": h.rank} for h in hits]
+        print(json.dumps({"hits": found, "index": index.tuning()}))
     else:
         for hit in hits:
             print(f"{hit.score:+.4f}  {hit.path}")

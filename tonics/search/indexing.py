@@ -2,13 +2,15 @@
 
 An index is a directory:
   manifest.json          format, collection root, model and a fingerprint of its weights,
-                         embedding width, counts, vector-index kind (written last: the index is
-                         complete when it exists)
+                         embedding width, counts, vector-index kind and its tuning (search
+                         parameters and the recall@10 measured on the collection's own vectors,
+                         `tonics.search.tuning`); written last: the index is complete when it exists
   table.parquet          one row per image file: relative path, size, mtime, status ('ok' or why
                          it was skipped) and its embedding row (-1 when skipped)
   embeddings.safetensors the L2-normalised image embeddings (float32), never pickled
-  index.faiss            the approximate vector index ('ivf' above `approximate_above` images,
-                         200k, or 'hnsw' when asked); an exact ('flat') index needs no file:
+  index.faiss            the approximate vector index ('ivf' tried above `approximate_above`
+                         images, 200k, kept when it reaches the recall target faster than exact
+                         search; 'hnsw' when asked); an exact ('flat') index needs no file:
                          queries score the embeddings directly
   pending/               chunks of a build in progress (a killed build resumes from them)
 
@@ -36,7 +38,8 @@ from tonics.data.records import ImageRef
 from tonics.errors import InputError
 from tonics.search.files import ImageFile, scan
 from tonics.search.stored import FORMAT, StoredIndex
-from tonics.search.vectors import INDEX_KINDS, build_vector_index, write_vector_index
+from tonics.search.tuning import APPROXIMATE_ABOVE, DEFAULT_RECALL, tune
+from tonics.search.vectors import INDEX_KINDS, write_vector_index
 
 log = logging.getLogger(__name__)
 
@@ -148,17 +151,21 @@ def build(
     text_encoder: str = "packaged:minilm",
     vision_encoder: str = "packaged:mobilenet_v2",
     kind: str = "auto",
-    approximate_above: int = 200_000,
+    approximate_above: int = APPROXIMATE_ABOVE,
+    recall: float = DEFAULT_RECALL,
     chunk_size: int = 256,
     towers=None,
 ) -> dict:
     """Index every image under `root` into directory `out` (updating an index already there);
-    returns what was done: images, encoded, reused, removed, skipped, vector-index kind."""
+    returns what was done: images, encoded, reused, removed, skipped, and the vector index (its
+    kind, search parameters and the recall@10 it measured, `tonics.search.tuning`)."""
     root, out = Path(root).resolve(), Path(out)
     if not root.is_dir():
         raise InputError(f"{root}: not a directory; give the folder of images to index")
     if kind not in ("auto", *INDEX_KINDS):
         raise InputError(f"index kind '{kind}': choose auto, {', '.join(INDEX_KINDS)}")
+    if not 0 < recall <= 1:
+        raise InputError(f"recall target {recall}: give a share in (0, 1], e.g. 0.95")
     identity = model_identity(model, text_encoder, vision_encoder)
     left_out: Counter = Counter()
     files = scan(root, left_out)
@@ -174,7 +181,9 @@ def build(
         loaded = iter(rows)
         for file in chunk:
             encoded[file.path] = failed[file.path] if file.path in failed else next(loaded)
-    report = _write(out, root, identity, files, previous, encoded, kind, approximate_above)
+    report = _write(
+        out, root, identity, files, previous, encoded, (kind, approximate_above, recall)
+    )
     report["left_out"] = dict(sorted(left_out.items()))
     if left_out:
         log.warning("search index: files left out: %s", report["left_out"])
@@ -184,10 +193,9 @@ def build(
     return {**report, "encoded": len(fresh), "reused": len(files) - len(fresh), "removed": removed}
 
 
-def _write(
-    out: Path, root: Path, identity: dict, files, previous, encoded, kind, approximate_above
-) -> dict:
-    """Table, embeddings, vector index, then the manifest (the index is complete)."""
+def _write(out: Path, root: Path, identity: dict, files, previous, encoded, vector) -> dict:
+    """Table, embeddings, vector index (`vector`: kind, approximate_above, recall target), then
+    the manifest (the index is complete)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -213,14 +221,15 @@ def _write(
     if not rows:
         raise InputError(f"{root}: no image could be indexed ({len(files)} files found)")
     embeddings = np.stack(rows).astype(np.float32)
-    chosen = kind if kind != "auto" else ("ivf" if len(rows) > approximate_above else "flat")
+    kind, approximate_above, recall = vector
+    tuned = tune(embeddings, kind, target=recall, approximate_above=approximate_above)
     columns = {k: [t[k] for t in table] for k in ("path", "size", "mtime_ns", "status", "row")}
     atomic_write_path(out / "table.parquet", lambda tmp: pq.write_table(pa.table(columns), tmp))
     atomic_write_path(
         out / "embeddings.safetensors", lambda tmp: save_file({"embeddings": embeddings}, tmp)
     )
     (out / "index.faiss").unlink(missing_ok=True)  # a previous build's approximate index
-    write_vector_index(build_vector_index(embeddings, chosen), out / "index.faiss")
+    write_vector_index(tuned.index, out / "index.faiss")
     skipped = sum(1 for t in table if t["row"] < 0)
     manifest = {
         "format": FORMAT,
@@ -229,10 +238,25 @@ def _write(
         "dim": int(embeddings.shape[1]),
         "images": len(rows),
         "skipped": skipped,
-        "index": chosen,
+        "index": tuned.kind,
+        "tuning": tuned.report(),
     }
     atomic_write(
         out / "manifest.json", lambda handle: handle.write(json.dumps(manifest, indent=1).encode())
     )
-    log.info("search index: %d images (%d skipped) -> %s (%s)", len(rows), skipped, out, chosen)
-    return {"images": len(rows), "skipped": skipped, "index": chosen, "dim": manifest["dim"]}
+    log.info(
+        "search index: %d images (%d skipped) -> %s (%s, recall@10 %.3f)",
+        len(rows),
+        skipped,
+        out,
+        tuned.kind,
+        tuned.recall_at_10,
+    )
+    return {
+        "images": len(rows),
+        "skipped": skipped,
+        "index": tuned.kind,
+        "dim": manifest["dim"],
+        "recall_at_10": tuned.recall_at_10,
+        "search_params": tuned.params,
+    }

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tonics.errors import InputError
+from tonics.search.tuning import apply_params
 from tonics.search.vectors import INDEX_KINDS, read_vector_index
 
 FORMAT = "tonics-search-1"
@@ -106,4 +107,17 @@ class StoredIndex:
             raise self._damaged("index.faiss", f"unreadable ({type(err).__name__})") from None
         if vectors.ntotal != len(self.embeddings):
             raise self._damaged("index.faiss", "it does not hold every embedding")
+        tuning = self.manifest.get("tuning")
+        try:
+            apply_params(vectors, kind, tuning if isinstance(tuning, dict) else {})
+        except ValueError as err:
+            raise self._damaged("manifest.json", f"its 'tuning' field is invalid: {err}") from None
         return vectors
+
+    def tuning(self) -> dict:
+        """The vector index as built: kind, search parameters and the recall@10 measured then
+        (without the list of settings tried)."""
+        tuning = self.manifest.get("tuning")
+        if not isinstance(tuning, dict):  # an index built before tuning: its kind only
+            return {"kind": self.manifest.get("index", "flat")}
+        return {key: value for key, value in tuning.items() if key != "trials"}

@@ -3,9 +3,11 @@
 - 'flat': exact; every query scores every image with `tonics.eval.ranking.top_k` (the same
   exact search the retrieval metrics use), straight from the stored embeddings: no extra file.
 - 'ivf': faiss inverted lists (k-means cells, `nlist` about 4*sqrt(n); a query scans the
-  `nprobe` nearest cells): approximate, its cost grows with n / nlist * nprobe. Chosen
-  automatically for large collections; `nprobe` is a 24th of the cells (at least 48).
-- 'hnsw': faiss graph index (32 links per node, efSearch 128): approximate, slow to build.
+  `nprobe` nearest cells): approximate, its cost grows with n / nlist * nprobe.
+- 'hnsw': faiss graph index (32 links per node): approximate, slow to build.
+
+Their search parameters (`nprobe`, efSearch) are tuned for a recall target by
+`tonics.search.tuning`, which also chooses between exact and IVF search.
 
 faiss indexes are written with faiss's own binary format (no pickle), atomically.
 """
@@ -19,12 +21,6 @@ import numpy as np
 from tonics.atomic import atomic_write_path
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
-
-
-def ivf_probes(lists: int) -> int:
-    """How many cells an IVF query scans: a 24th of them, at least 48 (recall@10 >= 0.95 on the
-    clustered synthetic collections of `benchmarks/search.py`)."""
-    return min(lists, max(48, lists // 24))
 
 
 class ExactIndex:
@@ -68,11 +64,11 @@ def build_vector_index(embeddings: np.ndarray, kind: str, seed: int = 0):
         sample = np.random.default_rng(seed).permutation(len(embeddings))[: 64 * lists]
         index.cp.seed = seed
         index.train(embeddings[np.sort(sample)])
-        index.nprobe = ivf_probes(lists)
+        index.nprobe = 1  # tuned afterwards (`tonics.search.tuning`)
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(width, 32, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
+        index.hnsw.efSearch = 16  # tuned afterwards (`tonics.search.tuning`)
     else:
         raise ValueError(f"index kind must be one of {INDEX_KINDS}, got '{kind}'")
     index.add(embeddings)
