@@ -220,7 +220,7 @@ def test_mapped_npz_members_equal_the_saved_arrays(tmp_path):
     assert (mapped_npz(tmp_path / "c.npz")["big"] == big).all()
 
 
-def test_the_same_seed_draws_the_same_pairs_as_before_at_300k(tmp_path, monkeypatch):
+def test_the_same_seed_draws_the_same_pairs_as_before_at_30k(tmp_path, monkeypatch):
     """The list-of-records code drew these pairs (digest recorded before the columnar table);
     the same corpus through the index and the pair table must draw exactly the same."""
     benchmarks = Path(__file__).parents[1] / "benchmarks"
@@ -230,9 +230,9 @@ def test_the_same_seed_draws_the_same_pairs_as_before_at_300k(tmp_path, monkeypa
     scale = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(scale)
     corpus = tmp_path / "corpus"
-    scale.write_corpus(corpus, 300_000)
+    scale.write_corpus(corpus, 30_000)
     scale.phase_index(corpus)
     table = WebDatasetReader(str(corpus / "*.tar"), index=str(corpus / "index.parquet")).read()
-    assert len(table) == 300_000
+    assert len(table) == 30_000
     digest = drawn_pair_ids_digest(table, tmp_path / "ontology", batch_size=256)
-    assert digest == DIGESTS["synthetic_300k_batch256"]
+    assert digest == DIGESTS["synthetic_30k_batch256"]
