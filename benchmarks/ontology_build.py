@@ -58,14 +58,24 @@ def vocabulary(size: int = 1500) -> list[str]:
 
     extractor = NounExtractor()
     wn = extractor.wn
+    counts = {}  # sense key -> SemCor count: `Lemma.count()` read in one pass, not one search each
+    with wn.open("cntlist.rev") as handle:
+        for line in handle:
+            key, _, count = line.split()
+            counts[key] = int(count)
     scored = []
     for synset in wn.all_synsets("n"):
         for lemma in synset.lemmas():
             name = lemma.name()
-            if name.isalpha() and name.islower() and lemma.count() > 2:
-                scored.append((lemma.count(), name))
-    nouns = [n for _, n in sorted(set(scored), reverse=True) if extractor.object_synset(n)]
-    return list(dict.fromkeys(nouns))[:size]
+            if name.isalpha() and name.islower() and counts.get(lemma.key(), 0) > 2:
+                scored.append((counts[lemma.key()], name))
+    nouns: dict[str, None] = {}  # the first `size` distinct object nouns, most frequent first
+    for _, name in sorted(set(scored), reverse=True):
+        if len(nouns) == size:
+            break
+        if name not in nouns and extractor.object_synset(name):
+            nouns[name] = None
+    return list(nouns)
 
 
 def captions(n: int, nouns: list[str], seed: int = 0) -> list[str]:

@@ -76,16 +76,27 @@ def tiny_dataset(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def built_demo(tmp_path_factory):
-    """(root, split file, build seconds) of the demo built once per session (the scenes are
-    composed from its drawings)."""
+    """(root, split file, build seconds) of the demo built once per test run (the scenes are
+    composed from its drawings); pytest-xdist workers share the one build through a file lock,
+    and every worker gets the seconds the build took."""
     import time
+
+    from filelock import FileLock
 
     from tonics.data.demo import build_demo
 
-    root = tmp_path_factory.mktemp("demo")
-    started = time.perf_counter()
-    path = build_demo(root)
-    return root, path, time.perf_counter() - started
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's base is inside the run's folder
+        shared = shared.parent
+    root, record = shared / "demo", shared / "demo-build.json"
+    with FileLock(str(shared / "demo.lock")):
+        if record.exists():
+            return root, build_demo(root), json.loads(record.read_text())["seconds"]
+        started = time.perf_counter()
+        path = build_demo(root)
+        seconds = time.perf_counter() - started
+        record.write_text(json.dumps({"seconds": seconds}))
+    return root, path, seconds
 
 
 @pytest.fixture(autouse=True, scope="session")

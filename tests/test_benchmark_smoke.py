@@ -52,7 +52,7 @@ SMALLEST = {  # each script's smallest settings; {tmp}: the test's scratch folde
     "caption_step": ["--steps", "1", "--batch-size", "2"],
     "train_step": ["--steps", "1", "--batch-size", "2"],
     "retrieval": ["--images", "200"],
-    "sampler": ["--sizes", "2000", "--batches", "2", "--steps", "1"],
+    "sampler": ["--sizes", "2000", "--batches", "2", "--steps", "1", "--step-batch", "2"],
     "dataloader": ["--images", "16", "--demo-root", "{demo}"],
     "scale": ["--sizes", "3000", "--work", "{tmp}/scale"],
     "search": ["--sizes", "2000", "--hnsw-sizes", "2000", "--queries", "10", "--cache", "{tmp}/vectors"],

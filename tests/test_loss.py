@@ -36,38 +36,6 @@ def test_loss_hand_checkable_case():
     assert loss == pytest.approx(math.log(1 + 2 * math.exp(-2.0)), abs=1e-12)
 
 
-def _worker(rank, world, port, local_loss, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    image, text = _features(n=8)
-    image = image[rank * 4 : (rank + 1) * 4].clone().requires_grad_(True)
-    text = text[rank * 4 : (rank + 1) * 4].clone().requires_grad_(True)
-    loss = ClipLoss(local_loss=local_loss)(image, text, torch.tensor(10.0, dtype=torch.float64))
-    loss.backward()
-    value = torch.tensor([loss.item()], dtype=torch.float64)
-    dist.all_reduce(value)
-    gathered = [torch.zeros(4, 5, dtype=torch.float64) for _ in range(world)]
-    dist.all_gather(gathered, image.grad)
-    if rank == 0:
-        torch.save({"loss": value.item() / world, "grad": torch.cat(gathered) / world}, out)
-    dist.destroy_process_group()
-
-
-@pytest.mark.parametrize("local_loss", [False, True])
-def test_two_process_gather_equals_single_process_loss(tmp_path, local_loss):
-    out = tmp_path / "result.pt"
-    port = 29500 + (os.getpid() % 1000) + int(local_loss)
-    mp.spawn(_worker, args=(2, port, local_loss, str(out)), nprocs=2, join=True)
-    result = torch.load(out)
-    image, text = _features(n=8)
-    image.requires_grad_(True)
-    single = ClipLoss()(image, text, torch.tensor(10.0, dtype=torch.float64))
-    single.backward()
-    assert result["loss"] == pytest.approx(single.item(), abs=1e-10)
-    # each rank's feature gradient is world x its share of the global one; DDP's averaging undoes it
-    assert torch.allclose(result["grad"], image.grad, atol=1e-10)
-
-
 # -- false negatives and SigLIP ------------------------------------------------------------------
 from tonics.model.loss import SigLipLoss, multi_positive_reference, positive_mask, siglip_reference  # noqa: E402
 
@@ -142,33 +110,73 @@ def _make(kind, local_loss):
     return ClipLoss(local_loss=local_loss, false_negatives=kind)
 
 
-def _keyed_worker(rank, world, port, kind, local_loss, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    image, text = _features(n=6)
-    image = image[rank * 3 : (rank + 1) * 3].clone().requires_grad_(True)
-    text = text[rank * 3 : (rank + 1) * 3].clone()
-    keys = KEYS[rank * 3 : (rank + 1) * 3]
-    loss = _make(kind, local_loss)(image, text, torch.tensor(7.0, dtype=torch.float64), keys)
+KEYED_CASES = [
+    ("positive", False),
+    ("positive", True),
+    ("mask", True),
+    ("siglip", False),
+    ("siglip", True),
+]
+
+
+def _rank_loss(loss_fn, rank: int, world: int, n: int, scale: float, keys=None) -> dict:
+    """This rank's share of n pairs through `loss_fn`: the mean loss over ranks and every rank's
+    feature gradient (rank 0 keeps them)."""
+    share = n // world
+    image, text = _features(n=n)
+    image = image[rank * share : (rank + 1) * share].clone().requires_grad_(True)
+    text = text[rank * share : (rank + 1) * share].clone()
+    own = None if keys is None else keys[rank * share : (rank + 1) * share]
+    scale = torch.tensor(scale, dtype=torch.float64)
+    loss = loss_fn(image, text, scale) if own is None else loss_fn(image, text, scale, own)
     loss.backward()
     value = torch.tensor([loss.item()], dtype=torch.float64)
     dist.all_reduce(value)
-    gathered = [torch.zeros(3, 5, dtype=torch.float64) for _ in range(world)]
+    gathered = [torch.zeros(share, 5, dtype=torch.float64) for _ in range(world)]
     dist.all_gather(gathered, image.grad)
+    return {"loss": value.item() / world, "grad": torch.cat(gathered) / world}
+
+
+def _two_process_worker(rank, world, port, out):
+    """Every two-process case in one process group (one spawn for them all)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    results = {}
+    for local_loss in (False, True):
+        results["plain", local_loss] = _rank_loss(
+            ClipLoss(local_loss=local_loss), rank, world, 8, 10.0
+        )
+    for kind, local_loss in KEYED_CASES:
+        results[kind, local_loss] = _rank_loss(_make(kind, local_loss), rank, world, 6, 7.0, KEYS)
     if rank == 0:
-        torch.save({"loss": value.item() / world, "grad": torch.cat(gathered) / world}, out)
+        torch.save(results, out)
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize(
-    "kind,local_loss",
-    [("positive", False), ("positive", True), ("mask", True), ("siglip", False), ("siglip", True)],
-)
-def test_two_process_keyed_losses_equal_single_process(tmp_path, kind, local_loss):
-    out = tmp_path / "result.pt"
-    port = 29600 + (os.getpid() % 1000) + 7 * int(local_loss) + len(kind)
-    mp.spawn(_keyed_worker, args=(2, port, kind, local_loss, str(out)), nprocs=2, join=True)
-    result = torch.load(out)
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """The losses and gradients two gloo processes compute, per case."""
+    out = tmp_path_factory.mktemp("two-processes") / "results.pt"
+    port = 29500 + (os.getpid() % 1000)
+    mp.spawn(_two_process_worker, args=(2, port, str(out)), nprocs=2, join=True)
+    return torch.load(out)
+
+
+@pytest.mark.parametrize("local_loss", [False, True])
+def test_two_process_gather_equals_single_process_loss(two_processes, local_loss):
+    result = two_processes["plain", local_loss]
+    image, text = _features(n=8)
+    image.requires_grad_(True)
+    single = ClipLoss()(image, text, torch.tensor(10.0, dtype=torch.float64))
+    single.backward()
+    assert result["loss"] == pytest.approx(single.item(), abs=1e-10)
+    # each rank's feature gradient is world x its share of the global one; DDP's averaging undoes it
+    assert torch.allclose(result["grad"], image.grad, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind,local_loss", KEYED_CASES)
+def test_two_process_keyed_losses_equal_single_process(two_processes, kind, local_loss):
+    result = two_processes[kind, local_loss]
     image, text = _features(n=6)
     image.requires_grad_(True)
     single = _make(kind, False)(image, text, torch.tensor(7.0, dtype=torch.float64), KEYS)
