@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 from helpers import tiny_config
 
 from tonics.cli import cli_main
