@@ -193,12 +193,9 @@ def build(
     return {**report, "encoded": len(fresh), "reused": len(files) - len(fresh), "removed": removed}
 
 
-def _write(out: Path, root: Path, identity: dict, files, previous, encoded, vector) -> dict:
-    """Table, embeddings, vector index (`vector`: kind, approximate_above, recall target), then
-    the manifest (the index is complete)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def _table(files, previous, encoded) -> tuple[list[np.ndarray], list[dict]]:
+    """The embeddings to store, in row order, and one table row per file: its path, size, mtime,
+    status ('ok' or why it was skipped) and embedding row (-1 when skipped)."""
     rows, table = [], []
     for file in files:
         if file.path in encoded:
@@ -218,6 +215,16 @@ def _write(out: Path, root: Path, identity: dict, files, previous, encoded, vect
         )
         if not skipped:
             rows.append(value)
+    return rows, table
+
+
+def _write(out: Path, root: Path, identity: dict, files, previous, encoded, vector) -> dict:
+    """Table, embeddings, vector index (`vector`: kind, approximate_above, recall target), then
+    the manifest (the index is complete)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows, table = _table(files, previous, encoded)
     if not rows:
         raise InputError(f"{root}: no image could be indexed ({len(files)} files found)")
     embeddings = np.stack(rows).astype(np.float32)
@@ -244,14 +251,7 @@ def _write(out: Path, root: Path, identity: dict, files, previous, encoded, vect
     atomic_write(
         out / "manifest.json", lambda handle: handle.write(json.dumps(manifest, indent=1).encode())
     )
-    log.info(
-        "search index: %d images (%d skipped) -> %s (%s, recall@10 %.3f)",
-        len(rows),
-        skipped,
-        out,
-        tuned.kind,
-        tuned.recall_at_10,
-    )
+    log.info("search index: %d images (%d skipped) -> %s (%s)", len(rows), skipped, out, tuned.kind)
     return {
         "images": len(rows),
         "skipped": skipped,
