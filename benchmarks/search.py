@@ -273,7 +273,7 @@ def main() -> None:
         "queries": args.queries,
         "recall_target": args.recall,
         "note": args.note,
-        "provenance": written_by(),
+        "provenance": "each row's written_by: the command and commit that measured it",
     }
     for data in args.data:
         for n in args.sizes:
@@ -282,12 +282,16 @@ def main() -> None:
             else:
                 vectors, queries = synthetic(data, n, args.queries, args.width)
             row = measure_size(vectors, queries, n in args.hnsw_sizes, args.recall)
-            results[f"{data}-{n}"] = {"dim": int(vectors.shape[1]), **row}
+            results[f"{data}-{n}"] = {
+                "dim": int(vectors.shape[1]),
+                **row,
+                "written_by": written_by(),
+            }
             del vectors
             print(json.dumps({"data": data, "size": n, **row}), flush=True)  # progress
             RESULTS.write_text(json.dumps({**line, "results": results}, indent=1) + "\n")
     if args.demo:
-        results["demo"] = demo_throughput()
+        results["demo"] = {**demo_throughput(), "written_by": written_by()}
         RESULTS.write_text(json.dumps({**line, "results": results}, indent=1) + "\n")
     print(json.dumps({**line, "results": results}))
 
