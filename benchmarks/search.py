@@ -138,12 +138,12 @@ COMPOSING_TEMPLATES = ("{} and {}", "{} next to {}", "{} with {}", "{} beside {}
 HELD_OUT = 1000  # held-out composed captions: the queries of the real-embedding rows
 
 
-def composed_captions(n: int, seed: int = 0) -> list[str]:
+def composed_captions(n: int, seed: int = 0, demo_root: str | None = None) -> list[str]:
     """n distinct captions, each two of the demo's human-written object names (its captions of at
     most 2 words) joined by a template ('A and B', 'A next to B', ...)."""
     from tonics.data.demo import build_demo
 
-    images = json.loads(build_demo().read_text())["images"]
+    images = json.loads(build_demo(demo_root).read_text())["images"]
     names = sorted(  # object names: the short captions (2 words at most, not keyword lists)
         {
             s["raw"].strip()
@@ -162,7 +162,7 @@ def composed_captions(n: int, seed: int = 0) -> list[str]:
     return [COMPOSING_TEMPLATES[t].format(names[a], names[b]) for a, b, t in picked]
 
 
-def text_tower_vectors(largest: int, cache: Path) -> np.ndarray:
+def text_tower_vectors(largest: int, cache: Path, demo_root: str | None = None) -> np.ndarray:
     """The packaged text tower's (MiniLM) mean-pooled, L2-normalised embeddings (384-d) of
     `largest` + HELD_OUT distinct composed captions; cached in `cache` (an hour on 2 cores)."""
     import torch
@@ -172,7 +172,7 @@ def text_tower_vectors(largest: int, cache: Path) -> np.ndarray:
 
     file = cache / f"minilm-{largest + HELD_OUT}.npy"
     if not file.exists():
-        captions = composed_captions(largest + HELD_OUT)
+        captions = composed_captions(largest + HELD_OUT, demo_root=demo_root)
         tokenizer = load_tokenizer("packaged:minilm")
         encoder = TextEncoder.from_name("packaged:minilm", "mean").eval()
         rows = np.empty((len(captions), encoder.output_dim), dtype=np.float32)
@@ -195,10 +195,12 @@ def text_tower_vectors(largest: int, cache: Path) -> np.ndarray:
     return np.load(file, mmap_mode="r")
 
 
-def real_text(n: int, queries: int, largest: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+def real_text(
+    n: int, queries: int, largest: int, cache: Path, demo_root: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(n indexed vectors, held-out queries) from `text_tower_vectors`: the queries are the same
     HELD_OUT rows at every size, the indexed rows the first n of a seeded order of the rest."""
-    rows = text_tower_vectors(largest, cache)
+    rows = text_tower_vectors(largest, cache, demo_root)
     order = np.random.default_rng(1).permutation(len(rows))
     held, rest = order[:HELD_OUT], order[HELD_OUT:]
     return (
@@ -261,6 +263,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=256, help="of the synthetic vectors")
     parser.add_argument("--recall", type=float, default=DEFAULT_RECALL, help="the tuning target")
     parser.add_argument("--cache", default="runs/search_vectors", help="text-tower embeddings")
+    parser.add_argument("--demo-root", help="the demo's folder (default: tonics' cache)")
     parser.add_argument("--demo", action="store_true")
     parser.add_argument("--note", default="")
     args = parser.parse_args()
@@ -278,7 +281,9 @@ def main() -> None:
     for data in args.data:
         for n in args.sizes:
             if data == "text":
-                vectors, queries = real_text(n, args.queries, max(args.sizes), Path(args.cache))
+                vectors, queries = real_text(
+                    n, args.queries, max(args.sizes), Path(args.cache), args.demo_root
+                )
             else:
                 vectors, queries = synthetic(data, n, args.queries, args.width)
             row = measure_size(vectors, queries, n in args.hnsw_sizes, args.recall)

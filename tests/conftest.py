@@ -12,6 +12,8 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # n workers share the cores: one thread each, not n x
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # (inherited by the commands tests start)
 
 NOUNS = [
     "dog",

@@ -57,7 +57,7 @@ SMALLEST = {  # each script's smallest settings; {tmp}: the test's scratch folde
     "scale": ["--sizes", "3000", "--work", "{tmp}/scale"],
     "search": [
         *("--sizes", "1000", "--hnsw-sizes", "1000", "--queries", "10"),
-        *("--data", "text", "clustered", "--cache", "{tmp}/vectors"),
+        *("--data", "text", "clustered", "--cache", "{tmp}/vectors", "--demo-root", "{demo}"),
     ],
     "budget": [*GRID, "--settings", "steps2400", "--arms", "random", "objects_ramp"],
     "captioning_comparison": [*GRID, "--no-transfer"],
