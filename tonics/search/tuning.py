@@ -1,8 +1,12 @@
 """Choose a vector index and its search parameters for a recall target, on the collection itself.
 
-The collection's own vectors are the test: a seeded sample of its rows is searched for each row's
-10 nearest *other* rows (the row itself left out), exactly and by each candidate setting; a
-setting's recall@10 is the share of the exact neighbours it finds. The candidates:
+The collection's own vectors are the test: a seeded sample of its rows (1,000, or a tenth of a
+small collection) is held out, each candidate is built over the rest, and each held-out row is
+searched for its 10 nearest rest rows, exactly and through the candidate; a setting's recall@10 is
+the share of the exact neighbours it finds. The chosen setting then serves an index over every
+vector. The queries are never in the index they probe: a vector inside an HNSW graph reaches its
+neighbours through its own links, which overstates what an outside query (words, a new picture)
+gets (0.96 against 0.80 at efSearch 16 on 100k text-tower vectors). The candidates:
 
 - 'ivf': k-means cells (`ivf_lists`, about 4*sqrt(n)); the probes double from 1 until the sample
   reaches the target. IVF builds in seconds, so `auto` tries it for every collection above
@@ -94,36 +98,37 @@ def apply_params(index, kind: str, params: dict) -> None:
 
 
 class _Sample:
-    """The sampled rows, their exact 10 nearest other rows, the recall target, and a recall and
-    latency probe."""
+    """A held-out sample of the collection: `size` rows (seeded) kept out of the tuning index, the
+    rest it is built over, each held-out row's exact 10 nearest rest rows, the recall target, and
+    a recall and latency probe. Queries never in the index: a vector that is in an HNSW graph finds
+    its neighbours through its own links, which would overstate the recall of outside queries."""
 
     def __init__(self, embeddings: np.ndarray, size: int, seed: int, target: float) -> None:
         self.target = target
         rng = np.random.default_rng(seed)
-        self.rows = np.sort(rng.choice(len(embeddings), min(size, len(embeddings)), replace=False))
+        held = min(size, max(1, len(embeddings) // 10)) if len(embeddings) > 1 else 0
+        self.rows = np.sort(rng.choice(len(embeddings), held, replace=False))
         self.queries = np.ascontiguousarray(embeddings[self.rows], dtype=np.float32)
-        self.k = min(10, len(embeddings) - 1)
-        self.exact_index = ExactIndex(embeddings)
+        kept = np.ones(len(embeddings), dtype=bool)
+        kept[self.rows] = False
+        self.rest = np.ascontiguousarray(embeddings[kept], dtype=np.float32)
+        self.k = min(10, len(self.rest))
         self._exact: list[set] | None = None
 
     @property
     def exact(self) -> list[set]:
-        """Each sampled row's exact 10 nearest other rows (computed on first use)."""
+        """Each held-out row's exact 10 nearest rest rows (computed on first use)."""
         if self._exact is None:
-            self._exact = self._others(self.exact_index.search(self.queries, self.k + 1)[1])
+            found = ExactIndex(self.rest).search(self.queries, self.k)[1]
+            self._exact = [{int(r) for r in row} for row in found]
         return self._exact
 
-    def _others(self, found: np.ndarray) -> list[set]:
-        """Each query's k nearest rows other than itself."""
-        return [
-            {int(r) for r in [r for r in row if r != own and r >= 0][: self.k]}
-            for row, own in zip(found, self.rows)
-        ]
-
     def recall(self, index) -> float:
-        """Share of the exact neighbours `index` returns, over the sample (4 decimals)."""
-        found = self._others(index.search(self.queries, self.k + 1)[1])
-        hits = [len(a & b) / max(1, self.k) for a, b in zip(found, self.exact)]
+        """Share of the exact neighbours `index` (over the rest) returns, over the sample."""
+        if not len(self.rows) or not self.k:
+            return 1.0
+        found = index.search(self.queries, self.k)[1]
+        hits = [len({int(r) for r in f} & e) / self.k for f, e in zip(found, self.exact)]
         return round(float(np.mean(hits)), 4)
 
     def latency(self, index) -> tuple[float, float]:
@@ -171,8 +176,9 @@ def tune(
     and tune its search parameter for recall@10 >= `target` on a sample of the collection."""
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     probe = _Sample(embeddings, sample, seed, target)
-    flat_p50, flat_p99 = probe.latency(probe.exact_index)
-    exact = Tuned(probe.exact_index, "flat", {}, 1.0, flat_p50, flat_p99, target, len(probe.rows))
+    flat = ExactIndex(embeddings)
+    flat_p50, flat_p99 = probe.latency(flat)
+    exact = Tuned(flat, "flat", {}, 1.0, flat_p50, flat_p99, target, len(probe.rows))
     exact.trials = [{"kind": "flat", "recall_at_10": 1.0, "query_p50_ms": flat_p50}]
     exact.sample_rows = probe.rows
     if kind == "flat" or (kind == "auto" and len(embeddings) <= approximate_above):
@@ -196,8 +202,10 @@ def prefers_exact(tuned: Tuned, n: int) -> bool:
 
 
 def _tune_approximate(embeddings: np.ndarray, kind: str, probe: _Sample, seed: int) -> Tuned:
-    """Build an IVF or HNSW index and sweep its search parameter up to the target."""
-    index = build_vector_index(embeddings, kind, seed=seed)
+    """Sweep an IVF or HNSW index's search parameter up to the target on an index over the rest
+    of the collection (the held-out sample outside it), then index every vector: an IVF index
+    keeps its trained cells and adds them all again in row order, an HNSW graph is built anew."""
+    index = build_vector_index(probe.rest, kind, seed=seed)
     if kind == "hnsw":
         values, name = _doublings(16, 4096), "ef_search"
     else:
@@ -206,7 +214,13 @@ def _tune_approximate(embeddings: np.ndarray, kind: str, probe: _Sample, seed: i
     if kind == "ivf":
         params["nlist"] = int(index.nlist)
         for trial in trials:
+            trial["nlist"] = params["nlist"]
             trial["vectors_scored"] = ivf_scored(len(embeddings), params["nlist"], trial["nprobe"])
+    if kind == "ivf":
+        index.reset()  # the cells stay trained
+        index.add(embeddings)
+    else:
+        index = build_vector_index(embeddings, kind, seed=seed)
     apply_params(index, kind, params)
     p50, p99 = probe.latency(index)
     next(t for t in trials if t[name] == params[name])["query_p50_ms"] = p50
