@@ -59,7 +59,9 @@ def test_auto_keeps_exact_search_where_ivf_must_scan_most_of_the_collection():
     tried = [t for t in tuned.trials if t["kind"] == "ivf"]
     reached = next(t for t in tried if t["recall_at_10"] >= 0.95)
     assert reached["vectors_scored"] > IVF_MAX_SHARE * len(vectors)
-    assert reached["vectors_scored"] == ivf_scored(len(vectors), reached["nlist"], reached["nprobe"])
+    assert reached["vectors_scored"] == ivf_scored(
+        len(vectors), reached["nlist"], reached["nprobe"]
+    )
     cheap = tune(vectors, "auto", target=0.2, approximate_above=1_000)  # the plant: reachable
     assert cheap.kind == "ivf" and 0.2 <= cheap.recall_at_10 < 0.95
 
