@@ -175,10 +175,16 @@ def text_tower_vectors(largest: int, cache: Path, demo_root: str | None = None) 
         captions = composed_captions(largest + HELD_OUT, demo_root=demo_root)
         tokenizer = load_tokenizer("packaged:minilm")
         encoder = TextEncoder.from_name("packaged:minilm", "mean").eval()
-        rows = np.empty((len(captions), encoder.output_dim), dtype=np.float32)
+        cache.mkdir(parents=True, exist_ok=True)
+        partial, done_file = file.with_suffix(".partial.npy"), file.with_suffix(".done")
+        done = int(done_file.read_text()) if done_file.exists() and partial.exists() else 0
+        shape = (len(captions), encoder.output_dim)
+        rows = np.lib.format.open_memmap(
+            partial, mode="r+" if done else "w+", dtype=np.float32, shape=shape
+        )
         order = np.argsort([len(c) for c in captions], kind="stable")  # little padding a batch
-        with torch.inference_mode():
-            for start in tqdm(range(0, len(captions), 1024), desc="embedding captions"):
+        with torch.inference_mode():  # resumable: `done` counts the batches already written
+            for start in tqdm(range(done, len(captions), 1024), desc="embedding captions"):
                 part = order[start : start + 1024]
                 batch = tokenizer(
                     [captions[i] for i in part],
@@ -189,9 +195,13 @@ def text_tower_vectors(largest: int, cache: Path, demo_root: str | None = None) 
                 )
                 out = encoder(batch["input_ids"], batch["attention_mask"])
                 rows[part] = torch.nn.functional.normalize(out, dim=-1).numpy()
-        cache.mkdir(parents=True, exist_ok=True)
-        np.save(file.with_suffix(".tmp.npy"), rows)
-        file.with_suffix(".tmp.npy").replace(file)
+                if (start // 1024) % 20 == 19:
+                    rows.flush()
+                    done_file.write_text(str(start + len(part)))
+        rows.flush()
+        del rows
+        partial.replace(file)
+        done_file.unlink(missing_ok=True)
     return np.load(file, mmap_mode="r")
 
 
