@@ -128,6 +128,51 @@ def test_the_layer_test_sees_a_planted_back_arrow(tmp_path):
     )
 
 
+OUR_OBJECTS = {"self", "pl_module", "module", "dm", "datamodule", "model", "callback"}
+
+
+def _reaches_through_the_trainer(source: str) -> list[str]:
+    """Where a training module finds another of our objects instead of reading the run plan it
+    was handed: `trainer.lightning_module`, `trainer.datamodule`, or `getattr`/`hasattr` on our own
+    Lightning objects (the module, data module, callbacks, or anything reached from the trainer)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        reached = isinstance(node, ast.Attribute) and node.attr in (
+            "lightning_module",
+            "datamodule",
+        )
+        if reached and ast.unparse(node.value).endswith("trainer"):
+            found.append(f"line {node.lineno}: .{node.attr}")
+        called = isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+        if called and node.func.id in ("getattr", "hasattr") and node.args:
+            target = ast.unparse(node.args[0])
+            ours = target.split(".")[0] in OUR_OBJECTS or "trainer" in target.split(".")[:2]
+            if ours and not target.startswith(("trainer.loggers", "trainer.checkpoint_callback")):
+                found.append(f"line {node.lineno}: {node.func.id}({target}, ...)")
+    return found
+
+
+def test_training_objects_read_their_plan_not_each_other():
+    found = {
+        path.name: _reaches_through_the_trainer(path.read_text())
+        for path in (ROOT / "tonics" / "train").glob("*.py")
+    }
+    assert not {name: lines for name, lines in found.items() if lines}
+
+
+def test_the_plan_test_sees_planted_reaches():
+    planted = (
+        "def f(self, trainer, pl_module):\n"
+        "    a = self.trainer.datamodule.openings\n"
+        "    b = trainer.lightning_module\n"
+        "    c = getattr(pl_module, 'last_stats', {})\n"
+        "    d = getattr(self._trainer, 'datamodule', None)\n"
+        "    e = getattr(trainer.loggers[0], 'log_dir', None)\n"
+    )
+    found = sorted(line.split(":")[0] for line in _reaches_through_the_trainer(planted))
+    assert found == ["line 2", "line 3", "line 4", "line 5"]  # the loggers' getattr is allowed
+
+
 def test_help_and_import_tonics_import_nothing_heavy():
     code = (
         "import sys, tonics\n"

@@ -13,6 +13,7 @@ from helpers import tiny_config
 
 from tonics.cli import cli_main
 from tonics.sampling import Curriculum, Stage
+from tonics.sampling.plan import RunPlan
 from tonics.train.callbacks import CurriculumCallback
 
 
@@ -70,17 +71,24 @@ def test_ddp_two_processes_get_distinct_batches(tiny_dataset, tmp_path):
 
 
 def _fake_trainer(curriculum, loss):
-    dm = SimpleNamespace(curriculum=curriculum, batch_sampler=object())
     return SimpleNamespace(
-        datamodule=dm, sanity_checking=False, training=True, callback_metrics={"val/loss": loss}
+        sanity_checking=False, training=True, callback_metrics={"val/loss": loss}
     )
+
+
+def _planned(callback, curriculum):
+    """The callback driving a plan of `curriculum` whose sampler exists (nothing draws here)."""
+    plan = RunPlan.build(curriculum)
+    plan.sampler = SimpleNamespace(teacher_schedule=None)
+    callback.use_plan(plan)
+    return callback
 
 
 def test_plateau_advances_after_patience_checks_without_improvement():
     curriculum = Curriculum(
         [Stage("a", {"random": 1.0}, plateau_patience=2), Stage("b", {"diverse": 1.0})]
     )
-    callback = CurriculumCallback(monitor="val/loss", mode="min", lookahead=5)
+    callback = _planned(CurriculumCallback(monitor="val/loss", mode="min", lookahead=5), curriculum)
     for step, loss in ((10, 2.0), (20, 1.5), (30, 1.6), (40, 1.55)):
         callback.steps_done = step
         callback.on_validation_end(_fake_trainer(curriculum, loss), None)
@@ -95,7 +103,7 @@ def test_plateau_on_a_higher_is_better_metric():
     curriculum = Curriculum(
         [Stage("a", {"random": 1.0}, plateau_patience=1), Stage("b", {"diverse": 1.0})]
     )
-    callback = CurriculumCallback(lookahead=0)  # default: val/recall_mean, higher is better
+    callback = _planned(CurriculumCallback(lookahead=0), curriculum)  # val/recall_mean: higher
     for step, recall in ((10, 20.0), (20, 25.0)):
         callback.steps_done = step
         trainer = _fake_trainer(curriculum, 0.0)

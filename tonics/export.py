@@ -210,9 +210,27 @@ def _model_section(config, text_name: str, vision_name: str, origins) -> list[st
     ]
 
 
+def _towers_text(openings: dict) -> str:
+    """'text top 2, vision all' from a plan's openings; 'none (frozen)' when both are shut."""
+    towers = [f"{t} {'all' if v == 'all' else f'top {v}'}" for t, v in openings.items() if v]
+    return ", ".join(towers) or "none (frozen)"
+
+
+def _stage_towers(plan: Openings, index: int, start: int | None, steps: int | None) -> str:
+    """The towers a stage trains with: as the plan has them at its first step, and, when the
+    model's `unfreeze_at_step` falls inside the stage, what opens from that step."""
+    first = _towers_text(plan.at(start or 0, index))
+    at = plan.at_step
+    inside = at is not None and start is not None and at > start
+    if inside and (steps is None or at < start + steps):
+        return f"{first}; {_towers_text(plan.at(at, index))} from step {at}"
+    return first
+
+
 def _training_section(fit: dict, stages: list[dict]) -> list[str]:
-    """Data reader, steps, batch size, seed and the curriculum's stages."""
-    data = fit.get("data", {})
+    """Data reader, steps, batch size, seed, the curriculum's stages and when the towers open
+    (the run's opening plan: the stages' `unfreeze_*` keys and the model's `unfreeze_at_step`)."""
+    data, model = fit.get("data", {}), fit.get("model", {})
     reader = (data.get("reader") or {}).get("class_path", "unknown")
     lines = [
         "## Training",
@@ -221,22 +239,27 @@ def _training_section(fit: dict, stages: list[dict]) -> list[str]:
         f"- steps: {fit.get('trainer', {}).get('max_steps', 'unknown')}, batch size "
         f"{data.get('batch_size', 'unknown')}, seed {fit.get('seed_everything', 'unknown')}",
     ]
+    specs = data.get("stages") or [{}] * len(stages)
+    plan = Openings(
+        [(spec.get("unfreeze_text"), spec.get("unfreeze_vision")) for spec in specs],
+        at_step=model.get("unfreeze_at_step"),
+        top_k=model.get("unfreeze_top_k"),
+    )
+    if plan.at_step is not None:
+        lines.append(
+            f"- towers opened at step {plan.at_step}: {_towers_text(plan.at(plan.at_step, None))}"
+        )
     if stages:
         lines += ["", "| stage | steps | batch mix | ramp | towers open |", "|---|---|---|---|---|"]
-        specs = data.get("stages") or [{}] * len(stages)
-        plan = Openings(
-            [(spec.get("unfreeze_text"), spec.get("unfreeze_vision")) for spec in specs]
-        )
+        start: int | None = 0
         for index, (stage, spec) in enumerate(zip(stages, specs)):
-            open_now = plan.at(0, index)
-            towers = [
-                f"{t} {'all' if v == 'all' else f'top {v}'}" for t, v in open_now.items() if v
-            ]
+            steps = spec.get("steps")
             ramp = f"0 -> mix over {spec['ramp_steps']} steps" if spec.get("ramp_steps") else "-"
             lines.append(
                 f"| {stage['name']} | {stage['steps']} | {stage['mix']} | {ramp} | "
-                f"{', '.join(towers) or 'none (frozen)'} |"
+                f"{_stage_towers(plan, index, start, steps)} |"
             )
+            start = start + steps if start is not None and steps is not None else None
     return lines + [""]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tonics.errors import ConfigError
+from tonics.sampling.factory import KINDS, ranks_by_teacher
 
 UnfreezeSpec = int | str | None  # None: no change; "all": whole encoder; k: its top-k blocks
 
@@ -109,13 +110,12 @@ class Curriculum:
         self.validate()
         self.starts: list[int] = [0]
 
-    def validate(
-        self, known_kinds: tuple[str, ...] = ("random", "ontology", "diverse", "mined")
-    ) -> None:
+    def validate(self) -> None:
         """Reject unknown kinds, empty mixes, stages that can never advance and bad fields, naming
         the key as it is written in a config (`data.stages[i].field`)."""
         for i, stage in enumerate(self.stages):
             where = f"data.stages[{i}]"
+            known_kinds = tuple(KINDS)
             unknown = [k for k in stage.mix if k not in known_kinds]
             if unknown:
                 raise CurriculumError(
@@ -153,7 +153,7 @@ class Curriculum:
         refresh = {
             (i, s.mine_refresh)
             for i, s in enumerate(self.stages)
-            if "mined" in s.mix and s.mine_teacher == "current"
+            if ranks_by_teacher(s) and s.mine_teacher == "current"
         }
         if len({every for _, every in refresh}) > 1:
             last = max(refresh)[0]

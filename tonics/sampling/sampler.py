@@ -21,10 +21,9 @@ from torch.utils.data import Sampler
 from tonics.errors import ConfigError
 from tonics.ontology.graph import Ontology
 from tonics.sampling.curriculum import Curriculum
-from tonics.sampling.factory import make_kind
+from tonics.sampling.factory import KINDS, KindInputs, make_kind
 from tonics.sampling.kinds import BatchKind, Draw
-from tonics.sampling.mined import MinedKind, TeacherSchedule
-from tonics.sampling.nodes import HardNodeRules
+from tonics.sampling.mined import TeacherSchedule
 from tonics.sampling.openings import Openings
 
 
@@ -92,43 +91,17 @@ class CurriculumBatchSampler(Sampler[list[int]]):
     def _kind(self, stage_index: int, name: str) -> BatchKind:
         key = (stage_index, name)
         if key not in self._kinds:
-            stage = self.curriculum.stages[stage_index]
-            options = {}
-            if name == "ontology":
-                rules = HardNodeRules(stage.object_nodes_only, stage.min_distinct)
-                options = dict(
-                    granularity=stage.granularity,
-                    min_depth=stage.min_depth,
-                    max_depth=stage.max_depth,
-                    alpha=stage.alpha,
-                    rules=rules,
-                    siblings=stage.siblings,
-                    pair_images=self.pair_images,
-                    pair_captions=self.pair_captions,
-                )
-            if name == "mined":
-                self._kinds[key] = self._mined_kind(stage_index)
-            else:
-                self._kinds[key] = make_kind(
-                    name, self.ontology, self.batch_size, self.image_of, **options
-                )
-        return self._kinds[key]
-
-    def _mined_kind(self, stage_index: int) -> MinedKind:
-        stage = self.curriculum.stages[stage_index]
-        if self.teacher is None:
-            raise ConfigError(
-                f"data.stages[{stage_index}].mix",
-                "'mined' batches need teacher embeddings of the training pairs (the data module computes them from the frozen towers when a trainer is attached)",
+            inputs = KindInputs(
+                self.ontology,
+                batch_size=self.batch_size,
+                image_of=self.image_of,
+                pair_images=self.pair_images,
+                pair_captions=self.pair_captions,
+                teacher=self.teacher,
             )
-        objects = [objs[0] if objs else None for objs in self.ontology.pair_objects]
-        return MinedKind(
-            self.teacher,
-            skip=stage.mine_skip,
-            within=stage.mine_within,
-            main_objects=objects,
-            image_of=self.image_of,
-        )
+            stage = self.curriculum.stages[stage_index]
+            self._kinds[key] = make_kind(name, inputs, stage, stage_index)
+        return self._kinds[key]
 
     def _round(self, step: int, available: np.ndarray, rng: np.random.Generator) -> Draw:
         stage_index = self.curriculum.stage_index(step, len(self))
@@ -137,7 +110,8 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         shares = np.array([mix[n] for n in names], dtype=float)
         name = names[rng.choice(len(names), p=shares / shares.sum())]
         kind = self._kind(stage_index, name)
-        if name == "mined" and self.curriculum.stages[stage_index].mine_teacher == "current":
+        stage = self.curriculum.stages[stage_index]
+        if KINDS[name].needs_teacher and stage.mine_teacher == "current":
             if self.teacher_schedule is None:
                 raise ConfigError(
                     f"data.stages[{stage_index}].mine_teacher",

@@ -85,31 +85,39 @@ class CurriculumCallback(pl.Callback):
         self.steps_done = 0  # per-rank batches trained since the first step of the run
         self.applied_stage = -1
         self._pending: dict | None = None
-        self._curriculum = None
-        self._schedule = None  # the current-model teacher of mined batches, if any stage has one
+        self.plan = None  # the run plan (tonics.sampling.plan.RunPlan), handed out by connect_run
         self._csv: Path | None = None  # this run's curriculum_steps.csv (rank 0)
         self._previous_csv: str | None = None  # the resumed run's, from the checkpoint
         self._t_end = None
         self._t_start = None
         self._data_s = 0.0
 
-    @staticmethod
-    def _datamodule(trainer):
-        dm = trainer.datamodule
-        if dm is None or getattr(dm, "batch_sampler", None) is None:
-            raise RuntimeError("CurriculumCallback needs a TonicsDataModule that has been set up")
-        return dm
+    def use_plan(self, plan) -> None:
+        """Drive the run's plan: its curriculum, sampler, openings and teacher schedule."""
+        self.plan = plan
+
+    def _plan(self):
+        """The run plan, once the data module has built its sampler."""
+        if self.plan is None or self.plan.sampler is None:
+            raise RuntimeError(
+                "CurriculumCallback needs the run plan with its batch sampler: hand the module, "
+                "data module and callbacks one plan with tonics.train.wiring.connect_run before "
+                "trainer.fit"
+            )
+        return self.plan
 
     def state_dict(self) -> dict:
         """Curriculum stage starts, position and plateau counters, for exact resume."""
-        curriculum = self._curriculum.state_dict() if self._curriculum is not None else {}
+        plan = self.plan
+        curriculum = plan.curriculum.state_dict() if plan is not None else {}
+        schedule = plan.teacher_schedule if plan is not None else None
         return {
             "steps_done": self.steps_done,
             "best": self.best,
             "bad_checks": self.bad_checks,
             "curriculum": curriculum,
             "steps_csv": str(self._csv) if self._csv else None,
-            "teacher": self._schedule.state_dict(self.steps_done) if self._schedule else None,
+            "teacher": schedule.state_dict(self.steps_done) if schedule else None,
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -117,10 +125,9 @@ class CurriculumCallback(pl.Callback):
         self._pending = state_dict
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        """Expose the live curriculum to `state_dict`."""
+        """A fit needs the plan's sampler (built by the data module's setup)."""
         if stage == "fit":
-            self._curriculum = self._datamodule(trainer).curriculum
-            self._schedule = self._datamodule(trainer).batch_sampler.teacher_schedule
+            self._plan()
 
     def on_fit_start(self, trainer, pl_module) -> None:
         """Restore a resumed run's curriculum and position before the loader's first batch.
@@ -128,21 +135,22 @@ class CurriculumCallback(pl.Callback):
         Lightning creates (and prefetches from) the training iterator before `on_train_start`, so
         the sampler's epoch and skip count must be set here, right after the checkpoint is read.
         """
-        sampler = self._datamodule(trainer).batch_sampler
+        plan = self._plan()
+        sampler, schedule = plan.sampler, plan.teacher_schedule
         if self._pending:
             self.steps_done = self._pending["steps_done"]
             self.best, self.bad_checks = self._pending["best"], self._pending["bad_checks"]
             if self._pending.get("curriculum"):
-                self._curriculum.load_state_dict(self._pending["curriculum"])
+                plan.curriculum.load_state_dict(self._pending["curriculum"])
             self._previous_csv = self._pending.get("steps_csv")
-            if self._schedule is not None and self._pending.get("teacher"):
-                self._schedule.load_state_dict(self._pending["teacher"])
+            if schedule is not None and self._pending.get("teacher"):
+                schedule.load_state_dict(self._pending["teacher"])
             self._pending = None
-        if self._schedule is not None:
-            self._schedule.delay = self.lookahead
+        if schedule is not None:
+            schedule.delay = self.lookahead
         sampler.start_at(self.steps_done)
         if trainer.global_rank == 0:  # the run directory keeps its ontology for the analysis
-            self._datamodule(trainer).ontology.save(run_dir(trainer) / "ontology.npz")
+            sampler.ontology.save(run_dir(trainer) / "ontology.npz")
             self._start_csv(run_dir(trainer) / "curriculum_steps.csv")
 
     def _start_csv(self, path: Path) -> None:
@@ -159,10 +167,7 @@ class CurriculumCallback(pl.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         """Open the towers as the plan has them at the first step to train."""
-        dm = self._datamodule(trainer)
-        self._open_towers(
-            pl_module, dm, dm.curriculum.stage_index(self.steps_done, len(dm.batch_sampler))
-        )
+        self._open_towers(pl_module, self._plan().stage_at(self.steps_done))
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         """Tell the sampler where it is, from our own step count.
@@ -170,15 +175,14 @@ class CurriculumCallback(pl.Callback):
         Lightning also calls `set_epoch` on batch samplers, with an epoch number that after a
         mid-epoch resume is one ahead of the uninterrupted run's; our count is authoritative.
         """
-        self._datamodule(trainer).batch_sampler.start_at(self.steps_done)
+        self._plan().sampler.start_at(self.steps_done)
         self._t_end = time.perf_counter()
 
-    def _open_towers(self, pl_module, dm, stage_index: int) -> None:
-        """Open the towers as far as the run's plan (`dm.openings`) has them at this step."""
-        if hasattr(pl_module, "open_towers"):
-            pl_module.open_towers(dm.openings.at(self.steps_done, stage_index))
+    def _open_towers(self, pl_module, stage_index: int) -> None:
+        """Open the towers as far as the run's plan has them at this step."""
+        pl_module.open_towers(self.plan.openings.at(self.steps_done, stage_index))
         for index in range(self.applied_stage + 1, stage_index + 1):
-            name = self._curriculum.stages[index].name
+            name = self.plan.curriculum.stages[index].name
             log.info("curriculum: stage %d '%s' begins at step %d", index, name, self.steps_done)
         self.applied_stage = max(self.applied_stage, stage_index)
 
@@ -186,30 +190,29 @@ class CurriculumCallback(pl.Callback):
         """Open the towers the plan opens at this step; note data-loading time."""
         self._t_start = time.perf_counter()
         self._data_s = self._t_start - (self._t_end or self._t_start)
-        dm = self._datamodule(trainer)
-        draw = dm.batch_sampler.draws.get(self.steps_done)
+        draw = self._plan().sampler.draws.get(self.steps_done)
         if draw is not None:
-            self._open_towers(pl_module, dm, draw.stage)
+            self._open_towers(pl_module, draw.stage)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         """Record this step's diagnostics and count it."""
         now = time.perf_counter()
-        dm = self._datamodule(trainer)
-        draw = dm.batch_sampler.draws.pop(self.steps_done, None)
-        stats = getattr(pl_module, "last_stats", {})
+        plan = self._plan()
+        draw = plan.sampler.draws.pop(self.steps_done, None)
+        stats = pl_module.last_stats
         if draw is not None:
             row = {
                 "step": self.steps_done,
                 "epoch": trainer.current_epoch,
                 "stage": draw.stage,
-                "stage_name": dm.curriculum.stages[draw.stage].name,
+                "stage_name": plan.curriculum.stages[draw.stage].name,
                 "kind": draw.kind,
                 "node": draw.node or "",
                 "depth": "" if draw.depth is None else draw.depth,
                 **{k: round(v, 6) for k, v in stats.items()},
                 "data_s": round(self._data_s, 5),
                 "step_s": round(now - self._t_start, 5),
-                "path": getattr(pl_module, "last_path", ""),
+                "path": pl_module.last_path,
             }
             if self._csv is not None:  # one row at a time: a killed run keeps what it trained
                 with open(self._csv, "a", newline="") as handle:
@@ -229,13 +232,12 @@ class CurriculumCallback(pl.Callback):
                 batch_size=len(batch["indices"]),
             )
         self.steps_done += 1
-        self._refresh_teacher(dm, pl_module)
-        self._save_if_stage_ends(trainer, dm, draw)
+        self._refresh_teacher(plan.teacher_schedule, pl_module)
+        self._save_if_stage_ends(trainer, plan, draw)
         self._t_end = time.perf_counter()
 
-    def _refresh_teacher(self, dm, pl_module) -> None:
+    def _refresh_teacher(self, schedule, pl_module) -> None:
         """Re-embed the pairs for mined batches ranked by the current model, when one is due."""
-        schedule = dm.batch_sampler.teacher_schedule
         if schedule is not None and schedule.due(self.steps_done):
             from tonics.train.teacher import current_teacher_rows
 
@@ -248,15 +250,15 @@ class CurriculumCallback(pl.Callback):
                 self.steps_done + schedule.delay,
             )
 
-    def _save_if_stage_ends(self, trainer, dm, draw) -> None:
+    def _save_if_stage_ends(self, trainer, plan, draw) -> None:
         """After the last step of a stage, save the model as that stage leaves it."""
         if not self.save_stage_checkpoints or draw is None:
             return
-        following = dm.curriculum.stage_index(self.steps_done, len(dm.batch_sampler))
+        following = plan.stage_at(self.steps_done)
         if following == draw.stage or trainer.max_steps == self.steps_done:
             return
         directory = getattr(trainer.checkpoint_callback, "dirpath", None) or run_dir(trainer)
-        name = dm.curriculum.stages[draw.stage].name
+        name = plan.curriculum.stages[draw.stage].name
         path = str(Path(directory) / f"stage{draw.stage}-{name}-end.ckpt")
         trainer.save_checkpoint(path, weights_only=False)  # whole state: a run can resume from it
 
@@ -265,10 +267,10 @@ class CurriculumCallback(pl.Callback):
         the stage summary."""
         if trainer.sanity_checking or not trainer.training:
             return
-        self._write_summary(trainer)
-        dm = self._datamodule(trainer)
+        self._write_summary(trainer, pl_module)
+        curriculum = self._plan().curriculum
         value = trainer.callback_metrics.get(self.monitor)
-        stage = dm.curriculum.stages[dm.curriculum.current]
+        stage = curriculum.stages[curriculum.current]
         if value is None or stage.plateau_patience is None:
             return
         score = float(value) if self.mode == "min" else -float(value)
@@ -278,22 +280,20 @@ class CurriculumCallback(pl.Callback):
         self.bad_checks += 1
         if self.bad_checks >= stage.plateau_patience:
             at = self.steps_done + self.lookahead
-            if dm.curriculum.request_advance(at):
+            if curriculum.request_advance(at):
                 log.info("curriculum: %s plateaued; next stage from step %d", self.monitor, at)
             self.best, self.bad_checks = float("inf"), 0
 
-    def _write_summary(self, trainer) -> None:
+    def _write_summary(self, trainer, pl_module) -> None:
         if self._csv is None or trainer.global_rank != 0:  # (only rank 0 has a CSV)
             return
-        caches = getattr(trainer.lightning_module, "cache_summary", dict)()
-        summary = stage_summary(
-            read_step_rows(self._csv), self._datamodule(trainer).curriculum, caches
-        )
+        caches = pl_module.cache_summary()
+        summary = stage_summary(read_step_rows(self._csv), self.plan.curriculum, caches)
         (self._csv.parent / "stage_summary.json").write_text(json.dumps(summary, indent=2))
 
     def on_train_end(self, trainer, pl_module) -> None:
         """Write the stage summary of the whole run (resumed parts included)."""
-        self._write_summary(trainer)
+        self._write_summary(trainer, pl_module)
         if trainer.global_rank == 0 and self._csv is not None:
             log.info(
                 "curriculum: stage summary written to %s", self._csv.parent / "stage_summary.json"

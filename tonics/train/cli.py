@@ -17,6 +17,7 @@ from tonics.train.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from tonics.train.datamodule import TonicsDataModule
 from tonics.train.module import AlignmentModule
 from tonics.train.skipped import SkippedImagesCallback
+from tonics.train.wiring import connect_run
 
 
 def _loggers() -> list[dict]:
@@ -126,9 +127,11 @@ class TonicsCLI(LightningCLI):
         share_run_directory(trainer.loggers)
         return trainer
 
-    def before_fit(self) -> None:
-        """Check the settings that need the model (stage openings against its blocks)."""
-        self.datamodule.check_against_model(self.model)
+    def instantiate_classes(self) -> None:
+        """Build the module, data module and trainer, then hand them one run plan
+        (`tonics.train.wiring.connect_run`, which checks stage openings against the towers)."""
+        super().instantiate_classes()
+        connect_run(self.model, self.datamodule, self.trainer.callbacks)
 
     def before_instantiate_classes(self) -> None:
         """Our batch sampler is rank-aware: Lightning must not replace it."""

@@ -8,7 +8,6 @@ sampler replacement must be off); evaluation batches are sequential.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import lightning.pytorch as pl
@@ -16,7 +15,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from tonics.cache.base import CacheSource
-from tonics.data.batches import Collator, PairDataset, image_once_loader
+from tonics.data.batches import Collator, PairDataset
 from tonics.data.images import (
     DEFAULT_MAX_ASPECT,
     DEFAULT_MAX_PIXELS,
@@ -30,15 +29,15 @@ from tonics.data.records import (
     image_subset,
     pair_ids_of,
     select_split,
-    sorted_by_image,
     splits_of,
 )
 from tonics.errors import ConfigError, require, require_choice
 from tonics.ontology.graph import OBJECT_SOURCES, ObjectSource, Ontology
 from tonics.ontology.index import ontology_for_records
 from tonics.sampling.curriculum import Curriculum, Stage
-from tonics.sampling.openings import Openings
-from tonics.train.module import AlignmentModule
+from tonics.sampling.factory import ranks_by_teacher
+from tonics.sampling.plan import RunData, RunPlan
+from tonics.train.eval_data import EvaluationLoaders
 from tonics.train.settings import (
     CacheSettings,
     EvalSettings,
@@ -50,7 +49,7 @@ from tonics.train.settings import (
 log = logging.getLogger(__name__)
 
 
-class TonicsDataModule(pl.LightningDataModule):
+class TonicsDataModule(EvaluationLoaders, pl.LightningDataModule):
     """Image-caption pairs for training (curriculum batches) and retrieval evaluation."""
 
     def __init__(
@@ -86,30 +85,41 @@ class TonicsDataModule(pl.LightningDataModule):
         model in the CLI. one_pair_per_image: no training batch holds two captions of one image."""
         super().__init__()
         require_choice(object_source, OBJECT_SOURCES, "data.object_source")
-        why = "must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); got "
-        require(isinstance(reader, PairReader), "data.reader", why + type(reader).__name__)
+        why = f"must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); got {type(reader).__name__}"
+        require(isinstance(reader, PairReader), "data.reader", why)
         self.loader = LoaderSettings(
-            batch_size, eval_batch_size, num_workers, persistent_workers, max_text_length
+            batch_size=batch_size,
+            eval_batch_size=eval_batch_size,
+            num_workers=num_workers,
+            persistent_workers=persistent_workers,
+            max_text_length=max_text_length,
         )
         self.cache = CacheSettings(
-            feature_cache, prefix_cache_dtype, feature_cache_dtype, evaluation=eval_feature_cache
+            enabled=feature_cache,
+            prefix_dtype=prefix_cache_dtype,
+            feature_dtype=feature_cache_dtype,
+            evaluation=eval_feature_cache,
         )
-        self.evaluation = EvalSettings(eval_split, transfer_split, max_eval_pairs)
-        self.images = ImageSettings(max_image_pixels, max_image_aspect)
-        self.subset = SubsetSettings(train_fraction, train_fraction_seed)
+        self.evaluation = EvalSettings(
+            split=eval_split, transfer_split=transfer_split, max_pairs=max_eval_pairs
+        )
+        self.images = ImageSettings(max_pixels=max_image_pixels, max_aspect=max_image_aspect)
+        self.subset = SubsetSettings(fraction=train_fraction, seed=train_fraction_seed)
         self.reader = reader
         self.curriculum = Curriculum(stages)
-        self.object_source = object_source
-        self.ontology_cache = ontology_cache
-        self.seed = seed
-        self.text_encoder = text_encoder
-        self.vision_encoder = vision_encoder
+        self.object_source, self.ontology_cache, self.seed = object_source, ontology_cache, seed
+        self.text_encoder, self.vision_encoder = text_encoder, vision_encoder
         self.one_pair_per_image = one_pair_per_image
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        """What a fresh data module has read and built: nothing yet."""
         self.test_split = "test"  # what test_dataloader serves (`testing` changes it for a block)
         self.records: list[PairRecord] | None = None
         self.ontology: Ontology | None = None
         self.batch_sampler = None
-        self.openings: Openings | None = None  # the run's tower-opening plan, made in setup
+        self.plan: RunPlan | None = None  # handed out by connect_run, else made in setup
+        self._teacher_towers = None  # the model's towers, which rank mined batches
         self._tokenizer = None
         self._image_processor = None
         self._annotations: dict[str, tuple] = {}
@@ -121,6 +131,21 @@ class TonicsDataModule(pl.LightningDataModule):
             model.check_unfreeze(
                 "vision", stage.unfreeze_vision, f"data.stages[{i}].unfreeze_vision"
             )
+
+    def use_plan(self, plan: RunPlan, towers=None) -> None:
+        """Serve the run's plan: its sampler reads the plan's openings, and the plan's `data`
+        becomes this data module's cache sources and evaluation annotations. `towers`: the
+        model's `AlignmentModel`, whose frozen features rank mined batches."""
+        self.plan = plan
+        self._teacher_towers = towers
+        plan.data = RunData(
+            cache_source=self.cache_source,
+            prefix_dtype=self.cache.prefix_dtype,
+            feature_dtype=self.cache.feature_dtype,
+            eval_feature_cache=self.cache.evaluation,
+            split_evaluated=self.split_evaluated,
+            annotations=self.eval_annotations,
+        )
 
     def _build_ontology(self, train: list[PairRecord]) -> Ontology:
         return ontology_for_records(train, source=self.object_source, cache=self.ontology_cache)
@@ -218,11 +243,8 @@ class TonicsDataModule(pl.LightningDataModule):
             pair_images, pair_captions = (np.asarray(codes) for codes in group_codes(train))
             rank = self.trainer.global_rank if self.trainer else 0
             world = self.trainer.world_size if self.trainer else 1
-            model = self.trainer.lightning_module if self.trainer else None
-            step_opening = model.step_opening() if isinstance(model, AlignmentModule) else {}
-            self.openings = Openings.plan(
-                self.curriculum.stages, feature_cache=self.cache.enabled, **step_opening
-            )
+            if self.plan is None:  # no run plan handed out: the stages' openings alone
+                self.use_plan(RunPlan.build(self.curriculum, feature_cache=self.cache.enabled))
             self.batch_sampler = CurriculumBatchSampler(
                 self.ontology,
                 self.curriculum,
@@ -230,16 +252,17 @@ class TonicsDataModule(pl.LightningDataModule):
                 seed=self.seed,
                 rank=rank,
                 world_size=world,
-                openings=self.openings,
+                openings=self.plan.openings,
                 pair_images=pair_images,
                 pair_captions=pair_captions,
                 one_pair_per_image=self.one_pair_per_image,
-                teacher=self._teacher(model) if self._mines() else None,
+                teacher=self._teacher() if self._mines() else None,
             )
             self.batch_sampler.teacher_schedule = self._teacher_schedule(self.batch_sampler)
+            self.plan.sampler = self.batch_sampler
 
     def _mines(self) -> bool:
-        return any("mined" in stage.mix for stage in self.curriculum.stages)
+        return any(ranks_by_teacher(stage) for stage in self.curriculum.stages)
 
     def _teacher_schedule(self, sampler):
         """The rows by step for stages that mine with the model being trained (refreshed by the
@@ -257,10 +280,11 @@ class TonicsDataModule(pl.LightningDataModule):
 
         return TeacherSchedule(sampler.teacher, every, len(sampler))
 
-    def _teacher(self, model) -> np.ndarray | None:
+    def _teacher(self) -> np.ndarray | None:
         """Teacher rows for mined batches: the frozen towers' pooled features of every training
-        pair (the feature cache on disk, computed once), text and image halves averaged."""
-        if not isinstance(model, AlignmentModule):
+        pair (the feature cache on disk, computed once), text and image halves averaged; None
+        when no towers were handed over (`use_plan`)."""
+        if self._teacher_towers is None:
             return None
         import torch
 
@@ -269,7 +293,11 @@ class TonicsDataModule(pl.LightningDataModule):
 
         with torch.random.fork_rng(devices=[]):  # encoding draws loader seeds: leave them be
             features = load_or_compute(
-                model.model, self.cache_source(), self.cache.feature_dtype, "cpu", self.trainer
+                self._teacher_towers,
+                self.cache_source(),
+                self.cache.feature_dtype,
+                "cpu",
+                self.trainer,
             )
         pairs = torch.arange(features.store.num_pairs)
         text = features.store.per_pair("text", pairs).float().numpy()
@@ -288,62 +316,3 @@ class TonicsDataModule(pl.LightningDataModule):
             num_workers=self.loader.num_workers,
             persistent_workers=self.loader.persistent_workers,
         )
-
-    def eval_records(self, split: str) -> list[PairRecord]:
-        """A split's records grouped by image, optionally capped to the first max_eval_pairs."""
-        records = sorted_by_image(self.split(split))
-        return records[: self.evaluation.max_pairs] if self.evaluation.max_pairs else records
-
-    def eval_annotations(self, split: str) -> tuple[list[str | None], list[bool], list]:
-        """For `eval_records(split)`, in order: each caption's object (the first the ontology
-        extracts, None if none), whether it is novel (never seen verbatim in training) and whether
-        its image's objects hold a pair no training image holds (None: under two objects). Used by
-        the within-object, caption-novel and combination metrics; computed once per split."""
-        if split not in self._annotations:
-            from tonics.eval.composition import unseen_combinations
-            from tonics.eval.within_object import caption_annotations
-
-            train = self.split("train") if self.has_split("train") else []
-            records = self.eval_records(split)
-            objects, novel = caption_annotations(
-                records, train, source=self.object_source, cache=self.ontology_cache
-            )
-            self._annotations[split] = (objects, novel, unseen_combinations(records, train))
-        return self._annotations[split]
-
-    def _eval_loader(self, split: str) -> DataLoader:
-        return image_once_loader(
-            self.eval_records(split),
-            self.image_processor,
-            self.tokenizer,
-            batch_size=self.loader.eval_batch_size,
-            num_workers=self.loader.num_workers,
-            max_length=self.loader.max_text_length,
-            persistent_workers=self.loader.persistent_workers,
-            limits=self.image_limits,
-            rank=self.trainer.global_rank if self.trainer else 0,
-            world_size=self.trainer.world_size if self.trainer else 1,
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        """Sequential batches of the evaluation split (each image loaded once); under DDP each
-        rank encodes its share and the metrics gather them (`tonics.train.evaluation`)."""
-        return self._eval_loader(self.evaluation.split)
-
-    def test_dataloader(self) -> DataLoader:
-        """Sequential batches of the test split (or of the split `testing` names)."""
-        return self._eval_loader(self.test_split)
-
-    @contextlib.contextmanager
-    def testing(self, split: str):
-        """Inside the block, `test_dataloader` (and the test metrics' annotations) serve `split`:
-        how the held-out transfer split is evaluated with the test loop."""
-        previous, self.test_split = self.test_split, split
-        try:
-            yield
-        finally:
-            self.test_split = previous
-
-    def predict_dataloader(self) -> DataLoader:
-        """The test split, for `tonics predict` (embeddings)."""
-        return self._eval_loader("test")

@@ -58,24 +58,20 @@ class RetrievalEvaluation:
             return (text, *self.model.image_features_and_tokens(batch["pixel_values"]))
         return text, self.model.encode_image(batch["pixel_values"]), None
 
-    def _eval_split_name(self, prefix: str, datamodule) -> str:
-        """The data split a loop's prefix evaluates (val: the configured split; test: the split
-        the data module's test loader serves now)."""
-        if prefix == "val":
-            return datamodule.evaluation.split
-        return getattr(datamodule, "test_split", prefix)
+    def _run_data(self):
+        """What the run's data supplies (`tonics.sampling.plan.RunData`), or None without a plan."""
+        return self.plan.data if self.plan is not None else None
 
     def _cached_eval_embeddings(self, prefix: str, batch):
         """(text, image) embeddings of an evaluation batch from the split's pooled-feature cache,
         when the data asks for it (`data.eval_feature_cache`) and both towers are frozen (the
         training feature cache is in use); None to embed live. The cache is built on first use."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        cache_settings = getattr(datamodule, "cache", None)
-        if self.feature_cache is None or not getattr(cache_settings, "evaluation", False):
+        data = self._run_data()
+        if self.feature_cache is None or data is None or not data.eval_feature_cache:
             return None
         if self.model.captioner is not None or not len(batch["indices"]):
             return None
-        name = self._eval_split_name(prefix, datamodule)
+        name = data.split_evaluated(prefix)
         caches = self.__dict__.setdefault("_eval_feature_caches", {})
         if name not in caches:
             from tonics.cache.features import load_or_compute
@@ -83,8 +79,8 @@ class RetrievalEvaluation:
             with torch.random.fork_rng(devices=[]):  # the run's random stream stays as it was
                 caches[name] = load_or_compute(
                     self.model,
-                    datamodule.cache_source(name),
-                    cache_settings.feature_dtype,
+                    data.cache_source(name),
+                    data.feature_dtype,
                     self.device,
                     self.trainer,
                 )
@@ -191,11 +187,10 @@ class RetrievalEvaluation:
     def _hard_metrics(self, prefix: str, split, result) -> dict[str, float]:
         """Within-object, caption-novel and seen/unseen-combination retrieval, when the data module
         can annotate the split."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        if not hasattr(datamodule, "eval_annotations") or split.kept is None:
+        data = self._run_data()
+        if data is None or data.annotations is None or split.kept is None:
             return {}
-        name = self._eval_split_name(prefix, datamodule)
-        objects, novel, unseen = datamodule.eval_annotations(name)
+        objects, novel, unseen = data.annotations(data.split_evaluated(prefix))
         ks = self.hparams.retrieval_ks
         return {
             **composition_metrics(

@@ -12,7 +12,6 @@ splits (`val/recall_mean`, the mean of R@1/5/10 both ways, is the default checkp
 from __future__ import annotations
 
 import logging
-import time
 from typing import Literal
 
 import lightning.pytorch as pl
@@ -23,23 +22,18 @@ from tonics.model.alignment import AlignmentModel, HeadKind
 from tonics.model.encoders import TextEncoder, TextPooling, VisionEncoder, VisionPooling
 from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss
 from tonics.sampling.curriculum import UnfreezeSpec
-from tonics.sampling.openings import split_of, widest
+from tonics.sampling.openings import Openings, widest
+from tonics.sampling.plan import RunPlan
 from tonics.train.batch_stats import batch_statistics
 from tonics.train.evaluation import RetrievalEvaluation
+from tonics.train.feature_paths import CachedFeaturePaths
 from tonics.train.optim import TOWERS, parameter_groups
 from tonics.train.schedule import LrSchedule, group_lambdas, schedule_factor
 
 log = logging.getLogger(__name__)
 
 
-_NO_CACHE = (
-    "a batch marked 'features cached' arrived but no cache serves the encoders as they are now "
-    "(text {text}, vision {vision}: an encoder was opened outside the curriculum/unfreeze_at_step "
-    "the sampler knows of); turn data.feature_cache off for this run"
-)
-
-
-class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
+class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModule):
     """Contrastive alignment of a pretrained text encoder and vision encoder."""
 
     def __init__(
@@ -97,13 +91,16 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         for tower in TOWERS:
             self.check_unfreeze(tower, unfreeze_top_k, "model.unfreeze_top_k")
         self.loss = make_loss(loss, local_loss=local_loss, false_negatives=false_negatives)
-        self.unfrozen: dict[str, UnfreezeSpec] = {"text": None, "vision": None}
-        self.opened_at: dict[str, int | None] = {"text": None, "vision": None}
-        self.last_stats: dict[str, float] = {}
         self._reset_state()
 
     def _reset_state(self) -> None:
-        """Caches, feature paths and evaluation stores of a fresh module."""
+        """Openings, plan, caches, feature paths and evaluation stores of a fresh module."""
+        self.unfrozen: dict[str, UnfreezeSpec] = {"text": None, "vision": None}
+        self.opened_at: dict[str, int | None] = {"text": None, "vision": None}
+        self.last_stats: dict[str, float] = {}
+        self.plan: RunPlan | None = None  # handed out by tonics.train.wiring.connect_run
+        self._own_openings: Openings | None = None  # without a plan: unfreeze_at_step alone
+        self._resumed_rng = None
         self.feature_cache = None  # set while both encoders are frozen and the data asks for it
         self.prefix_caches: dict = {}  # split -> PrefixCache, for stages opening top-k blocks
         self.stage_paths: dict[int, dict] = {}  # stage -> how its steps got features (summary)
@@ -182,6 +179,16 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
             "tokens": self.model.captioner is not None,
         }
 
+    def use_plan(self, plan: RunPlan) -> None:
+        """Train by the run's plan: its curriculum sets the learning-rate segments, its openings
+        the caches to build, and its data the cache sources and evaluation annotations."""
+        self.plan = plan
+
+    def on_fit_start(self) -> None:
+        """Without a run plan (a plain `trainer.fit(module, train_dataloaders=...)`), the module
+        opens its towers itself at `unfreeze_at_step`."""
+        self._own_openings = None if self.plan else Openings.plan((), **self.step_opening())
+
     def open_towers(self, openings: dict[str, UnfreezeSpec]) -> None:
         """Open each tower as far as `openings` says (openings never close)."""
         for tower in TOWERS:
@@ -206,9 +213,11 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         """The first step after a resume continues the saved random stream (whatever loading
         and loader start-up drew from it since)."""
-        if getattr(self, "_resumed_rng", None) is not None:
+        if self._resumed_rng is not None:
             torch.set_rng_state(self._resumed_rng)
             self._resumed_rng = None
+        if self._own_openings is not None:
+            self.open_towers(self._own_openings.at(self.global_step, None))
 
     # -- optimisation ---------------------------------------------------------------------------
     def parameter_groups(self) -> list[dict]:
@@ -223,17 +232,15 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         """The schedule's base factor at `step` (the curriculum's stages when there is one)."""
         hp, trainer = self.hparams, self._trainer
         total = max(1, int(trainer.estimated_stepping_batches)) if trainer else 1
-        datamodule = getattr(trainer, "datamodule", None) if trainer else None
-        curriculum = getattr(datamodule, "curriculum", None)
-        sampler = getattr(datamodule, "batch_sampler", None)
+        per_epoch = self.plan.steps_per_epoch() if self.plan else None
         return schedule_factor(
             step,
             kind=hp.lr_schedule,
             total_steps=total,
             warmup_steps=hp.warmup_steps,
             min_lr_ratio=hp.min_lr_ratio,
-            curriculum=curriculum,
-            steps_per_epoch=len(sampler) if sampler is not None else total,
+            curriculum=self.plan.curriculum if per_epoch is not None else None,
+            steps_per_epoch=per_epoch if per_epoch is not None else total,
         )
 
     def configure_optimizers(self):
@@ -254,108 +261,6 @@ class AlignmentModule(RetrievalEvaluation, pl.LightningModule):
         image = self.model.encode_image(batch["pixel_values"])
         text = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
         return image, text
-
-    def on_train_start(self) -> None:
-        """Build (or load) the caches the data module asks for: the pooled-feature cache for
-        frozen stages, and a frozen-prefix cache for each split of a stage that opens top-k
-        blocks. Stages whose split cannot be cached train live (one line says why)."""
-        dm = self.trainer.datamodule  # None under trainer.fit(module, train_dataloaders=...)
-        if getattr(dm, "openings", None) is None or not dm.openings.feature_cache:
-            return
-        # building (loaders draw seeds) or loading a cache must leave the run's random stream as
-        # it was: a run that computes the cache and one that loads it then train identically
-        with torch.random.fork_rng(devices=[]):
-            self._build_caches(dm)
-        dm.openings.use_prefix_caches(self.prefix_caches)
-
-    def _build_caches(self, dm) -> None:
-        from tonics.cache.prefix import (
-            UnsupportedSplit,
-            derive_feature_cache,
-            load_or_compute_prefix,
-        )
-
-        splits, whole = dm.openings.cache_splits()
-        if whole:
-            log.info(
-                "feature cache: stage(s) %s open a whole tower and run live (a prefix cache "
-                "needs top-k openings: unfreeze_text/unfreeze_vision: k)",
-                whole,
-            )
-        source = dm.cache_source()
-        for split in splits:
-            try:
-                self.prefix_caches[split] = load_or_compute_prefix(
-                    self.model, source, split, dm.cache.prefix_dtype, self.device, self.trainer
-                )
-            except UnsupportedSplit as why:
-                log.warning(
-                    "prefix cache (text top %d, vision top %d) not used, those steps run live: %s",
-                    split[0],
-                    split[1],
-                    why,
-                )
-        frozen = self.model.text.is_frozen and self.model.vision.is_frozen
-        frozen = frozen and self.model.captioner is None  # a captioner's frozen steps: a prefix
-        started = time.perf_counter()
-        if frozen and self.prefix_caches:  # derive pooled features: no second encoding pass
-            prefix = next(iter(self.prefix_caches.values()))
-            self.feature_cache = derive_feature_cache(
-                prefix, self.model, source, self.device, self.trainer
-            )
-        elif frozen:
-            from tonics.cache.features import load_or_compute
-
-            self.feature_cache = load_or_compute(
-                self.model, source, dm.cache.feature_dtype, self.device, self.trainer
-            )
-        if self.feature_cache is not None:
-            self._pooled_info = {
-                "bytes": self.feature_cache.nbytes,
-                "build_s": round(time.perf_counter() - started, 3),
-                "source": "derived from the prefix cache"
-                if self.prefix_caches
-                else "computed or loaded",
-            }
-
-    def cache_summary(self) -> dict[str, dict]:
-        """Each feature path's cache: bytes in memory, seconds to build or load, and source."""
-        caches = {"pooled": self._pooled_info} if self._pooled_info else {}
-        for (text_k, vision_k), cache in self.prefix_caches.items():
-            caches[f"prefix text={text_k} vision={vision_k}"] = {
-                "bytes": cache.nbytes,
-                "build_s": round(cache.build_s, 3),
-                "source": cache.source,
-            }
-        return caches
-
-    def _cached_features(self, batch):
-        split = split_of(self.unfrozen)
-        tokens = None
-        if self.model.captioner is not None:
-            split = self.trainer.datamodule.openings.token_split() if split == (0, 0) else split
-            cache = self.prefix_caches.get(split)
-            if cache is None:
-                raise RuntimeError(_NO_CACHE.format(**self.unfrozen))
-            image, text, usable, tokens = cache.features(
-                batch["indices"].cpu(), self.device, tokens=True
-            )
-            self.last_path = f"prefix text={split[0]} vision={split[1]}"
-        elif split == (0, 0) and self.feature_cache is not None:
-            image, text, usable = self.feature_cache.lookup(batch["indices"].cpu())
-            self.last_path, cache = "pooled", self.feature_cache
-        elif split in self.prefix_caches:
-            cache = self.prefix_caches[split]
-            image, text, usable = cache.features(batch["indices"].cpu(), self.device)
-            self.last_path = f"prefix text={split[0]} vision={split[1]}"
-        else:
-            raise RuntimeError(_NO_CACHE.format(**self.unfrozen))
-        for index in batch["indices"][~usable].tolist():
-            batch["skipped"].append((index, *cache.failures[index]))
-        batch["has_image"] = usable
-        image = torch.nn.functional.normalize(self.model.vision_head(image.to(self.device)), dim=-1)
-        text = torch.nn.functional.normalize(self.model.text_head(text.to(self.device)), dim=-1)
-        return image, text, tokens
 
     def _with_caption_loss(self, contrastive, tokens, batch, n: int) -> torch.Tensor:
         """contrastive + weight * captioning (each image's caption, teacher-forced); both logged."""
