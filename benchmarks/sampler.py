@@ -15,7 +15,8 @@ import sys
 import time
 
 import numpy as np
-from tonics.ontology.graph import Ontology, _hypernym_closure
+from tonics.ontology.building import hypernym_closure
+from tonics.ontology.graph import Ontology
 
 
 def synthetic_ontology(num_pairs: int, nouns: list[str], seed: int = 0) -> Ontology:
@@ -24,7 +25,7 @@ def synthetic_ontology(num_pairs: int, nouns: list[str], seed: int = 0) -> Ontol
 
     extractor = NounExtractor()
     synsets = sorted({extractor.object_synset(n) for n in nouns} - {None})
-    graph = _hypernym_closure(extractor.wn, synsets)
+    graph = hypernym_closure(extractor.wn, synsets)
     rng = np.random.default_rng(seed)
     weights = 1 / np.arange(1, len(synsets) + 1)
     picks = rng.choice(len(synsets), size=(num_pairs, 3), p=weights / weights.sum())

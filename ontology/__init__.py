@@ -6,8 +6,9 @@ strings and lists of captions and can index PairRecords; of the rest of tonics i
 base utilities (`tonics.paths`, `tonics.memory`), nothing from data, sampling or training.
 """
 
+from tonics.ontology.building import build_ontology
 from tonics.ontology.extract import ExtractionSettings, NounExtractor
-from tonics.ontology.graph import Ontology, build_ontology
+from tonics.ontology.graph import Ontology
 from tonics.ontology.wordnet import WordNetNotFoundError, load_wordnet
 
 __all__ = [

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from tonics.ontology.building import build_ontology
 from tonics.ontology.extract import ExtractionSettings, NounExtractor
-from tonics.ontology.graph import ObjectSource, Ontology, build_ontology
+from tonics.ontology.graph import ObjectSource, Ontology
 
 from tonics.paths import cache_dir
 

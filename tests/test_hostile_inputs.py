@@ -154,8 +154,8 @@ def test_a_damaged_automatic_shard_index_is_rebuilt_and_a_named_one_refused(tmp_
 
     from test_shard_index import _shards
 
+    from tonics.data.current_index import default_index_path, index_for
     from tonics.data.readers.base import DataFormatError
-    from tonics.data.shard_index import default_index_path, index_for
 
     shards = [Path(p) for p in sorted(glob.glob(_shards(tmp_path / "shards")))]
     first = index_for(shards)

@@ -7,8 +7,8 @@ from collections import namedtuple
 import networkx as nx
 import pytest
 from tonics.ontology import NounExtractor, Ontology, build_ontology, load_wordnet
+from tonics.ontology.building import combine_objects
 from tonics.ontology.coco_categories import COCO_TO_SYNSET, UnmappedCategoryError, category_synset
-from tonics.ontology.graph import combine_objects
 from tonics.ontology.index import ontology_for_records
 from tonics.ontology.wordnet import DEBIAN_WORDNET, WordNetNotFoundError, lexnames_text
 

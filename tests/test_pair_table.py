@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from helpers import drawn_pair_ids_digest
 from PIL import Image
-from tonics.ontology.graph import _caption_objects, build_ontology
+from tonics.ontology.building import build_ontology, caption_objects_of
 from tonics.ontology.index import ontology_for_records
 from tonics.ontology.pair_objects import PairObjects
 
@@ -201,8 +201,8 @@ def test_streamed_extraction_equals_one_pass():
 
     captions = ["a dog and a cat", "a dog and a cat", "", "a plate of pasta", "a dog", None] * 3
     extractor = NounExtractor()
-    whole = _caption_objects(captions, extractor)
-    streamed = _caption_objects(captions, extractor, chunk=4, memo_size=2)
+    whole = caption_objects_of(captions, extractor)
+    streamed = caption_objects_of(captions, extractor, chunk=4, memo_size=2)
     assert list(streamed) == list(whole) == [tuple(extractor.extract(c)) for c in captions]
     ontology = build_ontology(captions, [str(i) for i in range(len(captions))])
     assert list(ontology.pair_objects) == list(whole)

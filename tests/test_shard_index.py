@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 from tonics.cli import cli_main
+from tonics.data.current_index import default_index_path
 from tonics.data.images import load_image, read_bytes
 from tonics.data.readers import DataFormatError, WebDatasetReader
-from tonics.data.shard_index import default_index_path, load_index
+from tonics.data.shard_index import load_index
 
 
 def _jpeg(colour) -> bytes:

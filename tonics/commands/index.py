@@ -31,9 +31,10 @@ def main(argv: list[str]) -> int:
         "(the reader's `split`; default train)",
     )
     args = parser.parse_args(argv)
+    from tonics.data.current_index import current_index_path
     from tonics.data.readers import WebDatasetReader
     from tonics.data.readers.webdataset import pair_table_for
-    from tonics.data.shard_index import build_index, current_index_path, save_index
+    from tonics.data.shard_index import build_index, save_index
 
     shards = WebDatasetReader(args.shards).shard_paths()
     if not shards:

@@ -21,11 +21,9 @@ img2dataset's webdataset output, which is read in place.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tarfile
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,7 +63,8 @@ def _damaged(path, err: Exception) -> DataFormatError:
     )
 
 
-def _stat(path: Path) -> dict:
+def shard_stat(path: Path) -> dict:
+    """A shard's path, size and mtime as the manifest records them."""
     stat = path.stat()
     return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
@@ -205,7 +204,7 @@ def build_index(
 
     from tqdm.auto import tqdm
 
-    index = ShardIndex(shards=[_stat(s) for s in shards])
+    index = ShardIndex(shards=[shard_stat(s) for s in shards])
     jobs = [(number, shard, caption_extension, path) for number, shard in enumerate(shards)]
     progress = {"desc": "indexing shards", "unit": "shard", "mininterval": 2.0, "total": len(jobs)}
     if workers > 1 and len(jobs) > 1:
@@ -291,37 +290,6 @@ def _valid_manifest(manifest, column_names, shard_numbers) -> bool:
     return len(numbers) == 0 or (0 <= numbers.min() and numbers.max() < len(shards))
 
 
-def changed_shards(index: ShardIndex, shards: list[Path]) -> list[str]:
-    """Why the index no longer describes these shards (empty when it does): a shard added,
-    missing, or with another size or mtime than when it was indexed."""
-    indexed = {s["path"]: s for s in index.shards}
-    given = set(map(str, shards))
-    problems = [f"{s} is not in the index (new shard)" for s in given if s not in indexed]
-    for entry in index.shards:
-        path = Path(entry["path"])
-        if not path.exists():
-            problems.append(f"{path} is missing")
-        elif "blob" in entry and not Path(entry["blob"]).is_file():
-            problems.append(f"{entry['blob']} (the image bytes copied from {path}) is missing")
-        elif (stat := _stat(path)) != {k: v for k, v in entry.items() if k != "blob"}:
-            problems.append(
-                f"{path} changed since it was indexed (size {entry['size']} -> "
-                f"{stat['size']}, mtime {entry['mtime_ns']} -> {stat['mtime_ns']})"
-            )
-    others = [p for p in indexed if p not in given and Path(p).exists()]  # (missing: said above)
-    return problems + [f"{p} is indexed but not among the shards given" for p in others]
-
-
-def default_index_path(shards: list[Path], caption_extension: str) -> Path:
-    """Where an index is kept when none is named: the tonics cache, keyed by the shard paths."""
-    from tonics.paths import cache_dir
-
-    key = hashlib.blake2b(
-        "\n".join([caption_extension, *map(str, shards)]).encode(), digest_size=10
-    )
-    return cache_dir() / "shard-index" / f"index-{key.hexdigest()}.parquet"
-
-
 def load_manifest(path: str | Path) -> dict:
     """The index's manifest (shards, skips), checked against its columns, without reading the
     pairs: what start-up needs to know whether the index (and the pair table beside it) is
@@ -343,56 +311,3 @@ def load_manifest(path: str | Path) -> dict:
             f"{path}: not a tonics shard index (no valid manifest); rebuild it with `tonics index`"
         )
     return manifest
-
-
-def _is_current(path: Path, shards: list[Path], caption_extension: str, named: bool) -> bool:
-    """Whether the index at `path` still describes `shards`; False when it must be rebuilt (the
-    automatic index); a named index that is damaged or stale is an error naming the problem."""
-    try:
-        manifest = load_manifest(path)
-    except DataFormatError as err:
-        if named:
-            raise
-        log.warning("%s: rebuilding", err)
-        return False
-    problems = changed_shards(ShardIndex(manifest["shards"]), shards)
-    if manifest.get("caption_extension") != caption_extension:
-        problems.append(f"indexed with caption extension '{manifest.get('caption_extension')}'")
-    if not problems:
-        return True
-    if named:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise DataFormatError(f"{path}: {problems[0]}{more}; re-run `tonics index` on the shards")
-    log.info("shard index %s is stale (%s): rebuilding", path, problems[0])
-    return False
-
-
-def current_index_path(
-    shards: list[Path], caption_extension: str = "txt", path: str | Path | None = None
-) -> Path:
-    """The path of a current index of these shards: checked from its manifest when it exists,
-    else built and saved. A named index file (`tonics index --out`) that no longer matches its
-    shards is an error naming them; the automatic one in the cache is rebuilt."""
-    shards = [s.resolve() for s in shards]
-    named = path is not None
-    path = Path(path) if named else default_index_path(shards, caption_extension)
-    if path.is_file() and _is_current(path, shards, caption_extension, named):
-        return path
-    started = time.perf_counter()
-    index = build_index(shards, caption_extension, path)
-    save_index(index, path, caption_extension)
-    log.info(
-        "shard index: %d pairs in %d shards indexed in %.1f s -> %s",
-        len(index),
-        len(shards),
-        time.perf_counter() - started,
-        path,
-    )
-    return path
-
-
-def index_for(
-    shards: list[Path], caption_extension: str = "txt", path: str | Path | None = None
-) -> ShardIndex:
-    """The index of these shards in memory (`current_index_path`, then loaded)."""
-    return load_index(current_index_path(shards, caption_extension, path))[0]

@@ -43,7 +43,7 @@ class WebDatasetReader(PairReader):
     def read(self) -> PairTable:
         """One record per key holding both an image and a caption (orphans are counted), as a
         memory-mapped pair table beside the index (written from the index on first use)."""
-        from tonics.data.shard_index import current_index_path
+        from tonics.data.current_index import current_index_path
 
         shards = self.shard_paths()
         if not shards:
