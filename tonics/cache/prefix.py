@@ -272,13 +272,19 @@ def load_or_compute_prefix(
         split=split, store=store, key=key, source="computed" if computed else "loaded"
     )
     cache.build_s = time.perf_counter() - started
+    _log_ready(cache)
+    return cache.bind(model)
+
+
+def _log_ready(cache: PrefixCache) -> None:
+    """One line: the cache's split, whether it was computed or loaded, its time, size, place."""
+    text_k, vision_k = cache.split
     log.info(
         "prefix cache (text top %d, vision top %d): %s in %.1f s, %.1f MB, %s",
-        split[0],
-        split[1],
+        text_k,
+        vision_k,
         cache.source,
         cache.build_s,
         cache.nbytes / 1e6,
-        store.directory,
+        cache.store.directory,
     )
-    return cache.bind(model)

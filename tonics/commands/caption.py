@@ -13,8 +13,8 @@ MAX_BATCH = 1024
 MAX_LENGTH = 512
 
 
-def main(argv: list[str]) -> int:
-    """Run the command; returns the exit code."""
+def _parser() -> CommandParser:
+    """The command's arguments."""
     parser = CommandParser("caption")
     parser.add_argument("--model", required=True, help="a `tonics export` directory")
     parser.add_argument("images", nargs="+", help="picture files")
@@ -22,6 +22,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-length", type=int, help="tokens per caption (default: trained)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--json", action="store_true", help="print JSON: path and caption each")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run the command; returns the exit code."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if not 1 <= args.beams <= MAX_BEAMS or not 1 <= args.batch_size <= MAX_BATCH:
         parser.error(

@@ -12,8 +12,8 @@ from pathlib import Path
 from tonics.commands.parsing import CommandParser
 
 
-def main(argv: list[str]) -> int:
-    """`tonics compare CONFIG CONFIG [...] --seeds ... --out DIR`."""
+def _parser() -> CommandParser:
+    """The command's arguments."""
     parser = CommandParser("compare")
     parser.add_argument(
         "configs", nargs="+", help="two or more `tonics fit` YAML files; the first is the baseline"
@@ -46,6 +46,12 @@ def main(argv: list[str]) -> int:
         default=[],
         help="extra `tonics fit` arguments for every run (put last)",
     )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """`tonics compare CONFIG CONFIG [...] --seeds ... --out DIR`."""
+    parser = _parser()
     args = parser.parse_args(argv)
     from tonics.analysis.results import markdown
     from tonics.commands.held_out import held_out

@@ -8,8 +8,8 @@ from pathlib import Path
 from tonics.commands.parsing import CommandParser
 
 
-def main(argv: list[str]) -> int:
-    """Run the command; returns the exit code."""
+def _parser() -> CommandParser:
+    """The command's arguments."""
     parser = CommandParser("zeroshot")
     parser.add_argument(
         "--model",
@@ -37,6 +37,12 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="load pickled weights (pytorch_model.bin): only for files you trust",
     )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Run the command; returns the exit code."""
+    parser = _parser()
     args = parser.parse_args(argv)
     from tonics.eval.protocol import exported_towers
     from tonics.eval.zeroshot import TEMPLATES, classify_images, dataset_samples, folder_samples

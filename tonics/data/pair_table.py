@@ -261,6 +261,34 @@ def _caption_keys(captions, chunk: int = 1 << 18) -> np.ndarray:
     return keys
 
 
+def _derived_columns(pair_ids, captions) -> dict:
+    """The columns computed from the pairs: image and caption codes, caption keys and the
+    order of the pair ids (stable, bytewise = code point order)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    caption_keys = _caption_keys(captions)
+    caption_codes = _first_appearance(caption_keys)  # numbered in order of first appearance
+    return {
+        "image_code": pa.array(np.arange(len(pair_ids), dtype=np.int32)),  # one image a pair
+        "caption_code": pa.array(caption_codes.astype(np.int32)),
+        "caption_key": pa.array(caption_keys),
+        "image_order": pa.array(pc.sort_indices(pair_ids).to_numpy().astype(np.int64)),
+    }
+
+
+def _content_digest(columns: dict, paths: list[str], split: str) -> str:
+    """A digest of the pairs' own columns (ids, captions, where each image lies), the shard
+    files and the split: what makes two tables the same table."""
+    digest = hashlib.sha256()
+    for name in ("pair_id", "caption", "shard", "offset", "size", "member"):
+        for buffer in columns[name].buffers():
+            if buffer is not None:
+                digest.update(memoryview(buffer))
+    digest.update(json.dumps([paths, split]).encode())
+    return digest.hexdigest()
+
+
 def write_pair_table(
     path: str | Path,
     *,
@@ -285,9 +313,6 @@ def write_pair_table(
     captions = pa.array(captions, pa.large_string())
     if pc.count_distinct(pair_ids).as_py() != len(pair_ids):
         raise InputError(f"{path}: pair ids are not unique; the shards repeat a key")
-    image_order = pc.sort_indices(pair_ids).to_numpy()  # stable, bytewise = code point order
-    caption_keys = _caption_keys(captions)
-    caption_codes = _first_appearance(caption_keys)  # numbered in order of first appearance
     columns = {
         "pair_id": pair_ids,
         "caption": captions,
@@ -295,24 +320,15 @@ def write_pair_table(
         "offset": pa.array(np.asarray(offset, dtype=np.int64)),
         "size": pa.array(np.asarray(size, dtype=np.int64)),
         "member": pa.array(member, pa.large_string()),
-        "image_code": pa.array(np.arange(len(pair_ids), dtype=np.int32)),  # one image a pair
-        "caption_code": pa.array(caption_codes.astype(np.int32)),
-        "caption_key": pa.array(caption_keys),
-        "image_order": pa.array(image_order.astype(np.int64)),
+        **_derived_columns(pair_ids, captions),
     }
-    digest = hashlib.sha256()
-    for name in ("pair_id", "caption", "shard", "offset", "size", "member"):
-        for buffer in columns[name].buffers():
-            if buffer is not None:
-                digest.update(memoryview(buffer))
-    digest.update(json.dumps([paths, split]).encode())
     meta = {
         "version": TABLE_VERSION,
         "paths": paths,
         "split": split,
         "skipped": skipped,
         "source": source,
-        "digest": digest.hexdigest(),
+        "digest": _content_digest(columns, paths, split),
     }
     table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(meta)})
 

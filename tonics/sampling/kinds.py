@@ -144,6 +144,27 @@ class BatchKind:
         """`size` distinct available indices (marked unavailable), or fewer if too few remain."""
         raise NotImplementedError
 
+    def _plan_siblings(self, batch_size, rules, blocked, granularity, min_depth, max_depth):
+        """A sibling needs only its share of a batch: its candidates are the nodes that hold
+        batch/k pairs (and distinct images/captions), usually finer than the batch's nodes."""
+        share = max(1, batch_size // self.siblings)
+        distinct = rules.min_distinct
+        share_rules = replace(
+            rules, min_distinct=None if distinct is None else max(1, distinct // self.siblings)
+        )
+        self.sibling_nodes = stage_nodes(
+            self.ontology,
+            share,
+            granularity=granularity,
+            min_depth=min_depth,
+            max_depth=max_depth,
+            rules=share_rules,
+            pair_images=self._pair_images,
+            pair_captions=self._pair_captions,
+        )
+        self.sibling_pools = [hard_pool(self.ontology, n, blocked) for n in self.sibling_nodes]
+        self.sibling_groups = self._sibling_groups()
+
     def reset(self) -> None:
         """Start of an epoch: drop any per-epoch bookkeeping."""
 
@@ -184,6 +205,7 @@ class OntologyKind(BatchKind):
     ) -> None:
         self.ontology = ontology
         self.image_of = image_of
+        self._pair_images, self._pair_captions = pair_images, pair_captions
         self.random = RandomKind(len(ontology), image_of)
         self.nodes = stage_nodes(
             ontology,
@@ -200,27 +222,7 @@ class OntologyKind(BatchKind):
         self.siblings = siblings
         self.sibling_nodes, self.sibling_pools, self.sibling_groups = [], [], []
         if siblings > 1:
-            # a sibling needs only its share of a batch: its candidates are the nodes that hold
-            # batch/k pairs (and distinct images/captions), usually finer than the batch's nodes
-            share = max(1, batch_size // siblings)
-            share_rules = replace(
-                rules,
-                min_distinct=None
-                if rules.min_distinct is None
-                else max(1, rules.min_distinct // siblings),
-            )
-            self.sibling_nodes = stage_nodes(
-                ontology,
-                share,
-                granularity=granularity,
-                min_depth=min_depth,
-                max_depth=max_depth,
-                rules=share_rules,
-                pair_images=pair_images,
-                pair_captions=pair_captions,
-            )
-            self.sibling_pools = [hard_pool(ontology, n, blocked) for n in self.sibling_nodes]
-            self.sibling_groups = self._sibling_groups()
+            self._plan_siblings(batch_size, rules, blocked, granularity, min_depth, max_depth)
         self.counts = np.array([len(pool) for pool in self.pools], dtype=float)
         self.alpha = alpha
         self.reset()

@@ -68,6 +68,23 @@ def read_upload(body: bytes):
     return picture
 
 
+def hits(results) -> list[dict]:
+    """Search results as the page reads them: path, score and rank each."""
+    return [{"path": h.path, "score": round(h.score, 4), "rank": h.rank} for h in results]
+
+
+def index_info(index: SearchIndex) -> dict:
+    """What the page shows of the index: the model, the number of images, index kind, width."""
+    manifest = index.manifest
+    model = manifest.get("model") or " + ".join(manifest.get("baseline", []))
+    return {
+        "model": model,
+        "images": len(index),
+        "index": manifest["index"],
+        "dim": manifest["dim"],
+    }
+
+
 def create_app(index: SearchIndex):
     """The FastAPI application serving `index`."""
     from fastapi import FastAPI, HTTPException, Request
@@ -76,23 +93,13 @@ def create_app(index: SearchIndex):
     app = FastAPI(title="tonics search", docs_url=None, redoc_url=None)
     page = resources.files("tonics.search").joinpath("page.html").read_text()
 
-    def hits(results) -> list[dict]:
-        return [{"path": h.path, "score": round(h.score, 4), "rank": h.rank} for h in results]
-
     @app.get("/", response_class=HTMLResponse)
     def home() -> str:
         return page
 
     @app.get("/api/info")
     def info() -> dict:
-        manifest = index.manifest
-        model = manifest.get("model") or " + ".join(manifest.get("baseline", []))
-        return {
-            "model": model,
-            "images": len(index),
-            "index": manifest["index"],
-            "dim": manifest["dim"],
-        }
+        return index_info(index)
 
     @app.get("/api/search")
     def by_words(q: str, k: int = 12) -> list[dict]:

@@ -44,13 +44,31 @@ from tonics.train.settings import (
     ImageSettings,
     LoaderSettings,
     SubsetSettings,
+    grouped_settings,
 )
 
 log = logging.getLogger(__name__)
 
 
+def _check_inputs(reader, object_source: str) -> None:
+    """The reader is a `PairReader` and the object source one tonics knows (a ConfigError
+    naming the key otherwise)."""
+    require_choice(object_source, OBJECT_SOURCES, "data.object_source")
+    require(
+        isinstance(reader, PairReader),
+        "data.reader",
+        "must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); got "
+        + type(reader).__name__,
+    )
+
+
 class TonicsDataModule(EvaluationLoaders, pl.LightningDataModule):
-    """Image-caption pairs for training (curriculum batches) and retrieval evaluation."""
+    """Image-caption pairs for training (curriculum batches) and retrieval evaluation.
+
+    Takes the flat `data.*` keys of a config, gathered into `tonics.train.settings` (where each
+    group is documented and validated); `text_encoder`/`vision_encoder` are linked from the model
+    in the CLI. one_pair_per_image: no training batch holds two captions of one image.
+    """
 
     def __init__(
         self,
@@ -80,31 +98,15 @@ class TonicsDataModule(EvaluationLoaders, pl.LightningDataModule):
         train_fraction: float = 1.0,
         train_fraction_seed: int = 0,
     ) -> None:
-        """The flat `data.*` keys of a config, gathered into `tonics.train.settings` (where each
-        group is documented and validated); `text_encoder`/`vision_encoder` are linked from the
-        model in the CLI. one_pair_per_image: no training batch holds two captions of one image."""
+        """The `data.*` keys of a config (see the class docstring)."""
         super().__init__()
-        require_choice(object_source, OBJECT_SOURCES, "data.object_source")
-        why = f"must be a reader (class_path: tonics.data.readers.KarpathyReader, ...); got {type(reader).__name__}"
-        require(isinstance(reader, PairReader), "data.reader", why)
-        self.loader = LoaderSettings(
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            num_workers=num_workers,
-            persistent_workers=persistent_workers,
-            max_text_length=max_text_length,
-        )
-        self.cache = CacheSettings(
-            enabled=feature_cache,
-            prefix_dtype=prefix_cache_dtype,
-            feature_dtype=feature_cache_dtype,
-            evaluation=eval_feature_cache,
-        )
-        self.evaluation = EvalSettings(
-            split=eval_split, transfer_split=transfer_split, max_pairs=max_eval_pairs
-        )
-        self.images = ImageSettings(max_pixels=max_image_pixels, max_aspect=max_image_aspect)
-        self.subset = SubsetSettings(fraction=train_fraction, seed=train_fraction_seed)
+        _check_inputs(reader, object_source)
+        settings = grouped_settings(locals())
+        self.loader: LoaderSettings = settings["loader"]
+        self.cache: CacheSettings = settings["cache"]
+        self.evaluation: EvalSettings = settings["evaluation"]
+        self.images: ImageSettings = settings["images"]
+        self.subset: SubsetSettings = settings["subset"]
         self.reader = reader
         self.curriculum = Curriculum(stages)
         self.object_source, self.ontology_cache, self.seed = object_source, ontology_cache, seed

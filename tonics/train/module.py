@@ -34,7 +34,19 @@ log = logging.getLogger(__name__)
 
 
 class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModule):
-    """Contrastive alignment of a pretrained text encoder and vision encoder."""
+    """Contrastive alignment of a pretrained text encoder and vision encoder.
+
+    unfreeze_at_step: opens both encoders (top-k blocks, or wholly if unset) at that step.
+    lr_schedule: 'per_stage' (warm-up + cosine within each curriculum stage) or 'run' (one
+        warm-up + cosine over the whole run); `warmup_steps` is the warm-up of each segment.
+    encoder_warmup_steps: linear warm-up of an encoder's learning rate from the step it opens.
+    train_bn_stats: update pretrained BatchNorm statistics in opened blocks (default: fixed).
+    loss: 'infonce' (CLIP's) or 'siglip' (pairwise sigmoid).
+    false_negatives: pairs sharing an image or an identical caption are 'positive' (multi-
+        positive InfoNCE), 'mask'ed out of the negatives, or 'ignore'd (plain InfoNCE).
+    caption_loss_weight: above 0, loss = contrastive + weight * captioning (CoCa: 2), with a
+        captioning head sized by `caption_decoder` (`tonics.model.captioner.CaptionSettings`).
+    """
 
     def __init__(
         self,
@@ -63,18 +75,7 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         caption_loss_weight: float = 0.0,
         caption_decoder: dict | None = None,
     ) -> None:
-        """`unfreeze_at_step` opens both encoders (top-k blocks, or wholly if unset) at that step.
-
-        lr_schedule: 'per_stage' (warm-up + cosine within each curriculum stage) or 'run' (one
-            warm-up + cosine over the whole run); `warmup_steps` is the warm-up of each segment.
-        encoder_warmup_steps: linear warm-up of an encoder's learning rate from the step it opens.
-        train_bn_stats: update pretrained BatchNorm statistics in opened blocks (default: fixed).
-        loss: 'infonce' (CLIP's) or 'siglip' (pairwise sigmoid).
-        false_negatives: pairs sharing an image or an identical caption are 'positive' (multi-
-            positive InfoNCE), 'mask'ed out of the negatives, or 'ignore'd (plain InfoNCE).
-        caption_loss_weight: above 0, loss = contrastive + weight * captioning (CoCa: 2), with a
-            captioning head sized by `caption_decoder` (`tonics.model.captioner.CaptionSettings`).
-        """
+        """The `model.*` keys of a config (each is described in the class docstring)."""
         super().__init__()
         self.save_hyperparameters()
         self._validate()

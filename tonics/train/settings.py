@@ -109,3 +109,41 @@ class SubsetSettings:
     def __post_init__(self) -> None:
         require_number(self.fraction, "data.train_fraction", low=0, high=1, low_open=True)
         require_number(self.seed, "data.train_fraction_seed", integer=True)
+
+
+GROUPS = {
+    "loader": LoaderSettings,
+    "cache": CacheSettings,
+    "evaluation": EvalSettings,
+    "images": ImageSettings,
+    "subset": SubsetSettings,
+}
+FLAT_KEYS = {  # each flat `data.*` key: (its settings group, the field it sets there)
+    "batch_size": ("loader", "batch_size"),
+    "eval_batch_size": ("loader", "eval_batch_size"),
+    "num_workers": ("loader", "num_workers"),
+    "persistent_workers": ("loader", "persistent_workers"),
+    "max_text_length": ("loader", "max_text_length"),
+    "feature_cache": ("cache", "enabled"),
+    "prefix_cache_dtype": ("cache", "prefix_dtype"),
+    "feature_cache_dtype": ("cache", "feature_dtype"),
+    "eval_feature_cache": ("cache", "evaluation"),
+    "eval_split": ("evaluation", "split"),
+    "transfer_split": ("evaluation", "transfer_split"),
+    "max_eval_pairs": ("evaluation", "max_pairs"),
+    "max_image_pixels": ("images", "max_pixels"),
+    "max_image_aspect": ("images", "max_aspect"),
+    "train_fraction": ("subset", "fraction"),
+    "train_fraction_seed": ("subset", "seed"),
+}
+
+
+def grouped_settings(keys: dict) -> dict[str, object]:
+    """The settings groups (`loader`, `cache`, `evaluation`, `images`, `subset`), each built by
+    keyword from the flat `data.*` keys in `keys` that belong to it (other keys are ignored)."""
+    fields: dict[str, dict] = {group: {} for group in GROUPS}
+    for key, value in keys.items():
+        if key in FLAT_KEYS:
+            group, name = FLAT_KEYS[key]
+            fields[group][name] = value
+    return {group: GROUPS[group](**fields[group]) for group in GROUPS}

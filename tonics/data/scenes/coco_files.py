@@ -29,6 +29,29 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def _annotations(chosen_plans, chosen, boxes, captions, category_id) -> tuple[list, list]:
+    """The caption and instance annotations of the chosen scenes (ids: image id * 10 + n)."""
+    caption_anns, instance_anns = [], []
+    for plan, k in zip(chosen_plans, chosen):
+        for n, text in enumerate(captions[k]):
+            caption_anns.append(
+                {"id": plan.image_id * 10 + n, "image_id": plan.image_id, "caption": text}
+            )
+        for n, (placed, box) in enumerate(zip(plan.objects, boxes[k], strict=True)):
+            instance_anns.append(
+                {
+                    "id": plan.image_id * 10 + n,
+                    "image_id": plan.image_id,
+                    "category_id": category_id[placed.drawing.category],
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                    "segmentation": [],
+                }
+            )
+    return caption_anns, instance_anns
+
+
 def write_coco(
     out: Path,
     plans: list[ScenePlan],
@@ -59,25 +82,9 @@ def write_coco(
             }
             for k in chosen
         ]
-        caption_anns, instance_anns = [], []
-        for k in chosen:
-            plan = plans[k]
-            for n, text in enumerate(captions[k]):
-                caption_anns.append(
-                    {"id": plan.image_id * 10 + n, "image_id": plan.image_id, "caption": text}
-                )
-            for n, (placed, box) in enumerate(zip(plan.objects, boxes[k], strict=True)):
-                instance_anns.append(
-                    {
-                        "id": plan.image_id * 10 + n,
-                        "image_id": plan.image_id,
-                        "category_id": category_id[placed.drawing.category],
-                        "bbox": box,
-                        "area": box[2] * box[3],
-                        "iscrowd": 0,
-                        "segmentation": [],
-                    }
-                )
+        caption_anns, instance_anns = _annotations(
+            [plans[k] for k in chosen], chosen, boxes, captions, category_id
+        )
         base = {"info": INFO, "licenses": [], "images": images}
         for kind, entries in (("captions", caption_anns), ("instances", instance_anns)):
             path = out / "annotations" / f"{kind}_{split}.json"
