@@ -3,20 +3,22 @@ budget and at batch 128, heads on frozen towers (the feature cache makes both af
 with the towers' top blocks open (the prefix cache), on the demo's validation split with 5 paired
 seeds.
 
-    python benchmarks/budget.py [--seeds 0 1 2 3 4] [--out runs/budget] [--settings steps2400 batch128]
+    python benchmarks/budget.py [--seeds 0 1 2 3 4] [--out runs/budget]
+        [--settings steps2400 batch128]
         [--arms random objects_ramp mined_object_p10]
     python benchmarks/budget.py --settings batch128 --arms towers_random towers_curriculum
 
 Arms on frozen towers: `configs/ablations/base.yaml` + `frozen_random.yaml` (the baseline),
 + `frozen_objects_ramp.yaml` (the default curriculum's stages on frozen towers) and
 + `frozen_mined_object_p10.yaml` (mined batches within the anchor's object, p = 10). Arms with the
-towers' top blocks opened (the prefix cache serves their frozen part): `configs/random_baseline.yaml`
-(`towers_random`, the baseline) and `configs/demo.yaml` (`towers_curriculum`, the default); they
-run in `<out>/<setting>-open` and are reported as the setting `<setting>-open`. Settings:
-`steps2400` (2,400 steps instead of 600, validation every 300 steps: where the validation curve
-flattens), `batch128` (600 steps of 128 pairs instead of 32). Each setting is one `tonics compare
---split val`; finished runs are reused. Every run trained here is timed (wall seconds, this
-machine as it is, other jobs included) and the times kept, so a resumed grid still reports them.
+towers' top blocks opened (the prefix cache serves their frozen part):
+`configs/random_baseline.yaml` (`towers_random`, the baseline) and `configs/demo.yaml`
+(`towers_curriculum`, the default); they run in `<out>/<setting>-open` and are reported as the
+setting `<setting>-open`. Settings: `steps2400` (2,400 steps instead of 600, validation every
+300 steps: where the validation curve flattens), `batch128` (600 steps of 128 pairs instead of
+32). Each setting is one `tonics compare --split val`; finished runs are reused. Every run
+trained here is timed (wall seconds, this machine as it is, other jobs included) and the times
+kept, so a resumed grid still reports them.
 Writes `benchmarks/results/budget.json` (per setting: the compare summary with per-seed figures;
 seconds per run per arm; the validation curves stay in each setting's run directory) and
 `budget.md` (per setting and metric: each arm's mean and the paired difference from random

@@ -8,10 +8,10 @@ each run also has its best and last test figures, then evaluates on the test spl
 saved at the end of the last frozen stage (`tonics test --ckpt_path stage{i}-...-end.ckpt`).
 Finished runs are reused, so an interrupted benchmark resumes.
 
-Prints Markdown tables (on stderr), then one JSON line: per arm, last minus end-of-frozen-stage test mean recall
-(the unfrozen phase must not hurt); curriculum minus random on every figure (last weights, from
-`comparison.md`); the validation loss before and after the encoders open. Differences are paired
-by seed, with a 95% t interval (a bootstrap interval too in the JSON).
+Prints Markdown tables (on stderr), then one JSON line: per arm, last minus end-of-frozen-stage
+test mean recall (the unfrozen phase must not hurt); curriculum minus random on every figure
+(last weights, from `comparison.md`); the validation loss before and after the encoders open.
+Differences are paired by seed, with a 95% t interval (a bootstrap interval too in the JSON).
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def main() -> None:
     comparison = compare(list(CONFIGS.values()), args.seeds, out, extra=EXTRA + args.fit_args)
     open_step = first_open_stage(CONFIGS["tonics"])[1]
     lines = [
-        f"| arm ({len(args.seeds)} seeds, test mean recall) | end of frozen stages (step {open_step}) "
+        f"| arm ({len(args.seeds)} seeds, test mean recall) | end of frozen stages (step "
+        f"{open_step}) "
         "| last | last - frozen end [95% CI] |",
         "|---|---|---|---|",
     ]

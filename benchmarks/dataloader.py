@@ -37,7 +37,8 @@ def main() -> None:
     result["images_per_s_per_worker"] = result["images_per_s_1_workers"]
     print(json.dumps(result))
     print(
-        f"| dataloader | {len(records)} demo images | {result['images_per_s_0_workers']} img/s in-process | "
+        f"| dataloader | {len(records)} demo images | {result['images_per_s_0_workers']} img/s "
+        "in-process | "
         f"{result['images_per_s_1_workers']} img/s per worker |",
         file=sys.stderr,
     )

@@ -113,7 +113,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"| ontology_build | {len(texts):,} captions | {seconds:.1f} s | {len(texts) / seconds:,.0f} captions/s |",
+        f"| ontology_build | {len(texts):,} captions | {seconds:.1f} s | "
+        f"{len(texts) / seconds:,.0f} captions/s |",
         file=sys.stderr,
     )
     print(

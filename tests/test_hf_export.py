@@ -27,7 +27,9 @@ directory = sys.argv[1]
 images = [Image.new("RGB", (40, 40), (200, 30, 30)), Image.new("RGB", (40, 40), (20, 200, 40))]
 model = AutoModel.from_pretrained(directory).eval()
 processor = AutoProcessor.from_pretrained(directory)
-inputs = processor(text=["a red square", "a green square"], images=images, return_tensors="pt", padding=True)
+inputs = processor(
+    text=["a red square", "a green square"], images=images, return_tensors="pt", padding=True
+)
 with torch.no_grad():
     text = model.get_text_features(inputs["input_ids"], inputs["attention_mask"]).pooler_output
     image = model.get_image_features(inputs["pixel_values"]).pooler_output

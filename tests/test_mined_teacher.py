@@ -113,8 +113,9 @@ def _fit(
               "init_args": {"path": str(directory / "batches.jsonl")}}  # fmt: skip
     config = tiny_config(
         directory / "c.yaml", split_file, root, directory,
-        **{"data.stages": stages, "data.feature_cache": feature_cache, "trainer.max_steps": max_steps,
-           "trainer.limit_val_batches": 0, "trainer.callbacks": [record]},
+        **{"data.stages": stages, "data.feature_cache": feature_cache,
+           "trainer.max_steps": max_steps, "trainer.limit_val_batches": 0,
+           "trainer.callbacks": [record]},
     )  # fmt: skip
     args = ["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null"]
     args += ["--curriculum.lookahead", "2"]

@@ -60,10 +60,13 @@ def _fresh_environment(directory: Path, wheel: Path) -> Path:
     from this environment's site-packages through a path file (nothing is downloaded)."""
     venv.EnvBuilder(with_pip=False).create(directory)
     python = directory / "bin" / "python"
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                             check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    ask = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    purelib = subprocess.run(
+        [python, "-c", ask], check=True, capture_output=True, text=True
+    ).stdout.strip()
     Path(purelib, "dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q", str(wheel)]  # fmt: skip
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q"]
+    install.append(str(wheel))
     subprocess.run(install, check=True, capture_output=True)
     return directory / "bin"
 
@@ -74,8 +77,15 @@ def test_fit_export_and_retrieval_from_the_installed_wheel(wheel, tiny_dataset, 
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": "", "TONICS_CACHE": str(tmp_path / "cache")}
-    where = subprocess.run([bin_dir / "python", "-c", "import tonics.ontology, tonics; print(tonics.__file__)"],
-                           cwd=work, env=env, check=True, capture_output=True, text=True).stdout  # fmt: skip
+    ask = "import tonics.ontology, tonics; print(tonics.__file__)"
+    where = subprocess.run(
+        [bin_dir / "python", "-c", ask],
+        cwd=work,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert str(tmp_path / "env") in where and str(ROOT) not in where
     split_file, root = tiny_dataset
     config = tiny_config(tmp_path / "fit.yaml", split_file, root, tmp_path / "runs")

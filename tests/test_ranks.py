@@ -1,4 +1,5 @@
-"""Drawing free pairs by rank: the same pairs as listing the free pairs and drawing from the list."""
+"""Drawing free pairs by rank: the same pairs as listing the free pairs and drawing from the
+list."""
 
 from __future__ import annotations
 

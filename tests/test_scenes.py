@@ -309,7 +309,13 @@ def test_fit_on_scenes_reports_the_scene_metrics_and_cached_evaluation_matches_l
                 "--trainer.val_check_interval=4",
                 "--trainer.enable_progress_bar=false",
                 f"--trainer.default_root_dir={root}",
-                f'--trainer.logger={{"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {{"save_dir": "{root}"}}}}',
+                "--trainer.logger="
+                + json.dumps(
+                    {
+                        "class_path": "lightning.pytorch.loggers.CSVLogger",
+                        "init_args": {"save_dir": str(root)},
+                    }
+                ),
             ]
         )
         (report,) = root.rglob("retrieval_test.json")

@@ -188,7 +188,8 @@ def test_a_recall_target_outside_0_to_1_is_refused_before_anything_is_read(tmp_p
         )
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == (
-        "tonics: usage error: tonics search: --recall must be a share in (0, 1], e.g. 0.95; got 1.5 "
+        "tonics: usage error: tonics search: --recall must be a share in (0, 1], e.g. 0.95; got "
+        "1.5 "
         "(`tonics search --help` for usage) (TONICS_DEBUG=1 for a traceback)\n"
     )
     assert not missing.exists()

@@ -192,7 +192,8 @@ def test_search_by_words_then_click_for_similar_images(server, tmp_path):
         page.press("#query", "Enter")
         page.wait_for_function("document.querySelectorAll('#results figure.hit').length === 12")
         page.wait_for_function(
-            "[...document.querySelectorAll('#results img')].every(i => i.complete && i.naturalWidth > 0)"
+            "[...document.querySelectorAll('#results img')].every(i => i.complete && "
+            "i.naturalWidth > 0)"
         )
         chosen = page.locator("#results figure.hit").nth(3).get_attribute("data-path")
         page.locator("#results figure.hit").nth(3).click()

@@ -1,7 +1,8 @@
 """Index tuning for a recall target (`tonics.search.tuning`): the probes (or efSearch) chosen are
 the fewest that reach the target on a held-out sample of the collection's own vectors, the recall
-it records is the recall a brute-force search gives for that sample against an index without it, and `auto` keeps exact search
-where an approximate index would have to scan most of the collection."""
+it records is the recall a brute-force search gives for that sample against an index without it,
+and `auto` keeps exact search where an approximate index would have to scan most of the
+collection."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from tonics.cli import cli_main
 def _losses(tiny_dataset, directory: Path, every: int) -> list[str]:
     split_file, root = tiny_dataset
     directory.mkdir()
-    config = tiny_config(directory / "fit.yaml", split_file, root, directory,
-                         **{"trainer.max_steps": 8, "trainer.val_check_interval": every})  # fmt: skip
+    overrides = {"trainer.max_steps": 8, "trainer.val_check_interval": every}
+    config = tiny_config(directory / "fit.yaml", split_file, root, directory, **overrides)
     settings = yaml.safe_load(Path(config).read_text())
     settings["data"]["stages"][-1]["unfreeze_text"] = 1  # BERT's dropout draws from torch's RNG
     Path(config).write_text(yaml.safe_dump(settings))

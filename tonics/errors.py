@@ -43,3 +43,28 @@ def require_number(value, key: str, *, low=None, high=None, integer=False, low_o
         require(not bad, key, f"must be {'>' if low_open else '>='} {low}; got {value!r}")
     if high is not None:
         require(value <= high, key, f"must be <= {high}; got {value!r}")
+
+
+EXTRAS = {  # optional import -> (the distribution that provides it, the tonics extra installing it)
+    "faiss": ("faiss-cpu", "search"),
+    "fastapi": ("fastapi", "search"),
+    "uvicorn": ("uvicorn", "search"),
+    "pycocoevalcap": ("pycocoevalcap", "captioning"),
+    "resvg_py": ("resvg-py", "demo"),
+    "imagehash": ("imagehash", "demo"),
+}
+
+
+def optional_import(module: str, needed_for: str):
+    """Import a dependency a training-only install leaves out, or raise an InputError naming the
+    extra that installs it (`pip install 'tonics[search]'`...) and what needed it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package, extra = EXTRAS[module.split(".")[0]]
+        raise InputError(
+            f"{needed_for} needs the optional package {package}, which is not installed; "
+            f"install it with: pip install 'tonics[{extra}]'"
+        ) from None

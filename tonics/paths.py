@@ -1,4 +1,5 @@
-"""Where tonics keeps derived files on disk (ontologies, feature caches, the demo, shard indexes)."""
+"""Where tonics keeps derived files on disk (ontologies, feature caches, the demo, shard
+indexes)."""
 
 from __future__ import annotations
 

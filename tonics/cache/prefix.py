@@ -190,8 +190,9 @@ def prefix_key(model, split: Split, records, max_text_length: int, limits, dtype
     digest = hashlib.sha256()
     digest.update(f"prefix|{split}|{dtype}|{max_text_length}|{limits!r}".encode())
     for tower in towers:
+        pooling = getattr(tower.encoder, "pooling", "")
         digest.update(
-            f"{_fingerprint_prefix(tower)}|{type(tower.encoder).__name__}|{getattr(tower.encoder, 'pooling', '')}".encode()
+            f"{_fingerprint_prefix(tower)}|{type(tower.encoder).__name__}|{pooling}".encode()
         )
     hash_records(digest, records)
     return digest.hexdigest()[:20]

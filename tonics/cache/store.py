@@ -94,7 +94,8 @@ class ShardedStore:
             self.pair_row[pairs] = np.arange(len(pairs))
         if (self.pair_part < 0).any():
             raise ValueError(
-                f"{directory}: the parts do not cover every pair; delete the directory to rebuild it"
+                f"{directory}: the parts do not cover every pair; delete the directory to "
+                "rebuild it"
             )
 
     @classmethod
@@ -252,7 +253,8 @@ def _check_parts(directory: Path, names: list[str], what: str) -> None:
     missing = [name for name in names if not (directory / name).is_file()]
     if missing:
         raise RuntimeError(
-            f"{what}: {len(missing)} part(s) ({missing[0]}...) missing from {directory} after every "
+            f"{what}: {len(missing)} part(s) ({missing[0]}...) missing from {directory} after "
+            "every "
             "rank wrote its own: with several nodes the tonics cache (TONICS_CACHE) must be on a "
             "filesystem they all share"
         )

@@ -2,8 +2,8 @@
 
 Items the sampler marks as "features cached" skip image decoding entirely (frozen-stage fast path).
 A failed image (corrupt, truncated, zero bytes, missing, not an image) drops its pair from the
-batch and travels in `batch["skipped"]` (index, location, reason) to the main process, where a callback counts it: worker
-processes cannot share counters, the batches can.
+batch and travels in `batch["skipped"]` (index, location, reason) to the main process, where a
+callback counts it: worker processes cannot share counters, the batches can.
 """
 
 from __future__ import annotations

@@ -94,9 +94,11 @@ class ImageLimits:
     """What an image may be before it is decoded, checked from its header.
 
     max_pixels: larger images are skipped (a decompression bomb, or a poster no training needs:
-        90M pixels is about 11k x 8k). max_aspect: longer side / shorter side (default 50); a 20000 x 1 strip
-        would make the processor's short-side resize allocate gigabytes. draft_size: JPEGs are
-        decoded directly at a reduced scale that keeps the short side >= this (None: full size).
+        90M pixels is about 11k x 8k).
+    max_aspect: longer side / shorter side (default 50); a 20000 x 1 strip would make the
+        processor's short-side resize allocate gigabytes.
+    draft_size: JPEGs are decoded directly at a reduced scale that keeps the short side >= this
+        (None: full size).
     """
 
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -113,7 +115,10 @@ def _refusal(image: Image.Image, limits: ImageLimits) -> str | None:
             f"too many pixels ({width}x{height} > {limits.max_pixels}; raise data.max_image_pixels)"
         )
     if max(width, height) / min(width, height) > limits.max_aspect:
-        return f"extreme aspect ratio ({width}x{height} > {limits.max_aspect:g}:1; raise data.max_image_aspect)"
+        return (
+            f"extreme aspect ratio ({width}x{height} > {limits.max_aspect:g}:1; "
+            "raise data.max_image_aspect)"
+        )
     return None
 
 

@@ -85,7 +85,8 @@ def image_rank(seed: int, image_id: str) -> bytes:
 
 
 def normalise_caption(caption: str) -> str:
-    """A caption as compared for duplicates: lower case, single spaces, no surrounding punctuation."""
+    """A caption as compared for duplicates: lower case, single spaces, no surrounding
+    punctuation."""
     return " ".join(caption.lower().split()).strip(" .,;:!?\"'")
 
 

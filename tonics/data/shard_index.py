@@ -84,7 +84,8 @@ def _complete_members(tar: tarfile.TarFile, shard: Path, skip: Skip) -> list[tar
     if len(trailer) < 1024 or trailer.strip(b"\0"):
         skip("truncated or corrupt shard (members after this point unreadable)", str(shard))
         log.warning(
-            "webdataset: %s is truncated or corrupt after byte %d; kept the %d complete members before it",
+            "webdataset: %s is truncated or corrupt after byte %d; kept the %d complete members "
+            "before it",
             shard,
             tar.offset,
             len(complete),

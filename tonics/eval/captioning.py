@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from tonics.errors import optional_import
+
 WORD = re.compile(r"[a-z0-9']+")
 
 
@@ -25,8 +27,8 @@ def caption_scores(
     """Corpus BLEU-4 and CIDEr (x100, COCO's convention) of one generated caption per image
     against that image's references; images without a generated caption or references are left
     out, and so is an empty corpus (empty dict)."""
-    from pycocoevalcap.bleu.bleu import Bleu
-    from pycocoevalcap.cider.cider import Cider
+    Bleu = optional_import("pycocoevalcap.bleu.bleu", "caption metrics").Bleu
+    Cider = optional_import("pycocoevalcap.cider.cider", "caption metrics").Cider
 
     ids = [i for i in generated if references.get(i)]
     if not ids:

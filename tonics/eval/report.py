@@ -55,6 +55,7 @@ def write_report(
     (directory / "retrieval_report.md").write_text(
         f"# Retrieval: {name}\n\nconfig hash `{digest}`; split and checkpoint: {extra}\n\n"
         + markdown_table(name, metrics)
-        + "\n\nReference rows are COCO 5k Karpathy-test figures; compare only runs on that protocol.\n"
+        + "\n\nReference rows are COCO 5k Karpathy-test figures; compare only runs on that "
+        "protocol.\n"
     )
     return directory / "retrieval_report.json"

@@ -7,7 +7,8 @@ parameters still train), as open_clip's `lock_image_tower(freeze_bn_stats=True)`
 `freeze_batch_norm_2d` do: a small batch's statistics are a poor estimate of the pretraining
 data's, and transformers' MobileNetV2 builds its BatchNorm with momentum 0.997 (TensorFlow's decay
 read with PyTorch's meaning), so one train-mode forward would overwrite them. `train_bn_stats`
-trains them instead, with a PyTorch momentum of `bn_momentum`. The model knows nothing of training loops: Lightning lives in `tonics.train`.
+trains them instead, with a PyTorch momentum of `bn_momentum`. The model knows nothing of
+training loops: Lightning lives in `tonics.train`.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ class FreezableEncoder(nn.Module):
 
 
 class AlignmentModel(nn.Module):
-    """Text and vision towers projected into one L2-normalised space with a learnable temperature."""
+    """Text and vision towers projected into one L2-normalised space with a learnable
+    temperature."""
 
     def __init__(
         self,

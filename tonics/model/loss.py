@@ -75,7 +75,8 @@ class _PairwiseLoss(nn.Module):
         self.local_loss = local_loss
 
     def _layout(self, image_features, text_features, pair_keys):
-        """(row images, row texts, all images, all texts, positives or None, own column of each row)."""
+        """(row images, row texts, all images, all texts, positives or None, own column of each
+        row)."""
         rank, world = _world()
         local_n = image_features.shape[0]
         all_images = gather_features(image_features)
@@ -151,7 +152,8 @@ class SigLipLoss(_PairwiseLoss):
         logit_scale: torch.Tensor,
         pair_keys: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """-1/n sum over every (image, text) of log sigmoid(label * logit); n = this batch's rows."""
+        """-1/n sum over every (image, text) of log sigmoid(label * logit); n = this batch's
+        rows."""
         rows_i, _, _, all_texts, positives, own = self._layout(
             image_features, text_features, pair_keys
         )

@@ -136,7 +136,9 @@ class Curriculum:
             if i < len(self.stages) - 1 and len(rules) != 1:
                 raise CurriculumError(
                     where,
-                    f"stage '{stage.name}' never advances: set exactly one of steps, epochs, plateau_patience (only the last stage may have none); got {sorted(rules) or 'none'}",
+                    f"stage '{stage.name}' never advances: set exactly one of steps, epochs, "
+                    "plateau_patience (only the last stage may have none); got "
+                    f"{sorted(rules) or 'none'}",
                 )
             for key, value in rules.items():
                 if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -103,9 +103,9 @@ class TeacherSchedule:
     """Teacher rows by training step, for mined batches ranked by the model being trained.
 
     Version 0 is the frozen towers' rows (the model before it has trained). A refresh after step
-    `k * every` (k >= 1) embeds every pair with the model as it is then; its rows rank the batches of
-    steps `k * every + delay` on. The fixed `delay` (the curriculum callback's lookahead, more than
-    the loader prefetches) makes the batches of a step independent of how far ahead the loader
+    `k * every` (k >= 1) embeds every pair with the model as it is then; its rows rank the batches
+    of steps `k * every + delay` on. The fixed `delay` (the curriculum callback's lookahead, more
+    than the loader prefetches) makes the batches of a step independent of how far ahead the loader
     draws; a batch whose version is not made yet is an error, never a silent older teacher.
     """
 

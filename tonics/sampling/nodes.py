@@ -102,7 +102,8 @@ def eligible_nodes(
     caption_of: np.ndarray | None = None,
 ) -> dict[str, tuple[int, int]]:
     """Nodes that may make a hard batch -> (distinct images, distinct captions) in their pool
-    (exact, or lower bounds of at least the batch size for very large pools). Without `image_of`/`caption_of` every pair counts as its own image and caption."""
+    (exact, or lower bounds of at least the batch size for very large pools). Without
+    `image_of`/`caption_of` every pair counts as its own image and caption."""
     n = len(ontology)
     image_of = np.arange(n) if image_of is None else image_of
     caption_of = np.arange(n) if caption_of is None else caption_of

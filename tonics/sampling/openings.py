@@ -7,10 +7,10 @@ they stay open in every later stage, and a later, wider opening widens them (`wi
 
 With `data.feature_cache`, a step where both towers are frozen trains the heads from pooled
 features computed once ("pooled"; with a captioning head, which reads the vision tower's token
-map, from a prefix cache instead: `token_split`); a step whose towers open only top-k blocks trains them from the
-cached activations of the frozen prefix ("prefix"), when a prefix cache could be built for that
-split (`use_prefix_caches`, told once by the model after building them); any other step encodes
-images and captions live ("live").
+map, from a prefix cache instead: `token_split`); a step whose towers open only top-k blocks
+trains them from the cached activations of the frozen prefix ("prefix"), when a prefix cache
+could be built for that split (`use_prefix_caches`, told once by the model after building them);
+any other step encodes images and captions live ("live").
 
 The sampler asks `served_from_cache` (a cached step needs no image decoded), the model asks
 `at` (which blocks to open at a step) and `cache_splits` (which prefix caches to build), the

@@ -46,7 +46,8 @@ class SearchIndex(StoredIndex):
             )
             if identity["fingerprint"] != self.manifest["fingerprint"]:
                 raise InputError(
-                    f"{self.manifest['model']}: its weights changed since {self.path} was built; rebuild the index"
+                    f"{self.manifest['model']}: its weights changed since {self.path} was "
+                    "built; rebuild the index"
                 )
             self._towers = load_towers(self.manifest)
         return self._towers

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from tonics.data.images import DEFAULT_MAX_PIXELS
-from tonics.errors import InputError
+from tonics.errors import InputError, optional_import
 from tonics.search.query import SearchIndex
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations, and the
@@ -87,6 +87,7 @@ def index_info(index: SearchIndex) -> dict:
 
 def create_app(index: SearchIndex):
     """The FastAPI application serving `index`."""
+    optional_import("fastapi", "tonics search serve")
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import FileResponse, HTMLResponse
 
@@ -134,6 +135,6 @@ def create_app(index: SearchIndex):
 
 def serve(index_path, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the page until interrupted."""
-    import uvicorn
+    uvicorn = optional_import("uvicorn", "tonics search serve")
 
     uvicorn.run(create_app(SearchIndex(index_path)), host=host, port=port, log_level="warning")

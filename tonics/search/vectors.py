@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tonics.atomic import atomic_write_path
+from tonics.errors import optional_import
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
 
@@ -53,8 +54,7 @@ def build_vector_index(embeddings: np.ndarray, kind: str, seed: int = 0):
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     if kind == "flat":
         return ExactIndex(embeddings)
-    import faiss
-
+    faiss = optional_import("faiss", f"a '{kind}' search index")
     width = embeddings.shape[1]
     if kind == "ivf":
         lists = ivf_lists(len(embeddings))
@@ -79,8 +79,7 @@ def write_vector_index(index, path: Path) -> None:
     """Write a faiss `index` to `path` atomically (an exact index has nothing to write)."""
     if isinstance(index, ExactIndex):
         return
-    import faiss
-
+    faiss = optional_import("faiss", "writing a search index")
     atomic_write_path(path, lambda temporary: faiss.write_index(index, str(temporary)))
 
 
@@ -88,6 +87,5 @@ def read_vector_index(path: Path, kind: str, embeddings: np.ndarray):
     """The index of `kind` written by `write_vector_index` next to `embeddings`."""
     if kind == "flat":
         return ExactIndex(embeddings)
-    import faiss
-
+    faiss = optional_import("faiss", f"a '{kind}' search index")
     return faiss.read_index(str(path))

@@ -4,7 +4,8 @@ CurriculumCallback: sets the sampler's epoch (Lightning does so only for plain s
 restores the curriculum and sampler position in checkpoints (exact mid-epoch resume), advances a
 plateau stage when the monitored metric stops improving, opens encoders when a stage asks, saves
 the model as it is at the end of each stage (`checkpoints/stage{i}-{name}-end.ckpt`, to compare
-what each stage added), and writes per-step diagnostics (`curriculum_steps.csv`) and a per-stage summary (`stage_summary.json`).
+what each stage added), and writes per-step diagnostics (`curriculum_steps.csv`) and a
+per-stage summary (`stage_summary.json`).
 (SkippedImagesCallback, which counts images that failed to load, is in `tonics.train.skipped`.)
 """
 

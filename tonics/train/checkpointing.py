@@ -87,7 +87,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except pickle.UnpicklingError as err:
             if "weights only" in str(err).lower() or "weights_only" in str(err):
                 raise DamagedCheckpointError(
-                    f"checkpoint {path} holds pickled objects beyond tensors and plain data; refused "
+                    f"checkpoint {path} holds pickled objects beyond tensors and plain data; "
+                    "refused "
                     "(loading it could run code). Use a checkpoint written by tonics"
                 ) from err
             raise DamagedCheckpointError(damaged_message(Path(path), err)) from err

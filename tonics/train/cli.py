@@ -116,7 +116,8 @@ class TonicsCLI(LightningCLI):
             raise
 
     def instantiate_trainer(self, **kwargs):
-        """The Trainer, with atomic checkpoint writes unless the config names its own CheckpointIO."""
+        """The Trainer, with atomic checkpoint writes unless the config names its own
+        CheckpointIO."""
         from lightning.pytorch.plugins.io import CheckpointIO
 
         plugins = self._get(self.config_init, "trainer", default={}).get("plugins") or []
@@ -140,7 +141,8 @@ class TonicsCLI(LightningCLI):
 
     def after_fit(self) -> None:
         """Evaluate the test split with the last weights and the best checkpoint; print both and
-        save them (`retrieval_test.json`: the best checkpoint's figures, the last's under "last")."""
+        save them (`retrieval_test.json`: the best checkpoint's figures, the last's under
+        "last")."""
         if self.config["fit"].get("no_test") or self.trainer.fast_dev_run:
             return
         if not self.datamodule.has_split("test"):

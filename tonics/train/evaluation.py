@@ -8,9 +8,9 @@ annotate the split (and R@K on seen and unseen object combinations where images 
 annotated objects); with a captioning head, BLEU-4 and CIDEr of greedy captions of the split's
 images against their captions (`caption_BLEU-4`, `caption_CIDEr`). Under DDP each rank encodes
 (and captions) a contiguous share of the split; the shares are gathered in rank order before
-scoring, so the figures equal one process's. Expects `self.model` (an `AlignmentModel`), `self.loss`,
-`self.hparams.retrieval_ks`, `self._captions` and `self.caption_tokenizer` from the module it is
-mixed into.
+scoring, so the figures equal one process's. Expects `self.model` (an `AlignmentModel`),
+`self.loss`, `self.hparams.retrieval_ks`, `self._captions`, `self.caption_tokenizer` and
+`self.plan` from the module it is mixed into.
 """
 
 from __future__ import annotations

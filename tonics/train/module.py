@@ -17,7 +17,7 @@ from typing import Literal
 import lightning.pytorch as pl
 import torch
 
-from tonics.errors import require, require_choice, require_number
+from tonics.errors import optional_import, require, require_choice, require_number
 from tonics.model.alignment import AlignmentModel, HeadKind
 from tonics.model.encoders import TextEncoder, TextPooling, VisionEncoder, VisionPooling
 from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss
@@ -139,8 +139,11 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         )
 
     def _add_captioner(self) -> None:
-        """The captioning head, sized by `model.caption_decoder`, with the text tower's tokenizer."""
+        """The captioning head, sized by `model.caption_decoder`, with the text tower's
+        tokenizer."""
         from tonics.model.captioner import CaptionSettings
+
+        optional_import("pycocoevalcap", "model.caption_loss_weight > 0 (caption metrics)")
         from tonics.model.encoders import load_tokenizer
 
         settings = CaptionSettings.from_dict(self.hparams.caption_decoder)
@@ -161,7 +164,8 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
 
     # -- freezing -------------------------------------------------------------------------------
     def unfreeze(self, tower: str, spec: UnfreezeSpec) -> None:
-        """Open `tower` ('text' or 'vision'): spec 'all' for the whole encoder, k for top-k blocks."""
+        """Open `tower` ('text' or 'vision'): spec 'all' for the whole encoder, k for its top-k
+        blocks."""
         if spec is None:
             return
         encoder = self.model.text if tower == "text" else self.model.vision

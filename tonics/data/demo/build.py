@@ -56,7 +56,8 @@ def _check_sources() -> None:
     missing = missing_sources()
     if missing:
         raise FileNotFoundError(
-            f"demo sources missing: {', '.join(missing)}; run `bash scripts/install.sh` (it installs "
+            f"demo sources missing: {', '.join(missing)}; run `bash scripts/install.sh` (it "
+            "installs "
             f"the Debian packages {DEBIAN_PACKAGES} and unpacks the npm packages "
             f"{' '.join(NPM_PACKAGES.values())})"
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from tonics.data.images import to_rgb
+from tonics.errors import optional_import
 
 MAX_SOURCE_PIXELS = 25_000_000
 IMAGE_SIDE = 160  # the vision encoder resizes to 256/224 anyway; small files keep the demo light
@@ -36,7 +37,7 @@ def render_emoji(chars: str, font: ImageFont.FreeTypeFont) -> Image.Image | None
 
 def render_svg(path: str) -> Image.Image | None:
     """An SVG drawn at the demo's size on white (None when resvg cannot draw it)."""
-    import resvg_py
+    resvg_py = optional_import("resvg_py", "drawing the demo's SVG sources")
 
     try:
         png = resvg_py.svg_to_bytes(
@@ -68,7 +69,7 @@ def render_file(path: str) -> Image.Image | None:
 def write_image(task: tuple[tuple[str, str], str, str]) -> int | None:
     """Render one source to `target` (JPEG, at most IMAGE_SIDE a side); its 64-bit perceptual
     hash, or None when the source gives no usable image."""
-    import imagehash
+    imagehash = optional_import("imagehash", "the demo's near-duplicate check")
 
     (kind, what), target, font_path = task
     try:

@@ -90,7 +90,8 @@ class HFDatasetReader(PairReader):
             columns = sorted({k for _, row in rows for k in row})
             if rows and self.text_column not in columns:
                 raise DataFormatError(
-                    f"{metadata}: no column '{self.text_column}'; columns are {columns}. Set text_column."
+                    f"{metadata}: no column '{self.text_column}'; columns are {columns}. "
+                    "Set text_column."
                 )
             for n, row in rows:
                 image = _inside(metadata.parent, row["file_name"])

@@ -4,7 +4,8 @@ columns are configurable, image paths are relative to `image_root` (or absolute)
 share an image (several captions per image), and an optional column gives each row's split.
 
 Rows with a missing image path or an empty caption, or a broken line, are counted and named
-(file:line), never fatal; a file without the named columns is an error that lists the columns it has.
+(file:line), never fatal; a file without the named columns is an error that lists the columns it
+has.
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ class CsvReader(PairReader):
             for column in (self.image_column, self.caption_column, self.split_column):
                 if column is not None and column not in columns:
                     raise DataFormatError(
-                        f"{path}: no column '{column}'; the header has {columns}. Set image_column / "
-                        "caption_column / split_column (open_clip: --csv-img-key / --csv-caption-key)"
+                        f"{path}: no column '{column}'; the header has {columns}. Set "
+                        "image_column / caption_column / split_column (open_clip: --csv-img-key "
+                        "/ --csv-caption-key)"
                     )
             return [
                 r for line, row in enumerate(rows, start=2) for r in self._record(path, line, row)

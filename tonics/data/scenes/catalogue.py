@@ -18,6 +18,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from tonics.errors import optional_import
+
 OBJECT_LEXNAMES = ("noun.animal", "noun.food", "noun.plant", "noun.artifact", "noun.object")
 SOURCE_HINTS = {  # a demo source category -> the lexicographer file its drawings' senses favour
     "animals": "noun.animal",
@@ -99,7 +101,7 @@ def _lift(synset: str, enough, wn) -> str | None:
 
 
 def _perceptual_hash(path: Path) -> int:
-    import imagehash
+    imagehash = optional_import("imagehash", "the scenes' near-duplicate check")
     from PIL import Image
 
     with Image.open(path) as image:
