@@ -112,9 +112,10 @@ LAYOUT_NOUNS = (
 )
 STOP_WORDS = frozenset(
     """a an the and or but of in on at to for with without from by as into onto over under above
-    below near next beside behind between through across along around against about up down out off
-    is are was were be been being am has have had do does did it its it's this that these those there
-    here he she him her his hers they them their theirs we us our you your i me my mine who whom which
+    below near next beside behind between through across along around against about up down out
+    off is are was were be been being am has have had do does did it its it's this that these those
+    there here he she him her his hers they them their theirs we us our you your i me my mine who
+    whom which
     what while where when why how very some any each every all both either neither no not one two
     three four five six seven eight nine ten many several few more most much other another such own
     same so than too can will just also only still then very well s t don should now""".split()
@@ -225,7 +226,8 @@ class NounExtractor:
         return known
 
     def _usual_pos(self, word: str) -> str:
-        """'v' or 'a' when WordNet's sense counts say the word is mostly a verb/adjective, else 'n'."""
+        """'v' or 'a' when WordNet's sense counts say the word is mostly a verb or an adjective,
+        else 'n'."""
         known = self._pos_cache.get(word)
         if known is None:
             noun = self._sense_count(word, "n")

@@ -25,7 +25,8 @@ _REQUIRED = ("index.noun", "data.noun", "noun.exc")
 _POS_NUMBER = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
 
 INSTALL_HINT = (
-    "install WordNet 3.0: `apt-get install wordnet-base` (Debian/Ubuntu), or on a connected machine "
+    "install WordNet 3.0: `apt-get install wordnet-base` (Debian/Ubuntu), or on a connected "
+    "machine "
     "`python -m nltk.downloader wordnet`, or set TONICS_WORDNET_DIR to a WordNet dict directory"
 )
 
