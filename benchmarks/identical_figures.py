@@ -6,9 +6,9 @@ out with 0 differing steps and 0 differing figures.
 
     python benchmarks/identical_figures.py --before COMMIT [--after COMMIT] [--fit-args ...]
 
-`--after` defaults to HEAD. Each commit's run is kept under `runs/identical/<commit>` and reused
-by a later call (a run takes about 10 minutes on 2 cores). Prints one JSON line and writes it to
-`benchmarks/results/renovation_identical.json`.
+`--after` defaults to HEAD. Each commit's run is kept under `runs/identical/<commit>/run` (its
+worktree is removed once it has run) and reused by a later call (a run takes about 10 minutes on
+2 cores). Prints one JSON line and writes it to `benchmarks/results/renovation_identical.json`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from common import add_fit_args, results_dir, written_by  # noqa: E402
+from common import add_fit_args, results_dir, written_by
 
 REPO = Path(__file__).resolve().parent.parent
 COMMAND = ["fit", "--config", "configs/demo.yaml", "--trainer.enable_progress_bar=false"]
@@ -73,6 +72,7 @@ def run_at(commit: str, root: Path, fit_args: list[str]) -> Path:
     )
     versions = sorted((tree / "runs" / "tonics").glob("version_*"), key=lambda p: p.stat().st_mtime)
     versions[-1].rename(folder / "run")
+    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, check=True)
     return folder / "run"
 
 

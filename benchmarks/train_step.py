@@ -21,6 +21,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from common import results_dir, written_by
 
 from tonics.model.loss import ClipLoss
 from tonics.train.module import AlignmentModule
@@ -209,6 +210,8 @@ def main() -> None:
     result["goal"] = (
         "tonics/plain >= 0.95 unfrozen; cache >= 5x frozen; prefix cache >= 5x live top-2"
     )
+    result["written_by"] = written_by()
+    (results_dir() / "train_step.json").write_text(json.dumps(result) + "\n")
     print(json.dumps(result))
     print(
         "| phase | plain loop pairs/s | tonics pairs/s | ratio |\n|---|---|---|---|\n"

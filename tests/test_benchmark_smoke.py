@@ -64,6 +64,7 @@ SMALLEST = {  # each script's smallest settings; {tmp}: the test's scratch folde
     "curriculum_vs_random": GRID,
     "data_efficiency": [*GRID, "--fractions", "0.5"],
     "search_quality": ["--out", "{tmp}/search", "--demo-root", "{demo}", "--pictures", "40"],
+    "identical_figures": ["--before", "HEAD", "--after", "HEAD", "--runs", "{tmp}/identical"],
 }
 TRAINING = {  # scripts that train: the small-training overlay goes to their --fit-args
     "budget",
@@ -71,6 +72,7 @@ TRAINING = {  # scripts that train: the small-training overlay goes to their --f
     "curriculum_vs_random",
     "data_efficiency",
     "search_quality",
+    "identical_figures",
 }
 
 
