@@ -25,6 +25,7 @@ def tiny_run(tiny_dataset, tmp_path_factory):
     return sorted((directory / "tonics").glob("version_*"))[-1]
 
 
+@pytest.mark.slow
 def test_tonics_report_writes_every_figure(tiny_run, tmp_path):
     cli_main(["report", str(tiny_run), "--out", str(tmp_path)])
     for name in FIGURES:
@@ -67,6 +68,7 @@ def tiny_comparison(tiny_dataset, tmp_path_factory):
     return directory / "out"
 
 
+@pytest.mark.slow
 def test_comparison_stage_table(tiny_comparison):
     from tonics.analysis.comparison import stage_table
 
@@ -79,6 +81,7 @@ def test_comparison_stage_table(tiny_comparison):
     assert all(0 <= r["false_negative_rows"] <= 1 and r["steps"] >= 1 for r in rows)
 
 
+@pytest.mark.slow
 def test_notebook_executes_headless_on_a_tiny_run(tiny_run, tiny_comparison, monkeypatch):
     for name in FIGURES:
         (tiny_run / name).unlink(missing_ok=True)

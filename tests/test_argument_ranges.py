@@ -31,6 +31,7 @@ def test_caption_checks_its_numbers_first(tmp_path, capsys, monkeypatch, extra, 
     )
 
 
+@pytest.mark.slow
 def test_retrieval_checks_the_model_before_it_reads_the_data(tmp_path, capfd, monkeypatch):
     """A bad --model is the only line on stderr: no dataset was read (no progress bar, no
     demo build) before it. The plant: the demo root given does not exist, so reading it first

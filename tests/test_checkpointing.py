@@ -31,6 +31,7 @@ def _good(path) -> bool:
     return float(state["w"][0]) == state["step"] and state["w"].numel() == 4_000_000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tmpdir_elsewhere", [False, True], ids=["same-fs", "tmpdir-elsewhere"])
 def test_ten_kills_during_writes_leave_a_loadable_checkpoint(tmp_path, tmpdir_elsewhere):
     target = tmp_path / "ckpt" / "last.ckpt"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers import tiny_config
 
 from tonics.cli import cli_main
 
 
+@pytest.mark.slow
 def test_compare_two_configs_over_two_seeds(tiny_dataset, tmp_path, capsys):
     split_file, root = tiny_dataset
     runs = tmp_path / "runs"
@@ -111,6 +113,7 @@ def test_an_interrupted_validation_run_is_not_taken_for_a_finished_one(tmp_path)
     assert _done(tmp_path / "arm-seed0", "val")
 
 
+@pytest.mark.slow
 def test_held_out_figures_of_a_comparison_equal_the_fit_s_own_transfer_pass(tmp_path):
     """`--held-out transfer` measures each run's last weights on the held-out split through its
     export: the same figures as the transfer pass that `tonics fit` makes after training."""

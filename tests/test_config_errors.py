@@ -132,6 +132,7 @@ ON_A_BASE = {  # configs that overlay another (the rest resolve alone)
 }
 
 
+@pytest.mark.slow
 def test_every_shipped_config_resolves(capsys):
     """Every YAML under configs/ resolves to a full `tonics fit` config with stages, alone or on
     the base it overlays (the ablation arms, on configs/ablations/base.yaml, in the next test)."""
@@ -146,6 +147,7 @@ def test_every_shipped_config_resolves(capsys):
         assert config["data"]["stages"], name
 
 
+@pytest.mark.slow
 def test_ablation_arms_take_their_stages_whole_from_the_base(capsys):
     from pathlib import Path
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from helpers import tiny_config
 
 from tonics.cli import cli_main
@@ -17,6 +18,7 @@ from tonics.sampling.plan import RunPlan
 from tonics.train.callbacks import CurriculumCallback
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_get_distinct_batches(tiny_dataset, tmp_path):
     split_file, root = tiny_dataset
     record = {
@@ -141,6 +143,7 @@ def test_ontology_stats_command(tiny_dataset, capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["pairs"] == 72
 
 
+@pytest.mark.slow
 def test_sharded_validation_over_two_processes_equals_one(tiny_dataset, tmp_path):
     """With a captioning head, so one run checks both the retrieval figures (shared by every
     model) and the caption metrics (generated text gathered across ranks)."""

@@ -16,11 +16,14 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
 from conftest import NOUNS, PLACES
 from helpers import tiny_config
 from PIL import Image
 
 from tonics.cli import cli_main
+
+pytestmark = pytest.mark.slow  # builds the demo, the scenes or several processes
 
 
 def write_shards(directory: Path, n_shards: int = 3, per_shard: int = 16) -> str:

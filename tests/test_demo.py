@@ -23,6 +23,8 @@ from tonics.data.images import load_image
 from tonics.data.readers import DemoReader
 from tonics.data.records import normalise_caption, select_split
 
+pytestmark = pytest.mark.slow  # builds the demo, the scenes or several processes
+
 
 @pytest.fixture(scope="module")
 def demo(built_demo):

@@ -44,6 +44,7 @@ def _fit_without(modules, config: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_captioning_run_without_the_extra_stops_before_training(tiny_dataset, tmp_path):
     split_file, root = tiny_dataset
     plain = tiny_config(tmp_path / "plain.yaml", split_file, root, tmp_path / "plain")

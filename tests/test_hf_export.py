@@ -40,6 +40,7 @@ print(json.dumps({"text": text.tolist(), "image": image.tolist(), "type": type(m
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("vision", ["tiny:vit", "tiny:clip_vision", "tiny:mobilenet_v2"])
 def test_export_loads_through_transformers_and_the_pipeline(tmp_path, vision):
     torch.manual_seed(0)

@@ -260,6 +260,7 @@ def test_the_remote_code_plant_runs_when_transformers_is_told_to_trust_it(tmp_pa
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_no_tonics_entry_point_runs_a_model_directorys_code(tmp_path, monkeypatch):
     """tonics.load, AutoModel through tonics' registration and every command taking --model
     refuse the directory (one line, exit 2) and leave the marker absent."""

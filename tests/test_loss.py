@@ -162,6 +162,7 @@ def two_processes(tmp_path_factory):
     return torch.load(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("local_loss", [False, True])
 def test_two_process_gather_equals_single_process_loss(two_processes, local_loss):
     result = two_processes["plain", local_loss]
@@ -174,6 +175,7 @@ def test_two_process_gather_equals_single_process_loss(two_processes, local_loss
     assert torch.allclose(result["grad"], image.grad, atol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,local_loss", KEYED_CASES)
 def test_two_process_keyed_losses_equal_single_process(two_processes, kind, local_loss):
     result = two_processes[kind, local_loss]

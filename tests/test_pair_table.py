@@ -220,6 +220,7 @@ def test_mapped_npz_members_equal_the_saved_arrays(tmp_path):
     assert (mapped_npz(tmp_path / "c.npz")["big"] == big).all()
 
 
+@pytest.mark.slow
 def test_the_same_seed_draws_the_same_pairs_as_before_at_30k(tmp_path, monkeypatch):
     """The list-of-records code drew these pairs (digest recorded before the columnar table);
     the same corpus through the index and the pair table must draw exactly the same."""

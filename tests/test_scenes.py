@@ -31,6 +31,8 @@ from tonics.data.scenes.card import pairs_of
 from tonics.eval.composition import composition_metrics, unseen_combinations
 from tonics.eval.ranking import tie_rank
 
+pytestmark = pytest.mark.slow  # builds the demo, the scenes or several processes
+
 SIZES = {"train": 240, "val": 60, "test": 60}
 
 

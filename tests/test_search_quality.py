@@ -16,6 +16,8 @@ from PIL import Image, ImageDraw
 import tonics.search as search
 from tonics.cli import cli_main
 
+pytestmark = pytest.mark.slow  # builds the demo, the scenes or several processes
+
 COLOURS = {
     "red": (210, 30, 30),
     "green": (30, 180, 50),
