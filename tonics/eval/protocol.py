@@ -93,18 +93,11 @@ def exported_towers(model_dir: str, *, allow_pickle: bool = False) -> Towers:
 
 def baseline_towers(text_encoder: str, vision_encoder: str) -> Towers:
     """Untrained encoders with seeded random heads: the chance-level reference."""
-    from tonics.model import (
-        AlignmentModel,
-        TextEncoder,
-        VisionEncoder,
-        load_image_processor,
-        load_tokenizer,
-    )
+    from tonics.model import load_image_processor, load_tokenizer
+    from tonics.model.factory import ModelSpec, create_model
 
     torch.manual_seed(0)
-    model = AlignmentModel(
-        TextEncoder.from_name(text_encoder), VisionEncoder.from_name(vision_encoder)
-    ).eval()
+    model = create_model(ModelSpec(text_encoder, vision_encoder)).eval()
     return Towers(
         load_tokenizer(text_encoder),
         load_image_processor(vision_encoder),

@@ -18,8 +18,9 @@ import lightning.pytorch as pl
 import torch
 
 from tonics.errors import optional_import, require, require_choice, require_number
-from tonics.model.alignment import AlignmentModel, HeadKind
-from tonics.model.encoders import TextEncoder, TextPooling, VisionEncoder, VisionPooling
+from tonics.model.alignment import HeadKind
+from tonics.model.encoders import TextPooling, VisionPooling, load_tokenizer
+from tonics.model.factory import ModelSpec, create_model
 from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss
 from tonics.sampling.curriculum import UnfreezeSpec
 from tonics.sampling.openings import Openings, widest
@@ -79,16 +80,11 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         super().__init__()
         self.save_hyperparameters()
         self._validate()
-        self.model = AlignmentModel(
-            TextEncoder.from_name(text_encoder, text_pooling),
-            VisionEncoder.from_name(vision_encoder, vision_pooling),
-            embed_dim=embed_dim,
-            head=head,
-            train_bn_stats=train_bn_stats,
-            bn_momentum=bn_momentum,
-        )
         if caption_loss_weight > 0:
-            self._add_captioner()
+            optional_import("pycocoevalcap", "model.caption_loss_weight > 0 (caption metrics)")
+        self.model = create_model(self.model_spec())
+        if self.model.captioner is not None:
+            self.caption_tokenizer = load_tokenizer(text_encoder)
         for tower in TOWERS:
             self.check_unfreeze(tower, unfreeze_top_k, "model.unfreeze_top_k")
         self.loss = make_loss(loss, local_loss=local_loss, false_negatives=false_negatives)
@@ -138,17 +134,21 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
             f"must be positive integers; got {list(hp.retrieval_ks)}",
         )
 
-    def _add_captioner(self) -> None:
-        """The captioning head, sized by `model.caption_decoder`, with the text tower's
-        tokenizer."""
-        from tonics.model.captioner import CaptionSettings
-
-        optional_import("pycocoevalcap", "model.caption_loss_weight > 0 (caption metrics)")
-        from tonics.model.encoders import load_tokenizer
-
-        settings = CaptionSettings.from_dict(self.hparams.caption_decoder)
-        self.caption_tokenizer = load_tokenizer(self.hparams.text_encoder)
-        self.model.add_captioner(settings, self.caption_tokenizer)
+    def model_spec(self) -> ModelSpec:
+        """The architecture the `model.*` keys describe (`tonics.model.factory`); a captioning
+        head only when `caption_loss_weight` > 0."""
+        hp = self.hparams
+        return ModelSpec(
+            text_encoder=hp.text_encoder,
+            vision_encoder=hp.vision_encoder,
+            text_pooling=hp.text_pooling,
+            vision_pooling=hp.vision_pooling,
+            embed_dim=hp.embed_dim,
+            head=hp.head,
+            train_bn_stats=hp.train_bn_stats,
+            bn_momentum=hp.bn_momentum,
+            captioner=(hp.caption_decoder or {}) if hp.caption_loss_weight > 0 else None,
+        )
 
     def check_unfreeze(self, tower: str, spec: UnfreezeSpec, key: str) -> None:
         """A stage's (or unfreeze_top_k's) opening spec must fit the tower: 'all' or 1..blocks."""
