@@ -52,12 +52,11 @@ def add_fit_args(parser: argparse.ArgumentParser) -> None:
 
 def packaged_step_seconds(batch_size: int = 32, steps: int = 5, unfrozen: bool = False) -> float:
     """Median wall time of one optimiser step (packaged MiniLM + MobileNetV2, random inputs)."""
-    from tonics.model import AlignmentModel, ClipLoss, TextEncoder, VisionEncoder
+    from tonics.model import ClipLoss
+    from tonics.model.factory import ModelSpec, create_model
 
     torch.manual_seed(0)
-    model = AlignmentModel(
-        TextEncoder.from_name("packaged:minilm"), VisionEncoder.from_name("packaged:mobilenet_v2")
-    )
+    model = create_model(ModelSpec("packaged:minilm", "packaged:mobilenet_v2"))
     if unfrozen:
         model.text.unfreeze()
         model.vision.unfreeze()
