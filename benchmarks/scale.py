@@ -554,12 +554,20 @@ def main() -> None:
         help="with --reuse: measure only these phases again, keeping the size's other figures "
         "from the results file",
     )
+    parser.add_argument(
+        "--report", action="store_true", help=f"write scale.md from {RESULTS.name} and stop"
+    )
     parser.add_argument("--phase", choices=sorted([*PHASES, "hold"]), help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--no-save", action="store_true", help="do not merge the figures into " + str(RESULTS)
     )
     args = parser.parse_args()
+    if args.report:
+        from scale_report import report
+
+        (RESULTS.parent / "scale.md").write_text(report(RESULTS, _measured_table) + "\n")
+        return
     if args.phase:
         print(json.dumps((phase_hold if args.phase == "hold" else PHASES[args.phase])(args.corpus)))
         return
