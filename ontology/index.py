@@ -28,7 +28,7 @@ def ontology_cache_key(
     records: Sequence, settings: ExtractionSettings, source: ObjectSource
 ) -> str:
     """A hash of the pairs (ids, captions, labels) and the settings. Records that hash their own
-    content (`content_digest()`, a columnar pair table: labels are not among its columns) give
+    content (`content_digest()`, a columnar pair table: its labels included) give
     that instead of being read one by one."""
     digest = hashlib.sha256()
     digest.update(
@@ -84,5 +84,7 @@ def ontology_for_records(
 
 
 def _image_objects(records: Sequence, columnar: bool) -> list:
-    """Each pair's labelled objects (a columnar table holds none)."""
-    return [()] * len(records) if columnar else [r.objects for r in records]
+    """Each pair's labelled objects (a columnar table's objects column)."""
+    if columnar:
+        return [tuple(labels) for labels in records.objects]
+    return [r.objects for r in records]

@@ -130,11 +130,13 @@ def test_the_table_is_written_once_and_again_when_the_index_changes(tmp_path):
 
 
 def test_a_table_of_another_format_version_is_written_again(tmp_path, monkeypatch):
+    import tonics.data.pair_columns as pair_columns
     import tonics.data.pair_table as pair_table
 
     pattern = _corpus(tmp_path / "data")
     index = tmp_path / "index.parquet"
-    monkeypatch.setattr(pair_table, "TABLE_VERSION", 1)  # as an older tonics wrote it
+    monkeypatch.setattr(pair_columns, "TABLE_VERSION", 1)  # as an older tonics wrote it
+    monkeypatch.setattr(pair_table, "TABLE_VERSION", 1)  # (and read it)
     old = WebDatasetReader(pattern, index=str(index)).read()
     assert old.meta["version"] == 1
     monkeypatch.undo()

@@ -57,18 +57,20 @@ def hash_records(digest, records) -> None:
     """Feed each pair's id, image id, image location and caption into `digest`, in order (the
     same annotations over images somewhere else are another cache), then each image file's size
     and modification time (an image rewritten in place is another cache). A columnar pair table
-    gives its content hash (which covers the same fields) instead of being read pair by pair."""
+    gives its content hash (which covers the same fields) instead of being read pair by pair, and
+    the paths of its images that are plain files."""
     if hasattr(records, "content_digest"):
         digest.update(f"pair table\x1f{records.content_digest()}\x1e".encode())
-        return
-    files: dict[str, str] = {}
-    for r in records:
-        text = f"{r.pair_id}\x1f{r.image_id}\x1f{r.image.describe()}\x1f{r.caption}\x1e"
-        digest.update(text.encode("utf-8", "replace"))
-        if r.image.data is None and r.image.path not in files:
-            files[r.image.path] = _file_state(r.image.path)
-    for path, state in files.items():  # an image rewritten in place is another cache
-        digest.update(f"{path}\x1f{state}\x1e".encode("utf-8", "replace"))
+        paths = records.image_files()
+    else:
+        paths = {}
+        for r in records:
+            text = f"{r.pair_id}\x1f{r.image_id}\x1f{r.image.describe()}\x1f{r.caption}\x1e"
+            digest.update(text.encode("utf-8", "replace"))
+            if r.image.data is None:
+                paths.setdefault(r.image.path, None)
+    for path in paths:  # an image rewritten in place is another cache
+        digest.update(f"{path}\x1f{_file_state(path)}\x1e".encode("utf-8", "replace"))
 
 
 def _file_state(path: str) -> str:

@@ -1,14 +1,16 @@
 """Pairs as memory-mapped columns: what a web-scale corpus costs at start-up is a file map, not
 a Python object per pair.
 
-A `PairTable` is a sequence of `PairRecord`s whose columns live in one Arrow IPC file (written
-once, beside the shard index): pair id, caption, shard number, byte offset and size of the image,
-tar member name, each pair's image and normalised-caption numbers (the sampler's variety codes),
-its normalised-caption key (which captions evaluation counts as seen in training) and the order
-of the pairs by image id (evaluation's order). The file is mapped read-only, so every
-rank on a machine shares one copy in the page cache and opening it costs milliseconds whatever the
-corpus size; a record object is made only when a batch asks for that pair. Views (a split, a
-subset, an order) are the same columns plus an array of row numbers.
+A `PairTable` is a sequence of `PairRecord`s whose columns live in one Arrow IPC file, what every
+reader returns (written once: beside the shard index for webdataset shards, in the tonics cache
+for the other formats; `tonics.data.pair_columns`): pair id, caption, split, image id, where the
+image lies (a file's path, or a shard or blob number with the byte offset and size, and the tar
+member name), the labelled objects, each pair's image and normalised-caption numbers (the
+sampler's variety codes), its normalised-caption key (which captions evaluation counts as seen in
+training) and the order of the pairs by image id (evaluation's order). The file is mapped
+read-only, so every rank on a machine shares one copy in the page cache and opening it costs
+milliseconds whatever the corpus size; a record object is made only when a batch asks for that
+pair. Views (a split, a subset, an order) are the same columns plus an array of row numbers.
 
 Arrow's IPC format is used as is (pyarrow, already a dependency): it is the memory-mappable
 columnar format of the Python data stack, so the table also opens in pandas/polars/DuckDB.
@@ -18,18 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from tonics.atomic import atomic_write
-from tonics.data.records import ImageRef, PairRecord, caption_key, image_rank
+from tonics.data.pair_columns import META_KEY, TABLE_VERSION, first_appearance
+from tonics.data.records import ImageRef, PairRecord, image_rank
 from tonics.errors import InputError
-
-TABLE_VERSION = 2
-_META_KEY = b"tonics_pair_table"
 
 
 class Column(Sequence):
@@ -77,16 +75,16 @@ class PairTable(Sequence):
         if _opened is None:
             try:
                 table = pa.ipc.open_file(pa.memory_map(str(self.path), "r")).read_all()
-                meta = json.loads(table.schema.metadata[_META_KEY])
+                meta = json.loads(table.schema.metadata[META_KEY])
             except (OSError, pa.ArrowInvalid, KeyError, TypeError, ValueError) as err:
                 raise InputError(
                     f"{self.path}: not a readable tonics pair table ({type(err).__name__}); "
-                    "delete it and it is written again from the shard index"
+                    "delete it and it is written again from the data"
                 ) from None
             if meta.get("version") != TABLE_VERSION:
                 raise InputError(
                     f"{self.path}: a pair table of format {meta.get('version')}, this tonics "
-                    f"reads {TABLE_VERSION}; delete it and it is written again from the index"
+                    f"reads {TABLE_VERSION}; delete it and it is written again from the data"
                 )
             arrays = {name: _one_array(table.column(name)) for name in table.column_names}
             _opened = (meta, arrays)
@@ -96,6 +94,7 @@ class PairTable(Sequence):
         self._numbers = {
             name: self._arrays[name].to_numpy(zero_copy_only=True)
             for name in (
+                "split",
                 "shard",
                 "offset",
                 "size",
@@ -134,20 +133,37 @@ class PairTable(Sequence):
                 rows = np.arange(rows.start, rows.stop)
             return self._view(rows)
         row = self._row(i)
-        numbers, arrays = self._numbers, self._arrays
+        arrays = self._arrays
         pair_id = arrays["pair_id"][row].as_py()
-        image = ImageRef(
-            path=self._paths[int(numbers["shard"][row])],
-            tar_member=arrays["member"][row].as_py(),
-            offset=int(numbers["offset"][row]),
-            size=int(numbers["size"][row]),
-        )
+        image_id = arrays["image_id"][row].as_py() if "image_id" in arrays else pair_id
+        objects = tuple(arrays["objects"][row].as_py()) if "objects" in arrays else ()
         caption = arrays["caption"][row].as_py()
-        return PairRecord(pair_id, image, caption, pair_id, self.meta["split"])
+        split = self.meta["splits"][int(self._numbers["split"][row])]
+        return PairRecord(pair_id, self._image(row), caption, image_id, split, objects)
+
+    def _image(self, row: int) -> ImageRef:
+        numbers, arrays = self._numbers, self._arrays
+        shard, offset = int(numbers["shard"][row]), int(numbers["offset"][row])
+        if shard < 0:
+            return ImageRef(path=arrays["location"][row].as_py())
+        member = arrays["member"][row].as_py() if "member" in arrays else None
+        size = int(numbers["size"][row])
+        return ImageRef(path=self._paths[shard], tar_member=member, offset=offset, size=size)
 
     def __iter__(self) -> Iterator[PairRecord]:
         for i in range(len(self)):
             yield self[i]
+
+    def __eq__(self, other: object) -> bool:
+        """The same pairs in the same order: two views of equal content (by their digests), or
+        a view and a list of records, pair by pair."""
+        if isinstance(other, PairTable):
+            return self.content_digest() == other.content_digest()
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None
 
     def __reduce__(self):
         """Pickled (a spawned DataLoader worker) as its path and rows: the worker maps the file
@@ -170,9 +186,33 @@ class PairTable(Sequence):
         return Column(self, "caption")
 
     @property
-    def split(self) -> str:
-        """The split every pair of this table belongs to."""
-        return self.meta["split"]
+    def image_ids(self) -> Column:
+        """The pairs' image ids (their pair ids where the data has one image a pair)."""
+        return Column(self, "image_id" if "image_id" in self._arrays else "pair_id")
+
+    @property
+    def objects(self) -> Column:
+        """The pairs' labelled objects (lists; empty where the data has none)."""
+        if "objects" in self._arrays:
+            return Column(self, "objects")
+        return _Empty(len(self))
+
+    def image_files(self) -> list[str]:
+        """The distinct paths of the view's images that are plain files, in order."""
+        if "location" not in self._arrays:
+            return []
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self._arrays["location"]
+        if self.rows is not None:
+            column = column.take(pa.array(self.rows))
+        return pc.unique(column.drop_null()).to_pylist()
+
+    def splits(self) -> list[str]:
+        """The names of the splits this view holds, sorted."""
+        present = np.unique(self._numbers_of("split"))
+        return sorted(self.meta["splits"][int(n)] for n in present)
 
     @property
     def skipped(self) -> list:
@@ -188,7 +228,7 @@ class PairTable(Sequence):
         appearance in this view (`tonics.data.records.group_codes`), from the stored columns."""
         if self.rows is None:
             return self._numbers["image_code"], self._numbers["caption_code"]
-        return tuple(_first_appearance(self._numbers_of(n)) for n in ("image_code", "caption_code"))
+        return tuple(first_appearance(self._numbers_of(n)) for n in ("image_code", "caption_code"))
 
     def caption_keys(self) -> np.ndarray:
         """Each pair's normalised-caption key (`tonics.data.records.caption_key`), stored."""
@@ -203,10 +243,16 @@ class PairTable(Sequence):
         return digest.hexdigest()
 
     def select_split(self, split: str) -> PairTable:
-        """This table when its pairs are of `split`; an error naming the split otherwise."""
-        if split != self.split:
-            raise InputError(f"split '{split}' is empty; the data has splits ['{self.split}']")
-        return self
+        """The view of the pairs of `split`; an error naming the split and those present when
+        it has none."""
+        names = self.meta["splits"]
+        numbers = self._numbers_of("split")
+        positions = np.flatnonzero(numbers == names.index(split)) if split in names else []
+        if not len(positions):
+            raise InputError(f"split '{split}' is empty; the data has splits {self.splits()}")
+        if len(positions) == len(self):
+            return self
+        return self._view(positions if self.rows is None else self.rows[positions])
 
     def image_subset(self, fraction: float, seed: int = 0) -> PairTable:
         """The pairs of a seeded `fraction` of the images (`tonics.data.records.image_subset`)."""
@@ -214,7 +260,7 @@ class PairTable(Sequence):
             return self
         codes = self._numbers_of("image_code")
         images, first_pair = np.unique(codes, return_index=True)
-        ranks = [image_rank(seed, self.pair_ids[int(i)]) for i in first_pair]
+        ranks = [image_rank(seed, self.image_ids[int(i)]) for i in first_pair]
         order = sorted(range(len(first_pair)), key=ranks.__getitem__)
         keep = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
         chosen = images[order[: max(1, round(fraction * len(first_pair)))]]
@@ -238,108 +284,18 @@ def _one_array(column):
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
-def _first_appearance(values: np.ndarray) -> np.ndarray:
-    """Renumber `values` 0, 1, ... in order of first appearance."""
-    if len(values) == 0:
-        return np.zeros(0, dtype=np.int64)
-    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
-    rank = np.empty(len(first), dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-    return rank[inverse.reshape(-1)]
+class _Empty(Sequence):
+    """A column of empty label lists, for data without labels."""
 
+    def __init__(self, n: int) -> None:
+        self.n = n
 
-# ---------------------------------------------------------------- writing
+    def __len__(self) -> int:
+        return self.n
 
-
-def _caption_keys(captions, chunk: int = 1 << 18) -> np.ndarray:
-    """Each caption's normalised-caption key (`captions`: an Arrow string array): a 64-bit hash
-    (`pair_key`'s), so comparing captions costs 8 bytes a pair."""
-    keys = np.empty(len(captions), dtype=np.int64)
-    for start in range(0, len(captions), chunk):
-        block = captions.slice(start, chunk).to_pylist()
-        keys[start : start + len(block)] = [caption_key(c) for c in block]
-    return keys
-
-
-def _derived_columns(pair_ids, captions) -> dict:
-    """The columns computed from the pairs: image and caption codes, caption keys and the
-    order of the pair ids (stable, bytewise = code point order)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    caption_keys = _caption_keys(captions)
-    caption_codes = _first_appearance(caption_keys)  # numbered in order of first appearance
-    return {
-        "image_code": pa.array(np.arange(len(pair_ids), dtype=np.int32)),  # one image a pair
-        "caption_code": pa.array(caption_codes.astype(np.int32)),
-        "caption_key": pa.array(caption_keys),
-        "image_order": pa.array(pc.sort_indices(pair_ids).to_numpy().astype(np.int64)),
-    }
-
-
-def _content_digest(columns: dict, paths: list[str], split: str) -> str:
-    """A digest of the pairs' own columns (ids, captions, where each image lies), the shard
-    files and the split: what makes two tables the same table."""
-    digest = hashlib.sha256()
-    for name in ("pair_id", "caption", "shard", "offset", "size", "member"):
-        for buffer in columns[name].buffers():
-            if buffer is not None:
-                digest.update(memoryview(buffer))
-    digest.update(json.dumps([paths, split]).encode())
-    return digest.hexdigest()
-
-
-def write_pair_table(
-    path: str | Path,
-    *,
-    pair_ids,
-    captions,
-    shard: np.ndarray,
-    offset: np.ndarray,
-    size: np.ndarray,
-    member,
-    paths: list[str],
-    split: str,
-    skipped: list,
-    source: dict,
-) -> Path:
-    """Write a pair table (atomically) from its columns: `pair_ids`, `captions`, `member`: Arrow
-    string arrays; `shard`, `offset`, `size`: integers per pair; `paths`: each shard number's
-    file; `source`: what the table was made from (checked when it is opened again)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    pair_ids = pa.array(pair_ids, pa.large_string())
-    captions = pa.array(captions, pa.large_string())
-    if pc.count_distinct(pair_ids).as_py() != len(pair_ids):
-        raise InputError(f"{path}: pair ids are not unique; the shards repeat a key")
-    columns = {
-        "pair_id": pair_ids,
-        "caption": captions,
-        "shard": pa.array(np.asarray(shard, dtype=np.int32)),
-        "offset": pa.array(np.asarray(offset, dtype=np.int64)),
-        "size": pa.array(np.asarray(size, dtype=np.int64)),
-        "member": pa.array(member, pa.large_string()),
-        **_derived_columns(pair_ids, captions),
-    }
-    meta = {
-        "version": TABLE_VERSION,
-        "paths": paths,
-        "split": split,
-        "skipped": skipped,
-        "source": source,
-        "digest": _content_digest(columns, paths, split),
-    }
-    table = pa.table(columns).replace_schema_metadata({_META_KEY: json.dumps(meta)})
-
-    def write(handle) -> None:
-        with pa.ipc.new_file(handle, table.schema) as writer:
-            writer.write_table(table, max_chunksize=len(table) or None)
-
-    return atomic_write(Path(path), write)
-
-
-def stat_of(path: Path) -> dict:
-    """What identifies a file's version: its size and modification time."""
-    stat = os.stat(path)
-    return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [[] for _ in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return []

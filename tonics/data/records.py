@@ -135,6 +135,6 @@ def pair_ids_of(records) -> Sequence[str]:
 
 def splits_of(records) -> list[str]:
     """The names of the splits the records hold, sorted."""
-    if hasattr(records, "select_split"):  # a columnar table holds one split
-        return [records.split]
+    if hasattr(records, "select_split"):  # a columnar table: from its split column
+        return records.splits()
     return sorted({r.split for r in records})

@@ -1,4 +1,6 @@
-"""Readers turn a dataset in a standard on-disk format into a list of PairRecord.
+"""Readers turn a dataset in a standard on-disk format into a memory-mapped pair table
+(`tonics.data.pair_table.PairTable`, a sequence of PairRecord made on demand), written once from
+the files and kept in the tonics cache (webdataset shards: beside their index).
 
 Each reader counts what it had to skip (empty captions, captions pointing at unknown images,
 short TSV rows, tar members without a partner) in `reader.skipped`, and raises a DataFormatError

@@ -1,13 +1,20 @@
-"""The reader interface and its error/skip bookkeeping."""
+"""The reader interface: every reader fills the columns of a pair table (`PairColumns`) once,
+kept in the tonics cache under a key of the reader's settings and its files' sizes and mtimes, and
+returns it memory-mapped (`PairTable`); plus the error and skip bookkeeping."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 
-from tonics.data.records import PairRecord
+from tonics.data.pair_columns import TABLE_VERSION, PairColumns, stat_of
+from tonics.data.pair_table import PairTable
 from tonics.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 class DataFormatError(InputError):
@@ -47,15 +54,66 @@ def clean_caption(text: object) -> str:
 
 
 class PairReader:
-    """Base class: `read()` returns the pairs; `skipped` counts what was dropped and why."""
+    """Base class: `read()` returns the pairs (every split the data holds) as a memory-mapped pair
+    table; `skipped` counts what was dropped and why. A reader names the files it reads
+    (`sources`) and fills the table's columns from them (`fill`)."""
 
     def __init__(self) -> None:
         self.skipped: Counter[str] = Counter()
         self.skip_examples: list[str] = []  # where, for the first few skips
 
-    def read(self) -> list[PairRecord]:
-        """All pairs of the dataset (every split it holds)."""
+    def prepare(self) -> None:
+        """Make the files `sources` names, where the reader builds its data (the demo)."""
+
+    def sources(self) -> list[Path]:
+        """The files the table is made from: a change to any of them writes it again."""
         raise NotImplementedError
+
+    def fill(self, columns: PairColumns) -> None:
+        """Add every usable pair to `columns`, counting what is skipped."""
+        raise NotImplementedError
+
+    def read(self) -> PairTable:
+        """The pair table: the one kept in the cache when its sources have not changed, else
+        written from them first."""
+        from tonics.paths import cache_dir
+
+        self.prepare()
+        source, current = self._table_source()
+        key = hashlib.blake2b(json.dumps(source, sort_keys=True).encode(), digest_size=10)
+        path = cache_dir() / "pair-tables" / f"{type(self).__name__}-{key.hexdigest()}.arrow"
+        if current and path.is_file():
+            try:
+                table = PairTable(path)
+                if table.meta.get("source") == source:
+                    self._restore_skips(table.meta)
+                    return table
+            except InputError as err:
+                log.warning("%s: writing it again", err)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        columns = PairColumns(path)
+        self.fill(columns)
+        skipped = {"counts": dict(self.skipped), "examples": self.skip_examples}
+        columns.write(skipped=[], source=source, skip_record=skipped)
+        return PairTable(path)
+
+    def _table_source(self) -> tuple[dict, bool]:
+        """What the table is made from (the reader, its settings, its files' versions), and
+        whether every file exists (a missing one is the reader's error to raise)."""
+        settings = {k: v for k, v in vars(self).items() if k not in ("skipped", "skip_examples")}
+        files = [Path(p) for p in self.sources()]
+        source = {
+            "reader": type(self).__qualname__,
+            "settings": json.loads(json.dumps(settings, default=str, sort_keys=True)),
+            "files": [stat_of(p) for p in files if p.is_file()],
+            "table_version": TABLE_VERSION,
+        }
+        return source, all(p.is_file() for p in files)
+
+    def _restore_skips(self, meta: dict) -> None:
+        record = meta.get("skip_record") or {}
+        self.skipped.update(record.get("counts", {}))
+        self.skip_examples += record.get("examples", [])[: 20 - len(self.skip_examples)]
 
     def skip(self, reason: str, where: str | None = None) -> None:
         """Count one dropped record (and remember where, for the first 20)."""

@@ -6,8 +6,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from tonics.data.pair_columns import PairColumns
 from tonics.data.readers.base import DataFormatError, PairReader, clean_caption, load_json
-from tonics.data.records import ImageRef, PairRecord
 
 
 def split_from_filename(path: str | Path) -> str:
@@ -54,8 +54,12 @@ class CocoCaptionsReader(PairReader):
         self.instances_file = instances_file
         self.split = split
 
-    def read(self) -> list[PairRecord]:
-        """One record per caption annotation; unknown image ids and empty captions are skipped."""
+    def sources(self) -> list[Path]:
+        """The captions file and the instances file."""
+        return [Path(p) for p in (self.captions_file, self.instances_file) if p]
+
+    def fill(self, columns: PairColumns) -> None:
+        """One pair per caption annotation; unknown image ids and empty captions are skipped."""
         data = load_json(self.captions_file, ("images", "annotations"))
         files = {}
         for image in data["images"]:
@@ -64,7 +68,6 @@ class CocoCaptionsReader(PairReader):
             files[image["id"]] = image["file_name"]
         labels = read_instance_labels(self.instances_file) if self.instances_file else {}
         split = self.split or split_from_filename(self.captions_file)
-        records = []
         for ann in data["annotations"]:
             image_id = ann.get("image_id")
             if image_id not in files:
@@ -74,14 +77,11 @@ class CocoCaptionsReader(PairReader):
             if not caption:
                 self.skip("empty caption")
                 continue
-            records.append(
-                PairRecord(
-                    pair_id=f"coco-{ann.get('id', len(records))}",
-                    image=ImageRef(path=str(Path(self.image_root) / files[image_id])),
-                    caption=caption,
-                    image_id=str(image_id),
-                    split=split,
-                    objects=labels.get(image_id, ()),
-                )
+            columns.add(
+                f"coco-{ann.get('id', len(columns))}",
+                caption,
+                split,
+                image_id=str(image_id),
+                location=str(Path(self.image_root) / files[image_id]),
+                objects=labels.get(image_id, ()),
             )
-        return records

@@ -4,14 +4,15 @@ img2dataset shards themselves are read by `tonics.data.readers.webdataset`."""
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
 from tonics.data.images import IMAGE_EXTENSIONS
+from tonics.data.pair_columns import PairColumns
 from tonics.data.readers.base import DataFormatError, PairReader, clean_caption
-from tonics.data.records import ImageRef, PairRecord
 
 log = logging.getLogger(__name__)
 
@@ -66,34 +67,32 @@ class ConceptualCaptionsTsvReader(PairReader):
             )
         return max(votes, key=votes.get)
 
-    def read(self) -> list[PairRecord]:
-        """One record per well-formed row; short rows and empty captions are counted and skipped."""
+    def sources(self) -> list[Path]:
+        """The TSV file."""
+        return [Path(self.tsv_file)]
+
+    def fill(self, columns: PairColumns) -> None:
+        """One pair per well-formed row; short rows and empty captions are counted and skipped."""
         path = Path(self.tsv_file)
         if not path.is_file():
             raise DataFormatError(f"{path}: file not found")
         with open(path, encoding="utf-8", errors="replace", newline="") as handle:
-            rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
-        if self.has_header:
-            rows = rows[1:]
-        order = self.order if self.order != "auto" else self._detect_order(rows)
-        records = []
-        for r, row in enumerate(rows):
-            if len(row) < 2:
-                self.skip("TSV row with fewer than 2 columns")
-                continue
-            caption = clean_caption(row[0] if order == "caption_url" else row[1])
-            if not caption or "\ufffd" in caption:
-                self.skip("empty or undecodable caption")
-                continue
-            shard, index = divmod(r, self.per_shard)
-            local = self.image_pattern.format(shard=shard, index=index, row=r)
-            records.append(
-                PairRecord(
-                    pair_id=f"cc-{r}",
-                    image=ImageRef(path=str(Path(self.image_root) / local)),
-                    caption=caption,
-                    image_id=f"cc-{r}",
-                    split=self.split,
-                )
-            )
-        return records
+            rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+            if self.has_header:
+                next(rows, None)
+            first = list(itertools.islice(rows, 100))
+            order = self.order if self.order != "auto" else self._detect_order(first)
+            for r, row in enumerate(itertools.chain(first, rows)):
+                self._add(columns, r, row, order)
+
+    def _add(self, columns: PairColumns, r: int, row: list[str], order: str) -> None:
+        if len(row) < 2:
+            self.skip("TSV row with fewer than 2 columns")
+            return
+        caption = clean_caption(row[0] if order == "caption_url" else row[1])
+        if not caption or "\ufffd" in caption:
+            self.skip("empty or undecodable caption")
+            return
+        shard, index = divmod(r, self.per_shard)
+        local = self.image_pattern.format(shard=shard, index=index, row=r)
+        columns.add(f"cc-{r}", caption, self.split, location=str(Path(self.image_root) / local))

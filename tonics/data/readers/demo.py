@@ -4,7 +4,6 @@ KarpathyReader that COCO users use."""
 from __future__ import annotations
 
 from tonics.data.readers.karpathy import KarpathyReader
-from tonics.data.records import PairRecord
 
 
 class DemoReader(KarpathyReader):
@@ -23,8 +22,3 @@ class DemoReader(KarpathyReader):
         from tonics.data.demo import build_demo
 
         build_demo(self.root, seed=self.seed)
-
-    def read(self) -> list[PairRecord]:
-        """All demo pairs, building the dataset first if needed."""
-        self.prepare()
-        return super().read()

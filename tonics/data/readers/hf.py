@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Literal
 
+from tonics.data.pair_columns import PairColumns
 from tonics.data.readers.base import DataFormatError, PairReader, clean_caption
-from tonics.data.records import ImageRef, PairRecord
 
 HFFormat = Literal["imagefolder", "parquet", "disk"]
 
@@ -73,24 +73,34 @@ class HFDatasetReader(PairReader):
                 continue
             yield n, row
 
-    def _read_imagefolder(self) -> list[PairRecord]:
+    def _metadata_files(self) -> list[Path]:
         root = Path(self.path)
-        files = (
-            [root / "metadata.jsonl"]
-            if (root / "metadata.jsonl").is_file()
-            else sorted(root.glob("*/metadata.jsonl"))
-        )
+        if (root / "metadata.jsonl").is_file():
+            return [root / "metadata.jsonl"]
+        return sorted(root.glob("*/metadata.jsonl"))
+
+    def sources(self) -> list[Path]:
+        """The metadata files of an imagefolder, else every file of the dataset."""
+        if self.format == "imagefolder":
+            return self._metadata_files()
+        if self.format == "parquet":
+            return self.parquet_files()
+        root = Path(self.path)
+        return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+    def _fill_imagefolder(self, columns: PairColumns) -> None:
+        root = Path(self.path)
+        files = self._metadata_files()
         if not files:
             raise DataFormatError(f"{root}: no metadata.jsonl at the root or in split folders")
-        records = []
         for metadata in files:
             split_name = "train" if metadata.parent == root else metadata.parent.name
             split = "val" if split_name == "validation" else split_name
             rows = list(self._metadata_rows(metadata))
-            columns = sorted({k for _, row in rows for k in row})
-            if rows and self.text_column not in columns:
+            names = sorted({k for _, row in rows for k in row})
+            if rows and self.text_column not in names:
                 raise DataFormatError(
-                    f"{metadata}: no column '{self.text_column}'; columns are {columns}. "
+                    f"{metadata}: no column '{self.text_column}'; columns are {names}. "
                     "Set text_column."
                 )
             for n, row in rows:
@@ -99,19 +109,18 @@ class HFDatasetReader(PairReader):
                     self.skip("file_name outside the dataset directory", f"{metadata}:{n}")
                     continue
                 row = {**row, self.image_column: str(image)}
-                records.extend(self._record(row, split, n))
-        return records
+                self._add(columns, row, split, n)
 
-    def read(self) -> list[PairRecord]:
-        """One record per row; rows with an empty caption or no image are counted and skipped."""
+    def fill(self, columns: PairColumns) -> None:
+        """One pair per row; rows with an empty caption or no image are counted and skipped."""
         if not Path(self.path).exists() and self.format != "parquet":
             raise DataFormatError(f"{self.path}: dataset directory not found")
         if self.format == "imagefolder":
-            return self._read_imagefolder()
+            self._fill_imagefolder(columns)
+            return
         import datasets
 
         splits = self._load()
-        records = []
         for split_name, table in splits.items():
             for column in (self.image_column, self.text_column):
                 if column not in table.column_names:
@@ -123,26 +132,26 @@ class HFDatasetReader(PairReader):
                 table = table.cast_column(self.image_column, datasets.Image(decode=False))
             split = "val" if split_name == "validation" else split_name
             for n, row in enumerate(table):
-                records.extend(self._record(row, split, n))
-        return records
+                self._add(columns, row, split, n)
 
-    def _record(self, row: dict, split: str, n: int) -> list[PairRecord]:
+    def _add(self, columns: PairColumns, row: dict, split: str, n: int) -> None:
         caption = clean_caption(row.get(self.text_column))  # a missing column: counted as empty
         if not caption:
             self.skip("empty caption")
-            return []
+            return
         cell = row[self.image_column]
+        image = {}
         if isinstance(cell, dict) and cell.get("bytes"):
-            ref = ImageRef(path=cell.get("path"), data=cell["bytes"])
+            image = {"data": cell["bytes"]}  # kept in the table's blob file
         elif isinstance(cell, dict) and cell.get("path"):
-            ref = ImageRef(path=cell["path"])
+            image = {"location": cell["path"]}
         elif isinstance(cell, str):
-            ref = ImageRef(path=str(Path(self.path) / cell))
+            image = {"location": str(Path(self.path) / cell)}
         else:
             self.skip("row without an image")
-            return []
+            return
         image_id = str(row.get(self.image_id_column)) if self.image_id_column else f"{split}-{n}"
-        return [PairRecord(f"hf-{split}-{n}", ref, caption, image_id, split)]
+        columns.add(f"hf-{split}-{n}", caption, split, image_id=image_id, **image)
 
 
 def _inside(directory: Path, name: str) -> Path | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tonics.data.pair_columns import PairColumns
 from tonics.data.readers.base import DataFormatError, PairReader, clean_caption, load_json
-from tonics.data.records import ImageRef, PairRecord
 
 
 class KarpathyReader(PairReader):
@@ -18,10 +18,13 @@ class KarpathyReader(PairReader):
         self.image_root = image_root
         self.merge_restval = merge_restval
 
-    def read(self) -> list[PairRecord]:
-        """One record per sentence; images without sentences and empty sentences are skipped."""
+    def sources(self) -> list[Path]:
+        """The split file."""
+        return [Path(self.split_file)]
+
+    def fill(self, columns: PairColumns) -> None:
+        """One pair per sentence; images without sentences and empty sentences are skipped."""
         data = load_json(self.split_file, ("images",))
-        records = []
         for n, image in enumerate(data["images"]):
             if "filename" not in image or "split" not in image:
                 raise DataFormatError(f"{self.split_file}: images[{n}] lacks 'filename' or 'split'")
@@ -38,14 +41,11 @@ class KarpathyReader(PairReader):
                 if not caption:
                     self.skip("empty caption")
                     continue
-                records.append(
-                    PairRecord(
-                        pair_id=str(sentence.get("sentid", f"{image_id}-{k}")),
-                        image=ImageRef(path=str(path)),
-                        caption=caption,
-                        image_id=image_id,
-                        split=split,
-                        objects=tuple(image.get("objects", ())),
-                    )
+                columns.add(
+                    str(sentence.get("sentid", f"{image_id}-{k}")),
+                    caption,
+                    split,
+                    image_id=image_id,
+                    location=str(path),
+                    objects=tuple(image.get("objects", ())),
                 )
-        return records

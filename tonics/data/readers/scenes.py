@@ -4,10 +4,12 @@ real COCO, or its Karpathy split file with the KarpathyReader."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from tonics.data.pair_columns import PairColumns
 from tonics.data.readers.base import PairReader
 from tonics.data.readers.coco import CocoCaptionsReader
 from tonics.data.readers.karpathy import KarpathyReader
-from tonics.data.records import PairRecord
 from tonics.errors import require_choice
 
 SPLITS = ("train", "val", "test")
@@ -52,26 +54,30 @@ class ScenesReader(PairReader):
         directory = build_scenes(
             self.root, seed=self.seed, sizes=self.sizes(), demo_root=self.demo_root
         )
-        return str(directory)
+        self.directory = str(directory)
+        return self.directory
 
-    def read(self) -> list[PairRecord]:
-        """All scene pairs (train, val, test), building the dataset first if needed."""
-        directory = self.prepare()
+    def _readers(self) -> list[PairReader]:
+        directory = getattr(self, "directory", None) or self.prepare()
         if self.file_format == "karpathy":
-            readers = [KarpathyReader(f"{directory}/dataset_scenes.json", f"{directory}/images")]
-        else:
-            readers = [
-                CocoCaptionsReader(
-                    f"{directory}/annotations/captions_{split}.json",
-                    f"{directory}/images/{split}",
-                    f"{directory}/annotations/instances_{split}.json",
-                    split=split,
-                )
-                for split in SPLITS
-            ]
-        records: list[PairRecord] = []
-        for reader in readers:
-            records += reader.read()
+            return [KarpathyReader(f"{directory}/dataset_scenes.json", f"{directory}/images")]
+        return [
+            CocoCaptionsReader(
+                f"{directory}/annotations/captions_{split}.json",
+                f"{directory}/images/{split}",
+                f"{directory}/annotations/instances_{split}.json",
+                split=split,
+            )
+            for split in SPLITS
+        ]
+
+    def sources(self) -> list[Path]:
+        """The build's COCO files (or its Karpathy split file)."""
+        return [path for reader in self._readers() for path in reader.sources()]
+
+    def fill(self, columns: PairColumns) -> None:
+        """All scene pairs (train, val, test)."""
+        for reader in self._readers():
+            reader.fill(columns)
             self.skipped.update(reader.skipped)
             self.skip_examples += reader.skip_examples[: 20 - len(self.skip_examples)]
-        return records

@@ -13,8 +13,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from tonics.data.pair_columns import PairColumns
 from tonics.data.readers.base import DataFormatError, PairReader, clean_caption
-from tonics.data.records import ImageRef, PairRecord
 
 
 class CsvReader(PairReader):
@@ -47,39 +47,42 @@ class CsvReader(PairReader):
             return "\t" if self.separator in ("\\t", "tab") else self.separator
         return "\t" if Path(self.path).suffix.lower() in (".tsv", ".tab") else ","
 
-    def read(self) -> list[PairRecord]:
-        """One record per usable row."""
+    def sources(self) -> list[Path]:
+        """The CSV/TSV file."""
+        return [Path(self.path)]
+
+    def fill(self, columns: PairColumns) -> None:
+        """One pair per usable row."""
         path = Path(self.path)
         if not path.is_file():
             raise DataFormatError(f"{path}: file not found")
         with open(path, encoding="utf-8", errors="replace", newline="") as handle:
             rows = csv.DictReader(handle, delimiter=self._delimiter())
-            columns = rows.fieldnames or []
+            header = rows.fieldnames or []
             for column in (self.image_column, self.caption_column, self.split_column):
-                if column is not None and column not in columns:
+                if column is not None and column not in header:
                     raise DataFormatError(
-                        f"{path}: no column '{column}'; the header has {columns}. Set "
+                        f"{path}: no column '{column}'; the header has {header}. Set "
                         "image_column / caption_column / split_column (open_clip: --csv-img-key "
                         "/ --csv-caption-key)"
                     )
-            return [
-                r for line, row in enumerate(rows, start=2) for r in self._record(path, line, row)
-            ]
+            for line, row in enumerate(rows, start=2):
+                self._add(columns, path, line, row)
 
-    def _record(self, path: Path, line: int, row: dict) -> list[PairRecord]:
+    def _add(self, columns: PairColumns, path: Path, line: int, row: dict) -> None:
         where = f"{path}:{line}"
         if None in row:  # more fields than the header
             self.skip("row with more fields than the header", where)
-            return []
+            return
         location = (row.get(self.image_column) or "").strip()
         caption = clean_caption(row.get(self.caption_column))
         if not location:
             self.skip("row without an image path", where)
-            return []
+            return
         if not caption:
             self.skip("empty caption", where)
-            return []
+            return
         split = (row.get(self.split_column) or "").strip() if self.split_column else self.split
         split = {"validation": "val", "restval": "train"}.get(split, split or self.split)
         image = Path(location) if Path(location).is_absolute() else Path(self.image_root) / location
-        return [PairRecord(f"csv-{line}", ImageRef(path=str(image)), caption, location, split)]
+        columns.add(f"csv-{line}", caption, split, image_id=location, location=str(image))

@@ -8,7 +8,10 @@ import logging
 import time
 from pathlib import Path
 
-from tonics.data.pair_table import TABLE_VERSION, PairTable, stat_of, write_pair_table
+import numpy as np
+
+from tonics.data.pair_columns import TABLE_VERSION, stat_of, write_pair_table
+from tonics.data.pair_table import PairTable
 from tonics.data.readers.base import DataFormatError, PairReader
 from tonics.errors import InputError
 
@@ -69,7 +72,7 @@ def pair_table_for(index_path: str | Path, split: str) -> PairTable:
     if path.is_file():
         try:
             table = PairTable(path)
-            if table.meta.get("source") == source and table.split == split:
+            if table.meta.get("source") == source and table.meta["splits"] == [split]:
                 return table
         except InputError as err:
             log.warning("%s: writing it again", err)
@@ -99,14 +102,17 @@ def _write_from_index(index_path: Path, path: Path, split: str, source: dict) ->
         pair_ids.extend(f"{stems[n]}/{_key(m)}" for n, m in zip(numbers, names))
     write_pair_table(
         path,
-        pair_ids=pair_ids,
-        captions=columns.column("caption").combine_chunks(),
-        shard=shard,
-        offset=columns.column("offset").to_numpy(),
-        size=columns.column("size").to_numpy(),
-        member=member.combine_chunks(),
+        {
+            "pair_id": pair_ids,
+            "caption": columns.column("caption"),
+            "split": np.zeros(len(shard), dtype=np.int8),
+            "shard": shard,
+            "offset": columns.column("offset").to_numpy(),
+            "size": columns.column("size").to_numpy(),
+            "member": member,
+        },
         paths=paths,
-        split=split,
+        splits=[split],
         skipped=manifest["skipped"],
         source=source,
     )
