@@ -20,6 +20,7 @@ from tonics.data.demo.captions import BOILERPLATE, clean_text
 from tonics.data.demo.sources import sources_dir
 from tonics.data.demo.splits import near_duplicates
 from tonics.data.images import load_image
+from tonics.data.pair_table import PairTable
 from tonics.data.readers import DemoReader
 from tonics.data.records import normalise_caption, select_split
 
@@ -50,7 +51,9 @@ def test_demo_sources_splits_and_size(demo):
         "openmoji": {"transfer"},  # a rendering style held out of training entirely
     }
     records = DemoReader(str(root)).read()
+    assert isinstance(records, PairTable)  # the demo reads as a memory-mapped table
     assert {r.split for r in records} == {"train", "val", "test", "transfer"}
+    assert records.splits() == ["test", "train", "transfer", "val"]
 
 
 def test_the_same_seed_draws_the_same_demo_pairs_as_before(demo, tmp_path):

@@ -161,3 +161,17 @@ def test_no_reader_module_builds_records_or_lists_of_pairs():
         "plant.py:2 PairRecord(",
         "plant.py:2 records",
     ]
+
+
+def test_every_reader_reads_through_the_table_writer():
+    """Only the webdataset reader has a `read` of its own (its table lies beside the shard
+    index); every other reader fills the table's columns and reads through `PairReader.read`."""
+    import tonics.data.readers as readers
+    from tonics.data.readers.base import PairReader
+
+    classes = [getattr(readers, n) for n in readers.__all__ if n.endswith("Reader")]
+    classes = [c for c in classes if c is not PairReader]
+    assert sorted(c.__name__ for c in classes if c.read is not PairReader.read) == [
+        "WebDatasetReader"
+    ]
+    assert [c.__name__ for c in classes if c.fill is PairReader.fill] == ["WebDatasetReader"]

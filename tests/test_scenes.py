@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tonics.data.pair_table import PairTable
 from tonics.data.readers import CocoCaptionsReader, KarpathyReader, ScenesReader
 from tonics.data.scenes import build_scenes
 from tonics.data.scenes.captions import (
@@ -146,7 +147,9 @@ def test_scenes_reader_reads_every_split_in_both_formats(scenes):
     coco = ScenesReader(**kwargs).read()
     karpathy = ScenesReader(**kwargs, file_format="karpathy").read()
     assert {r.split for r in coco} == {"train", "val", "test"}
+    assert isinstance(coco, PairTable) and isinstance(karpathy, PairTable)
     assert len(coco) == len(karpathy) == 5 * sum(SIZES.values())
+    assert [r.objects for r in coco[:20]] == [r.objects for r in karpathy[:20]]
     assert not ScenesReader(**kwargs).skipped
 
 
