@@ -170,3 +170,18 @@ def test_subtree_index_equals_the_definition_and_survives_a_round_trip(tmp_path)
         assert again.subtree_pairs(node).tolist() == expected, node
         assert chunked.subtree_pairs(node).tolist() == expected, node
         assert ontology.graph.nodes[node]["subtree"] == len(expected)
+
+
+def test_a_loaded_ontology_is_kept_by_a_link_and_a_built_one_is_saved(tmp_path):
+    """A run directory keeps its ontology: a hard link to the file it was loaded from (nothing
+    written: 1.2 GB at CC12M), or, for an ontology built in this process, a fresh save."""
+    captions = ["a dog on grass", "a cat on a sofa", "a plate of pasta"]
+    built = build_ontology(captions, ["p0", "p1", "p2"])
+    saved = built.save(tmp_path / "cache" / "o.npz")
+    fresh = built.keep(tmp_path / "run0" / "ontology.npz")  # the control: nothing to link to
+    assert fresh.stat().st_ino != saved.stat().st_ino
+    loaded = Ontology.load(saved)
+    kept = loaded.keep(tmp_path / "run1" / "ontology.npz")
+    assert kept.stat().st_ino == saved.stat().st_ino  # the same file, not a second one
+    again = Ontology.load(kept)
+    assert again.pair_objects == built.pair_objects and again.pair_ids == built.pair_ids

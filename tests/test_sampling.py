@@ -288,3 +288,22 @@ def test_distinct_counts_of_large_pools_settle_eligibility_exactly():
         _distinct_enough(pool, few, every, need=4) == distinct_counts(pool, few, every) == (5, 1000)
     )
     assert _distinct_enough(pool, np.zeros(1000, dtype=int), every, need=4)[0] == 1  # not enough
+
+
+def test_diverse_groups_by_counting_equal_groups_by_sorting():
+    """The diverse kind's group numbers and pair order (by counting, a 16-bit radix sort) are
+    those `np.unique` and a stable int64 argsort give, ties kept in pair order."""
+    from tonics.sampling.diverse import _dense_codes, _narrowest
+
+    rng = np.random.default_rng(3)
+    key = rng.integers(0, 5000, size=20_000) * 3  # gaps between the values used
+    used, codes = _dense_codes(key)
+    expected_used, expected_codes = np.unique(key, return_inverse=True)
+    assert np.array_equal(used, expected_used) and np.array_equal(codes, expected_codes)
+    assert (
+        _narrowest(codes).dtype == np.uint16 and _narrowest(np.array([70_000])).dtype == np.uint32
+    )
+    assert np.array_equal(
+        np.argsort(_narrowest(codes), kind="stable"), np.argsort(codes, kind="stable")
+    )
+    assert _dense_codes(np.zeros(0, dtype=np.int64))[1].shape == (0,)

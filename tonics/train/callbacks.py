@@ -131,7 +131,7 @@ class CurriculumCallback(pl.Callback):
             schedule.delay = self.lookahead
         sampler.start_at(self.steps_done)
         if trainer.global_rank == 0:  # the run directory keeps its ontology for the analysis
-            sampler.ontology.save(run_dir(trainer) / "ontology.npz")
+            sampler.ontology.keep(run_dir(trainer) / "ontology.npz")
             self._start_csv(run_dir(trainer) / "curriculum_steps.csv")
 
     def _start_csv(self, path: Path) -> None:
