@@ -240,13 +240,14 @@ def measure(work: Path, ranks: int, workers: int, timeout: float, launches=LAUNC
     return figures
 
 
-def save(pairs: int, figures: dict) -> None:
-    """Merge the figures into scale.json's row for `pairs` (other figures kept)."""
+def save(pairs: int, figures: dict, launches: list[str]) -> None:
+    """Merge the figures into scale.json's row for `pairs` (other figures kept), with the command
+    and commit that measured these launches (`written_by["fit_first"]`, ...)."""
     path = results_dir() / "scale.json"
     summary = json.loads(path.read_text()) if path.is_file() else {"results": {}}
     row = summary["results"].setdefault(str(pairs), {})
     row.update(figures)
-    row.setdefault("written_by", {})["fit"] = written_by()
+    row.setdefault("written_by", {})["fit_" + "_".join(launches)] = written_by()
     summary["results"] = dict(sorted(summary["results"].items(), key=lambda kv: int(kv[0])))
     path.write_text(json.dumps(summary) + "\n")
 
@@ -280,7 +281,7 @@ def main() -> None:
         figures[f"fit_{args.ranks}x{args.workers}_note_{'_'.join(args.launches)}"] = args.note
     print(json.dumps({"benchmark": "fit_startup", "pairs": args.pairs, **figures}))
     if not args.no_save:
-        save(args.pairs, figures)
+        save(args.pairs, figures, args.launches)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

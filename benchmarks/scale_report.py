@@ -48,7 +48,7 @@ def _fit_table(pairs: int, row: dict) -> list[str]:
     lines = [
         f"### `tonics fit` start-up, {pairs / 1e6:g}M pairs (`python benchmarks/fit_startup.py`)",
         "",
-        "| | " + " | ".join(order) + " |",
+        "| | " + " | ".join(_heading(name) for name in order) + " |",
         "|---" * (len(order) + 1) + "|",
     ]
     for suffix, label, style in FIT_ROWS:
@@ -58,7 +58,21 @@ def _fit_table(pairs: int, row: dict) -> list[str]:
         cells = ["-" if v is None else style.format(v) for v in values]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     notes = [f"- {k}: {v}" for k, v in row.items() if k.startswith("fit_") and "_note" in k]
+    sources = row.get("written_by", {})
+    notes += [
+        f"- {name.removeprefix('fit_').replace('_', ' and ')} launches: `{w['command']}` at "
+        f"{w['commit']}"
+        for name, w in sources.items()
+        if name.startswith("fit_")
+    ]
     return lines + ([""] + notes if notes else [])
+
+
+def _heading(name: str) -> str:
+    """'2x4 warm' -> '2 ranks x 4 workers, warm'."""
+    shape, launch = name.split()
+    ranks, workers = shape.split("x")
+    return f"{ranks} ranks x {workers} workers, {launch}"
 
 
 def fit_met(row: dict) -> dict[str, bool]:
