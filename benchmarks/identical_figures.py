@@ -8,7 +8,8 @@ out with 0 differing steps and 0 differing figures.
 
 `--after` defaults to HEAD. Each commit's run is kept under `runs/identical/<commit>/run` (its
 worktree is removed once it has run) and reused by a later call (a run takes about 10 minutes on
-2 cores). Prints one JSON line and writes it to `benchmarks/results/renovation_identical.json`.
+2 cores). Prints one JSON line and writes it to `benchmarks/results/renovation_identical.json` (or
+`--name`.json).
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def main() -> None:
     parser.add_argument("--before", required=True)
     parser.add_argument("--after", default="HEAD")
     parser.add_argument("--runs", default="runs/identical")
+    parser.add_argument(
+        "--name", default="renovation_identical", help="the result file's name (without .json)"
+    )
     add_fit_args(parser)
     args = parser.parse_args()
     root = Path(args.runs).resolve()
@@ -120,7 +124,7 @@ def main() -> None:
         "after": values["after"],
         "written_by": written_by(),
     }
-    (results_dir() / "renovation_identical.json").write_text(json.dumps(line, indent=1) + "\n")
+    (results_dir() / f"{args.name}.json").write_text(json.dumps(line, indent=1) + "\n")
     print(json.dumps(line))
 
 
