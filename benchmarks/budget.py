@@ -12,7 +12,8 @@ Arms on frozen towers: `configs/ablations/base.yaml` + `frozen_random.yaml` (the
 + `frozen_objects_ramp.yaml` (the default curriculum's stages on frozen towers) and
 + `frozen_mined_object_p10.yaml` (mined batches within the anchor's object, p = 10). Arms with the
 towers' top blocks opened (the prefix cache serves their frozen part):
-`configs/random_baseline.yaml` (`towers_random`, the baseline) and `configs/demo.yaml`
+`configs/demo.yaml,configs/overlays/random_baseline.yaml`
+(`towers_random`, the baseline) and `configs/demo.yaml`
 (`towers_curriculum`, the default); they run in `<out>/<setting>-open` and are reported as the
 setting `<setting>-open`. Settings: `steps2400` (2,400 steps instead of 600, validation every
 300 steps: where the validation curve flattens), `batch128` (600 steps of 128 pairs instead of
@@ -43,7 +44,7 @@ ARMS = {
     "random": f"{A}/base.yaml,{A}/frozen_random.yaml",
     "objects_ramp": f"{A}/base.yaml,{A}/frozen_objects_ramp.yaml",
     "mined_object_p10": f"{A}/base.yaml,{A}/frozen_mined_object_p10.yaml",
-    "towers_random": "configs/random_baseline.yaml",
+    "towers_random": "configs/demo.yaml,configs/overlays/random_baseline.yaml",
     "towers_curriculum": "configs/demo.yaml",
 }
 SETTINGS = {

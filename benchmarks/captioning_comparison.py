@@ -3,7 +3,8 @@ TOnICS curriculum, on the demo's validation split (5 paired seeds) and its held-
 
     python benchmarks/captioning_comparison.py [--seeds 0 1 2 3 4] [--out runs/captioning_cmp]
 
-Runs `tonics compare` over four arms (`configs/random_baseline.yaml`, the same +
+Runs `tonics compare` over four arms (`configs/demo.yaml,configs/overlays/random_baseline.yaml`,
+the same +
 `configs/overlays/captioning_random.yaml`, `configs/demo.yaml`, the same +
 `configs/overlays/captioning_demo.yaml`) with `--split val --held-out transfer` (`--no-transfer`:
 validation only) and validation
@@ -29,8 +30,8 @@ from tonics.commands.noise import quiet_known_noise
 from tonics.train.compare import arm_name, compare, run_directory
 
 ARMS = [
-    "configs/random_baseline.yaml",
-    "configs/random_baseline.yaml,configs/overlays/captioning_random.yaml",
+    "configs/demo.yaml,configs/overlays/random_baseline.yaml",
+    "configs/demo.yaml,configs/overlays/random_baseline.yaml,configs/overlays/captioning_random.yaml",
     "configs/demo.yaml",
     "configs/demo.yaml,configs/overlays/captioning_demo.yaml",
 ]

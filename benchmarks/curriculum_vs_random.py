@@ -2,7 +2,8 @@
 
     python benchmarks/curriculum_vs_random.py [--seeds 0 1 2 3 4] [--out runs/curriculum_vs_random]
 
-Runs `tonics compare configs/random_baseline.yaml configs/demo.yaml` (same model, data, steps and
+Runs `tonics compare configs/demo.yaml,configs/overlays/random_baseline.yaml configs/demo.yaml`
+(same model, data, steps and
 unfreezing step; the seed sets data order and head initialisation; validation every 200 steps), so
 each run also has its best and last test figures, then evaluates on the test split the checkpoint
 saved at the end of the last frozen stage (`tonics test --ckpt_path stage{i}-...-end.ckpt`).
@@ -30,7 +31,10 @@ from tonics.cli import cli_main
 from tonics.eval.intervals import paired_difference
 from tonics.train.compare import compare, run_directory
 
-CONFIGS = {"random": "configs/random_baseline.yaml", "tonics": "configs/demo.yaml"}
+CONFIGS = {
+    "random": "configs/demo.yaml,configs/overlays/random_baseline.yaml",
+    "tonics": "configs/demo.yaml",
+}
 # validation every 200 steps instead of the configs' 100: half the validation cost (a validation
 # encodes the 484 validation images live); the curve keeps points at 200, 400 and 600
 EXTRA = ["--trainer.val_check_interval=200"]

@@ -17,7 +17,8 @@ not run again are kept, so one fraction can be added to a grid later (`--fractio
 every `data_efficiency_*.json` grid there with the same baseline is merged into
 `benchmarks/results/data_efficiency.{json,md,png}`, the arms side by side (each difference paired
 with its own grid's baseline runs), so an arm added later by its own grid (`--arms
-configs/random_baseline.yaml NEW.yaml --name data_efficiency_new`) joins the figure.
+configs/demo.yaml,configs/overlays/random_baseline.yaml NEW.yaml
+--name data_efficiency_new`) joins the figure.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tonics.analysis.data_efficiency import efficiency_figure, merge_grids
 from tonics.commands.noise import quiet_known_noise
 from tonics.train.compare import arm_name, compare
 
-ARMS = ["configs/random_baseline.yaml", "configs/demo.yaml"]
+ARMS = ["configs/demo.yaml,configs/overlays/random_baseline.yaml", "configs/demo.yaml"]
 METRICS = (
     "recall_mean",
     "within_object_image_to_text_R@1",

@@ -126,7 +126,13 @@ ON_A_BASE = {  # configs that overlay another (the rest resolve alone)
     "configs/multinode.yaml": "configs/cc3m.yaml",
     "configs/captioning.yaml": "configs/demo.yaml",
     "configs/overlays/captioning_demo.yaml": "configs/demo.yaml",
-    "configs/overlays/captioning_random.yaml": "configs/random_baseline.yaml",
+    "configs/overlays/captioning_random.yaml": (
+        "configs/demo.yaml,configs/overlays/random_baseline.yaml"
+    ),
+    "configs/overlays/random_baseline.yaml": "configs/demo.yaml",
+    "configs/overlays/long_budget.yaml": (
+        "configs/ablations/base.yaml,configs/ablations/frozen_mined_object_p10.yaml"
+    ),
     "configs/overlays/scenes_random.yaml": "configs/scenes.yaml",
     "configs/overlays/scenes_mined.yaml": "configs/scenes.yaml",
 }
@@ -143,7 +149,7 @@ def test_every_shipped_config_resolves(capsys):
         if path.parent.name == "ablations":
             continue
         base = ON_A_BASE.get(name)
-        config = _printed(capsys, *([base] if base else []), name)
+        config = _printed(capsys, *(base.split(",") if base else []), name)
         assert config["data"]["stages"], name
 
 
@@ -169,20 +175,39 @@ def test_captioning_overlays_add_the_head_to_their_recipe(capsys):
     for recipe, overlay in (
         ("configs/demo.yaml", "configs/captioning.yaml"),
         ("configs/demo.yaml", "configs/overlays/captioning_demo.yaml"),
-        ("configs/random_baseline.yaml", "configs/overlays/captioning_random.yaml"),
+        (
+            "configs/demo.yaml,configs/overlays/random_baseline.yaml",
+            "configs/overlays/captioning_random.yaml",
+        ),
     ):
-        printed = _printed(capsys, recipe, overlay)
+        printed = _printed(capsys, *recipe.split(","), overlay)
         assert printed["model"]["caption_loss_weight"] == 2.0, overlay
         assert printed["model"]["caption_decoder"]["queries"] == 32, overlay
         assert printed["data"]["stages"], overlay  # the recipe's curriculum is kept
 
 
-def test_frozen_long_mined_is_the_measured_budget_arm(capsys):
-    """The shipped long-budget recipe is exactly the arm the budget benchmark measured:
-    the frozen-tower mined ablation arm trained for 2,400 steps, validated every 300."""
-    shipped = _printed(capsys, "configs/frozen_long_mined.yaml")
-    measured = _printed(
-        capsys, "configs/ablations/base.yaml", "configs/ablations/frozen_mined_object_p10.yaml"
-    )
+def test_the_random_baseline_overlay_changes_only_the_batches(capsys):
+    """demo.yaml + the random-baseline overlay: the demo's model, data, steps, stage boundaries
+    and openings, with random batches in every stage."""
+    demo = _printed(capsys, "configs/demo.yaml")
+    random = _printed(capsys, "configs/demo.yaml", "configs/overlays/random_baseline.yaml")
+    assert {k: v for k, v in random.items() if k != "data"} == {
+        k: v for k, v in demo.items() if k != "data"
+    }
+    stages, base = random["data"].pop("stages"), demo["data"].pop("stages")
+    assert random["data"] == demo["data"]
+    assert [s["mix"] for s in stages] == [{"random": 1.0}] * 3
+    for key in ("steps", "unfreeze_text", "unfreeze_vision"):
+        assert [s.get(key) for s in stages] == [s.get(key) for s in base], key
+    assert [s["object_nodes_only"] for s in stages] == [False] * 3
+    assert [s["ramp_steps"] for s in stages] == [0] * 3
+
+
+def test_the_long_budget_overlay_is_the_measured_budget_arm(capsys):
+    """The mined ablation arm with the long-budget overlay is exactly the arm the budget benchmark
+    measured: 2,400 steps validated every 300, nothing else changed."""
+    arm = ["configs/ablations/base.yaml", "configs/ablations/frozen_mined_object_p10.yaml"]
+    shipped = _printed(capsys, *arm, "configs/overlays/long_budget.yaml")
+    measured = _printed(capsys, *arm)
     measured["trainer"].update(max_steps=2400, val_check_interval=300)
     assert shipped == measured

@@ -1,6 +1,7 @@
 """Run a comparison: two or more training recipes over the same seeds, with paired intervals.
 
-    tonics compare configs/demo.yaml configs/random_baseline.yaml --seeds 0 1 2 3 4 --out runs/cmp
+    tonics compare configs/demo.yaml configs/demo.yaml,configs/overlays/random_baseline.yaml \\
+        --seeds 0 1 2 3 4 --out runs/cmp
 
 An arm is one config, or several joined by commas (`base.yaml,override.yaml`: applied in order,
 the arm named after the last). Each (arm, seed) is an ordinary `tonics fit` run directory,
