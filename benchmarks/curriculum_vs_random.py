@@ -40,9 +40,23 @@ CONFIGS = {
 EXTRA = ["--trainer.val_check_interval=200"]
 
 
+def arm_stages(config: str) -> list[dict]:
+    """The stages of an arm (`base.yaml,overlay.yaml`): each file's stages merged into the
+    earlier ones element by element, as `tonics fit` merges several --config files."""
+    stages: list[dict] = []
+    for path in config.split(","):
+        own = (yaml.safe_load(Path(path).read_text()).get("data") or {}).get("stages") or []
+        for i, stage in enumerate(own):
+            if i < len(stages):
+                stages[i] = {**stages[i], **stage}
+            else:
+                stages.append(dict(stage))
+    return stages
+
+
 def first_open_stage(config: str) -> tuple[int, int]:
     """(index of the first stage that opens an encoder, the step it starts at)."""
-    stages = yaml.safe_load(Path(config).read_text())["data"]["stages"]
+    stages = arm_stages(config)
     first = next(
         i for i, s in enumerate(stages) if s.get("unfreeze_vision") or s.get("unfreeze_text")
     )
@@ -65,8 +79,7 @@ def frozen_end_figures(
         cli_main(
             [
                 "test",
-                "--config",
-                config,
+                *(arg for path in config.split(",") for arg in ("--config", path)),
                 f"--seed_everything={seed}",
                 f"--data.seed={seed}",
                 f"--ckpt_path={checkpoint}",
