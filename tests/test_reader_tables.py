@@ -175,3 +175,15 @@ def test_every_reader_reads_through_the_table_writer():
         "WebDatasetReader"
     ]
     assert [c.__name__ for c in classes if c.fill is PairReader.fill] == ["WebDatasetReader"]
+
+
+def test_a_changed_reader_writes_its_tables_again(tmp_path, monkeypatch):
+    """The table's key holds a hash of the reader's code: a new tonics whose reader reads the
+    files differently does not reuse a table the old one wrote."""
+    import tonics.data.readers.base as base
+
+    first = _coco(tmp_path).read()
+    monkeypatch.setattr(base, "_reader_code_digest", lambda reader: "another reader")
+    again = _coco_reader_of(tmp_path).read()
+    assert again.path != first.path and list(again) == list(first)
+    assert base.PairReader._table_source(_coco_reader_of(tmp_path))[0]["code"] == "another reader"

@@ -107,6 +107,7 @@ class PairReader:
             "settings": json.loads(json.dumps(settings, default=str, sort_keys=True)),
             "files": [stat_of(p) for p in files if p.is_file()],
             "table_version": TABLE_VERSION,
+            "code": _reader_code_digest(type(self)),
         }
         return source, all(p.is_file() for p in files)
 
@@ -120,3 +121,20 @@ class PairReader:
         self.skipped[reason] += 1
         if where is not None and len(self.skip_examples) < 20:
             self.skip_examples.append(f"{where}: {reason}")
+
+
+def _reader_code_digest(reader: type) -> str:
+    """A hash of the source of the modules that turn files into this reader's table (its classes'
+    modules, this one, the column writer): a changed reader writes its tables again."""
+    import inspect
+    import sys
+
+    from tonics.data import pair_columns
+
+    modules = {sys.modules[c.__module__] for c in reader.__mro__ if c.__module__ in sys.modules}
+    modules.add(pair_columns)
+    digest = hashlib.blake2b(digest_size=8)
+    for module in sorted(modules, key=lambda m: m.__name__):
+        if module.__name__.startswith("tonics."):
+            digest.update(Path(inspect.getfile(module)).read_bytes())
+    return digest.hexdigest()
