@@ -190,7 +190,7 @@ def _stop(process: subprocess.Popen) -> None:
             continue
 
 
-def memory_figures(processes: list[dict], ranks: int, workers: int) -> dict:
+def memory_figures(processes: list[dict]) -> dict:
     """Summed and per-role memory at the first step, and the computed 8 x 8 node."""
     gb = 1024**2  # kB per GB
     ranks_rows = [p for p in processes if p["role"] == "rank"]
@@ -233,7 +233,7 @@ def measure(work: Path, ranks: int, workers: int, timeout: float, launches=LAUNC
         run = launch(config, work, timeout)
         figures[f"{key}_{name}_s"] = run["seconds"]
         figures.update({f"{key}_{name}_{mark}_s": at for mark, at in run["marks"].items()})
-        memory = memory_figures(run["processes"], ranks, workers)
+        memory = memory_figures(run["processes"])
         if name != "first":
             figures.update({f"{key}_{name}_{k}": v for k, v in memory.items()})
         print(f"[fit {ranks}x{workers}] {name}: {run['seconds']:.1f} s", file=sys.stderr)

@@ -67,7 +67,7 @@ def test_memory_figures_sum_and_compute_the_node():
         {"pid": 3, "role": "worker", "rank_pid": 1, "pss_kb": 2**19, "uss_kb": 2**18},
         {"pid": 4, "role": "worker", "rank_pid": 2, "pss_kb": 2**19, "uss_kb": 2**18},
     ]
-    figures = memory_figures(rows, ranks=2, workers=1)
+    figures = memory_figures(rows)
     assert figures["pss_sum_gb"] == 6.0
     assert figures["uss_sum_gb"] == 2.5
     assert figures["shared_gb"] == 3.5

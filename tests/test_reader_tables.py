@@ -52,11 +52,7 @@ def _coco(tmp_path: Path) -> CocoCaptionsReader:
     }
     (tmp_path / "captions_val2017.json").write_text(json.dumps(captions))
     (tmp_path / "instances_val2017.json").write_text(json.dumps(instances))
-    return CocoCaptionsReader(
-        str(tmp_path / "captions_val2017.json"),
-        str(tmp_path),
-        str(tmp_path / "instances_val2017.json"),
-    )
+    return _coco_reader_of(tmp_path)
 
 
 def test_coco_reads_as_a_table_with_image_ids_splits_and_labels(tmp_path):
@@ -187,3 +183,20 @@ def test_a_changed_reader_writes_its_tables_again(tmp_path, monkeypatch):
     again = _coco_reader_of(tmp_path).read()
     assert again.path != first.path and list(again) == list(first)
     assert base.PairReader._table_source(_coco_reader_of(tmp_path))[0]["code"] == "another reader"
+
+
+def test_chunks_without_labels_or_files_join_chunks_with_them(tmp_path, monkeypatch):
+    """Rows become Arrow chunks of fixed types: a chunk whose pairs have no labels (or whose
+    images are all bytes) joins a chunk whose pairs have them."""
+    import tonics.data.pair_columns as pair_columns
+
+    monkeypatch.setattr(pair_columns, "CHUNK", 1)  # every row its own chunk
+    (tmp_path / "0.jpg").write_bytes(_jpeg((1, 2, 3)))
+    images = [
+        {"filename": "0.jpg", "split": "train", "cocoid": 1, "sentences": [{"raw": "a"}]},
+        {"filename": "0.jpg", "split": "val", "cocoid": 2, "objects": ["dog"],
+         "sentences": [{"raw": "a dog"}]},
+    ]  # fmt: skip
+    (tmp_path / "k.json").write_text(json.dumps({"images": images}))
+    table = KarpathyReader(str(tmp_path / "k.json"), str(tmp_path)).read()
+    assert [(r.split, r.objects) for r in table] == [("train", ()), ("val", ("dog",))]

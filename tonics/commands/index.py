@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
                 "pair_table": str(table.path),
                 "shards": len(shards),
                 "pairs": len(table),
-                "skipped": len(table.skipped),
+                "skipped": sum(table.skipped["counts"].values()),
                 "bytes": path.stat().st_size,
                 "seconds": round(time.perf_counter() - started, 2),
             }

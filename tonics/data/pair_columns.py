@@ -9,6 +9,7 @@ offset and size, as a shard's members are.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -20,7 +21,7 @@ from tonics.atomic import atomic_write
 from tonics.data.records import SPLITS, caption_key
 from tonics.errors import InputError
 
-TABLE_VERSION = 3
+TABLE_VERSION = 4
 META_KEY = b"tonics_pair_table"
 CHUNK = 1 << 16
 OPTIONAL = ("image_id", "location", "member", "objects")  # stored only when some pair has one
@@ -89,16 +90,16 @@ def write_pair_table(
     *,
     paths: list[str],
     splits: list[str],
-    skipped: list,
+    skipped: dict,
     source: dict,
-    skip_record: dict | None = None,
 ) -> Path:
     """Write a pair table (atomically). `columns`: Arrow arrays or numpy arrays by name: pair_id,
     caption, split (numbers into `splits`), shard (a number into `paths`, -1 for a plain file),
     offset and size (-1: the whole file), and the optional image_id (default: the pair id),
     location (a plain file's path), member (a tar member) and objects (labels); `source`: what the
-    table was made from (checked when it is opened again); `skip_record`: a reader's skip counts
-    and examples, given back when the table is opened again."""
+    table was made from (checked when it is opened again); `skipped`: what reading the data
+    skipped ({"counts": {reason: n}, "examples": ["where: reason", ...]}), given back to a
+    reader that opens the table again."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -120,7 +121,6 @@ def write_pair_table(
         "splits": splits,
         "skipped": skipped,
         "source": source,
-        "skip_record": skip_record,
         "digest": _content_digest(stored, paths, splits),
     }
     table = pa.table(stored).replace_schema_metadata({META_KEY: json.dumps(meta)})
@@ -143,21 +143,14 @@ def _one(values, kind):
     return pa.array(values, kind)
 
 
-def _kinds() -> dict:
+@functools.cache
+def _kind(name: str):
+    """The Arrow type of a row column (pyarrow imported on first use)."""
     import pyarrow as pa
 
-    numbers = {n: pa.int64() for n in ("split", "shard", "offset", "size")}
-    strings = {n: pa.large_string() for n in ("pair_id", "caption", "image_id", "location")}
-    return {**numbers, **strings, "objects": pa.large_list(pa.large_string())}
-
-
-class _LazyKinds(dict):
-    def __missing__(self, name):
-        self.update(_kinds())
-        return self[name]
-
-
-_KINDS = _LazyKinds()  # each row column's Arrow type (pyarrow imported on first use)
+    if name == "objects":
+        return pa.large_list(pa.large_string())
+    return pa.int64() if name in ("split", "shard", "offset", "size") else pa.large_string()
 
 
 class PairColumns:
@@ -234,10 +227,10 @@ class PairColumns:
         import pyarrow as pa
 
         for name, values in self._rows.items():
-            self._chunks.setdefault(name, []).append(pa.array(values, _KINDS.get(name)))
+            self._chunks.setdefault(name, []).append(pa.array(values, _kind(name)))
         self._rows = {}
 
-    def write(self, *, skipped: list, source: dict, skip_record: dict | None = None) -> Path:
+    def write(self, *, skipped: dict, source: dict) -> Path:
         """Write the table (and close its blob): what every reader's `read` returns, mapped."""
         import pyarrow as pa
 
@@ -248,7 +241,7 @@ class PairColumns:
         names = ["pair_id", "caption", "split", "shard", "offset", "size"]
         names += [n for n in OPTIONAL if n in self._present]
         columns = {
-            n: pa.concat_arrays(self._chunks[n]) if n in self._chunks else pa.array([], _KINDS[n])
+            n: pa.concat_arrays(self._chunks[n]) if n in self._chunks else pa.array([], _kind(n))
             for n in names
         }
         return write_pair_table(
@@ -258,7 +251,6 @@ class PairColumns:
             splits=self._splits,
             skipped=skipped,
             source=source,
-            skip_record=skip_record,
         )
 
 

@@ -191,11 +191,9 @@ class PairTable(Sequence):
         return Column(self, "image_id" if "image_id" in self._arrays else "pair_id")
 
     @property
-    def objects(self) -> Column:
+    def objects(self) -> Sequence:
         """The pairs' labelled objects (lists; empty where the data has none)."""
-        if "objects" in self._arrays:
-            return Column(self, "objects")
-        return _Empty(len(self))
+        return Column(self, "objects") if "objects" in self._arrays else [()] * len(self)
 
     def image_files(self) -> list[str]:
         """The distinct paths of the view's images that are plain files, in order."""
@@ -215,8 +213,8 @@ class PairTable(Sequence):
         return sorted(self.meta["splits"][int(n)] for n in present)
 
     @property
-    def skipped(self) -> list:
-        """What indexing skipped: [reason, where] per skip."""
+    def skipped(self) -> dict:
+        """What reading the data skipped: {"counts": {reason: n}, "examples": [...]}."""
         return self.meta["skipped"]
 
     def _numbers_of(self, name: str) -> np.ndarray:
@@ -282,20 +280,3 @@ class PairTable(Sequence):
 def _one_array(column):
     """A column as one Arrow array: the mapped chunk itself when there is one (combining copies)."""
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
-
-
-class _Empty(Sequence):
-    """A column of empty label lists, for data without labels."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [[] for _ in range(*i.indices(self.n))]
-        if not -self.n <= i < self.n:
-            raise IndexError(i)
-        return []

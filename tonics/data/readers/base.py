@@ -86,7 +86,7 @@ class PairReader:
             try:
                 table = PairTable(path)
                 if table.meta.get("source") == source:
-                    self._restore_skips(table.meta)
+                    self.restore_skips(table.skipped)
                     return table
             except InputError as err:
                 log.warning("%s: writing it again", err)
@@ -94,7 +94,7 @@ class PairReader:
         columns = PairColumns(path)
         self.fill(columns)
         skipped = {"counts": dict(self.skipped), "examples": self.skip_examples}
-        columns.write(skipped=[], source=source, skip_record=skipped)
+        columns.write(skipped=skipped, source=source)
         return PairTable(path)
 
     def _table_source(self) -> tuple[dict, bool]:
@@ -111,10 +111,10 @@ class PairReader:
         }
         return source, all(p.is_file() for p in files)
 
-    def _restore_skips(self, meta: dict) -> None:
-        record = meta.get("skip_record") or {}
-        self.skipped.update(record.get("counts", {}))
-        self.skip_examples += record.get("examples", [])[: 20 - len(self.skip_examples)]
+    def restore_skips(self, skipped: dict) -> None:
+        """Count what the table's reading skipped (`PairTable.skipped`) as this reader's skips."""
+        self.skipped.update(skipped["counts"])
+        self.skip_examples += skipped["examples"][: 20 - len(self.skip_examples)]
 
     def skip(self, reason: str, where: str | None = None) -> None:
         """Count one dropped record (and remember where, for the first 20)."""

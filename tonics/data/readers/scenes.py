@@ -38,6 +38,7 @@ class ScenesReader(PairReader):
         self.eval_images = eval_images
         self.file_format = file_format
         self.demo_root = demo_root
+        self.directory: str | None = None  # the build's folder, once `prepare` has made it
 
     def sizes(self) -> dict[str, int]:
         """Images per split of the build this reader reads."""
@@ -58,7 +59,7 @@ class ScenesReader(PairReader):
         return self.directory
 
     def _readers(self) -> list[PairReader]:
-        directory = getattr(self, "directory", None) or self.prepare()
+        directory = self.directory or self.prepare()
         if self.file_format == "karpathy":
             return [KarpathyReader(f"{directory}/dataset_scenes.json", f"{directory}/images")]
         return [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +54,7 @@ class WebDatasetReader(PairReader):
             raise DataFormatError(f"no webdataset shards match '{self.shards}'")
         index_path = current_index_path(shards, self.caption_extension, self.index)
         table = pair_table_for(index_path, self.split)
-        for reason, where in table.skipped:
-            self.skip(reason, where)
+        self.restore_skips(table.skipped)
         return table
 
 
@@ -113,9 +113,16 @@ def _write_from_index(index_path: Path, path: Path, split: str, source: dict) ->
         },
         paths=paths,
         splits=[split],
-        skipped=manifest["skipped"],
+        skipped=_skip_record(manifest["skipped"]),
         source=source,
     )
+
+
+def _skip_record(skips: list) -> dict:
+    """The index's skips ([reason, where] each) as a table records them: counts and the first 20
+    places."""
+    places = [f"{where}: {reason}" for reason, where in skips if where is not None]
+    return {"counts": dict(Counter(reason for reason, _ in skips)), "examples": places[:20]}
 
 
 def _key(member: str) -> str:
