@@ -49,7 +49,7 @@ ARMS = {
 }
 SETTINGS = {
     "steps2400": ["--trainer.max_steps=2400", "--trainer.val_check_interval=300"],
-    "batch128": ["--data.batch_size=128", "--trainer.val_check_interval=300"],
+    "batch128": ["--data.loader.batch_size=128", "--trainer.val_check_interval=300"],
 }
 RESULTS = results_dir()
 

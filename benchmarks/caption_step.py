@@ -20,6 +20,7 @@ import torch
 import yaml
 from train_step import _batch as train_step_batch
 
+from tonics.model.factory import ModelSpec
 from tonics.model.generation import generate
 from tonics.train.module import AlignmentModule
 
@@ -35,7 +36,9 @@ def _batch(batch_size: int) -> dict:
 def _module(captioning: bool, open_blocks: int) -> AlignmentModule:
     torch.manual_seed(0)
     model = yaml.safe_load(CAPTIONING.read_text())["model"] if captioning else {}
-    module = AlignmentModule("packaged:minilm", "packaged:mobilenet_v2", **model)
+    towers = {"text_encoder": "packaged:minilm", "vision_encoder": "packaged:mobilenet_v2"}
+    spec = ModelSpec(**{**towers, **model.get("spec", {})})
+    module = AlignmentModule(spec, loss=model.get("loss", {}))
     if open_blocks:
         module.unfreeze("text", open_blocks)
         module.unfreeze("vision", open_blocks)

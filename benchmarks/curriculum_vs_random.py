@@ -48,17 +48,30 @@ def arm_stages(config: str) -> list[dict]:
         own = (yaml.safe_load(Path(path).read_text()).get("data") or {}).get("stages") or []
         for i, stage in enumerate(own):
             if i < len(stages):
-                stages[i] = {**stages[i], **stage}
+                stages[i] = _merged(stages[i], stage)
             else:
                 stages.append(dict(stage))
     return stages
+
+
+def _merged(earlier: dict, later: dict) -> dict:
+    """`later`'s keys over `earlier`'s, groups (`nodes`, `mining`, `opening`) key by key."""
+    merged = dict(earlier)
+    for key, value in later.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "mix":
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 def first_open_stage(config: str) -> tuple[int, int]:
     """(index of the first stage that opens an encoder, the step it starts at)."""
     stages = arm_stages(config)
     first = next(
-        i for i, s in enumerate(stages) if s.get("unfreeze_vision") or s.get("unfreeze_text")
+        i
+        for i, s in enumerate(stages)
+        if (s.get("opening") or {}).get("vision") or (s.get("opening") or {}).get("text")
     )
     return first, sum(s["steps"] for s in stages[:first])
 

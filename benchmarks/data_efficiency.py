@@ -5,7 +5,7 @@ images, on the validation split, with paired seeds.
         [--out runs/data_efficiency] [--arms BASELINE.yaml ARM.yaml ...] [--name NAME]
 
 For each fraction, `tonics compare BASELINE.yaml ARM.yaml ... --split val` with
-`--data.train_fraction F` (a nested, seeded subset of the training images; the ontology is built
+`--data.subset.fraction F` (a nested, seeded subset of the training images; the ontology is built
 on it) and validation every 200 steps. Finished runs are reused, so an interrupted grid resumes
 (`--full-runs DIR` links the finished runs of another validation comparison of the same arms for
 the 1.0 fraction). The grid is written after every fraction, so a partial grid is kept, to
@@ -156,7 +156,7 @@ def main() -> None:
     quiet_known_noise()
     rows = earlier_fractions(RESULTS / f"{args.name}.json", args.arms, args.seeds)
     for fraction in args.fractions:
-        extra = ["--trainer.val_check_interval=200", f"--data.train_fraction={fraction}"]
+        extra = ["--trainer.val_check_interval=200", f"--data.subset.fraction={fraction}"]
         extra += args.fit_args
         out = Path(args.out) / f"fraction-{fraction:g}"
         if fraction >= 1 and args.full_runs:

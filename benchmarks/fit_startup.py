@@ -50,9 +50,7 @@ STAGES = """
       steps: 5000
     - name: coarse
       mix: {ontology: 0.7, random: 0.3}
-      granularity: depth
-      min_depth: 4
-      max_depth: 7
+      nodes: {granularity: depth, min_depth: 4, max_depth: 7}
       steps: 10000
     - name: fine
       mix: {ontology: 1.0}
@@ -92,23 +90,26 @@ def write_config(work: Path, ranks: int, workers: int) -> Path:
     """The run's config: packaged towers, the corpus, CC's stages, DDP on the CPU."""
     config = f"""seed_everything: 0
 model:
-  text_encoder: packaged:minilm
-  vision_encoder: packaged:mobilenet_v2
-  text_pooling: mean
-  vision_pooling: pooled
-  embed_dim: 256
-  head: linear
+  spec:
+    text_encoder: packaged:minilm
+    vision_encoder: packaged:mobilenet_v2
+    text_pooling: mean
+    vision_pooling: pooled
+    embed_dim: 256
+    head: linear
 data:
   reader:
     class_path: tonics.data.readers.WebDatasetReader
     init_args:
       shards: {work / "shards"}/*.tar
       index: {work / "index.parquet"}
-  batch_size: 64
-  num_workers: {workers}
-  persistent_workers: true
-  eval_split: train
-  max_eval_pairs: 1000
+  loader:
+    batch_size: 64
+    num_workers: {workers}
+    persistent_workers: true
+  evaluation:
+    split: train
+    max_pairs: 1000
 {STAGES}
 trainer:
   accelerator: cpu

@@ -49,7 +49,7 @@ def time_kind(ontology: Ontology, mix: dict, batches: int = 200, **stage) -> flo
     from tonics.sampling import Curriculum, CurriculumBatchSampler, Stage
 
     sampler = CurriculumBatchSampler(
-        ontology, Curriculum([Stage("s", mix, **stage)]), batch_size=32
+        ontology, Curriculum([Stage(name="s", mix=mix, **stage)]), batch_size=32
     )
     iterator = iter(sampler)
     next(iterator)  # builds the kind's node tables
@@ -80,10 +80,10 @@ def main() -> None:
     kinds = {
         "random": ({"random": 1.0}, {}),
         "diverse": ({"diverse": 1.0}, {}),
-        "ontology_fine": ({"ontology": 1.0}, {"granularity": "fine"}),
+        "ontology_fine": ({"ontology": 1.0}, {"nodes": {"granularity": "fine"}}),
         "ontology_coarse": (
             {"ontology": 1.0},
-            {"granularity": "depth", "min_depth": 4, "max_depth": 7},
+            {"nodes": {"granularity": "depth", "min_depth": 4, "max_depth": 7}},
         ),
     }
     result = {

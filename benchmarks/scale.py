@@ -153,12 +153,24 @@ def _stages():
 
     return Curriculum(
         [
-            Stage("random", {"random": 1.0}, steps=1),
-            Stage("diverse", {"diverse": 1.0}, steps=1),
-            Stage("fine", {"ontology": 1.0}, "fine", steps=1),
-            Stage("depth", {"ontology": 1.0}, "depth", min_depth=4, max_depth=7, steps=1),
-            Stage("objects", {"ontology": 1.0}, "fine", object_nodes_only=True, steps=1),
-            Stage("siblings", {"ontology": 1.0}, "fine", siblings=4),
+            Stage(name="random", mix={"random": 1.0}, steps=1),
+            Stage(name="diverse", mix={"diverse": 1.0}, steps=1),
+            Stage(name="fine", mix={"ontology": 1.0}, steps=1, nodes={"granularity": "fine"}),
+            Stage(
+                name="depth",
+                mix={"ontology": 1.0},
+                steps=1,
+                nodes={"granularity": "depth", "min_depth": 4, "max_depth": 7},
+            ),
+            Stage(
+                name="objects",
+                mix={"ontology": 1.0},
+                steps=1,
+                nodes={"granularity": "fine", "object_nodes_only": True},
+            ),
+            Stage(
+                name="siblings", mix={"ontology": 1.0}, nodes={"granularity": "fine", "siblings": 4}
+            ),
         ]
     )
 

@@ -23,6 +23,7 @@ import lightning.pytorch as pl
 import torch
 from common import results_dir, written_by
 
+from tonics.model.factory import ModelSpec
 from tonics.model.loss import ClipLoss
 from tonics.train.module import AlignmentModule
 
@@ -45,7 +46,9 @@ def _batch(batch_size: int) -> dict:
 
 def _module(unfrozen: bool) -> AlignmentModule:
     torch.manual_seed(0)
-    module = AlignmentModule("packaged:minilm", "packaged:mobilenet_v2")
+    module = AlignmentModule(
+        ModelSpec(text_encoder="packaged:minilm", vision_encoder="packaged:mobilenet_v2")
+    )
     if unfrozen:
         module.unfreeze("text", "all")
         module.unfreeze("vision", "all")

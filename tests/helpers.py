@@ -39,35 +39,29 @@ def tiny_config(path, split_file, image_root, run_dir, **overrides) -> str:
     config = {
         "seed_everything": 0,
         "model": {
-            "text_encoder": "tiny:bert",
-            "vision_encoder": "tiny:vit",
-            "embed_dim": 16,
-            "lr": 0.01,
+            "spec": {"text_encoder": "tiny:bert", "vision_encoder": "tiny:vit", "embed_dim": 16},
+            "optimizer": {"lr": 0.01},
         },
         "data": {
             "reader": {
                 "class_path": "tonics.data.readers.KarpathyReader",
                 "init_args": {"split_file": split_file, "image_root": image_root},
             },
-            "batch_size": 8,
-            "eval_batch_size": 16,
-            "num_workers": 0,
+            "loader": {"batch_size": 8, "eval_batch_size": 16, "num_workers": 0},
             "ontology_cache": str(run_dir / "ontology"),
             "stages": [
                 {"name": "diverse", "mix": {"diverse": 1.0}, "steps": 2},
                 {
                     "name": "coarse",
                     "mix": {"ontology": 0.7, "random": 0.3},
-                    "granularity": "depth",
-                    "min_depth": 3,
-                    "max_depth": 8,
+                    "nodes": {"granularity": "depth", "min_depth": 3, "max_depth": 8},
                     "steps": 2,
                 },
                 {
                     "name": "fine",
                     "mix": {"ontology": 1.0},
-                    "granularity": "fine",
-                    "unfreeze_vision": 1,
+                    "nodes": {"granularity": "fine"},
+                    "opening": {"vision": 1},
                 },
             ],
         },
@@ -114,12 +108,24 @@ def drawn_pair_ids_digest(records, cache_dir, batch_size: int, seed: int = 0) ->
 
     curriculum = Curriculum(
         [
-            Stage("random", {"random": 1.0}, steps=4),
-            Stage("diverse", {"diverse": 1.0}, steps=4),
-            Stage("fine", {"ontology": 1.0}, "fine", steps=4),
-            Stage("depth", {"ontology": 1.0}, "depth", min_depth=4, max_depth=7, steps=4),
-            Stage("objects", {"ontology": 1.0}, "fine", object_nodes_only=True, steps=4),
-            Stage("siblings", {"ontology": 1.0}, "fine", siblings=4),
+            Stage(name="random", mix={"random": 1.0}, steps=4),
+            Stage(name="diverse", mix={"diverse": 1.0}, steps=4),
+            Stage(name="fine", mix={"ontology": 1.0}, steps=4, nodes={"granularity": "fine"}),
+            Stage(
+                name="depth",
+                mix={"ontology": 1.0},
+                steps=4,
+                nodes={"granularity": "depth", "min_depth": 4, "max_depth": 7},
+            ),
+            Stage(
+                name="objects",
+                mix={"ontology": 1.0},
+                steps=4,
+                nodes={"granularity": "fine", "object_nodes_only": True},
+            ),
+            Stage(
+                name="siblings", mix={"ontology": 1.0}, nodes={"granularity": "fine", "siblings": 4}
+            ),
         ]
     )
     ontology = ontology_for_records(records, cache=cache_dir)

@@ -24,23 +24,27 @@ def _small_training(directory: Path, tiny: tuple, *, stages: bool, fraction: boo
     """`tonics fit` arguments that shrink a grid's every run: the tiny dataset, tiny towers, a
     few steps a stage."""
     config = {
-        "model": {"text_encoder": "tiny:bert", "vision_encoder": "tiny:vit", "embed_dim": 16},
+        "model": {
+            "spec": {"text_encoder": "tiny:bert", "vision_encoder": "tiny:vit", "embed_dim": 16}
+        },
         "data": {
             "reader": {
                 "class_path": "tonics.data.readers.KarpathyReader",
                 "init_args": {"split_file": tiny[0], "image_root": tiny[1]},
             },
-            "batch_size": 4,
-            "eval_batch_size": 64,
-            "num_workers": 0,
-            "persistent_workers": False,
+            "loader": {
+                "batch_size": 4,
+                "eval_batch_size": 64,
+                "num_workers": 0,
+                "persistent_workers": False,
+            },
         },
         "trainer": {"max_steps": 6, "val_check_interval": 3},
     }
     if stages:  # the demo's three stages, two steps each, so every stage ends (and checkpoints)
         config["data"]["stages"] = [{"steps": 2}, {"steps": 2}, {"ramp_steps": 2}]
     if fraction:
-        config["data"]["train_fraction"] = 0.5
+        config["data"]["subset"] = {"fraction": 0.5}
     path = directory / "small.yaml"
     path.write_text(yaml.safe_dump(config))
     return ["--fit-args", f"--config={path}"]

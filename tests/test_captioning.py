@@ -21,6 +21,8 @@ from tonics.cli import cli_main
 from tonics.errors import ConfigError
 from tonics.eval.captioning import caption_scores, tokenise
 from tonics.model.captioner import CaptionSettings, caption_loss
+from tonics.model.factory import ModelSpec
+from tonics.train.model_settings import LossSettings
 
 DECODER = {"layers": 1, "heads": 2, "queries": 4, "max_length": 12}
 
@@ -68,9 +70,9 @@ def test_bleu_and_cider_equal_the_library_on_a_toy_set():
 
 
 def test_bad_decoder_settings_name_their_key():
-    with pytest.raises(ConfigError, match="model.caption_decoder: unknown"):
+    with pytest.raises(ConfigError, match="model.spec.captioner: unknown"):
         CaptionSettings.from_dict({"layer": 2})
-    with pytest.raises(ConfigError, match="model.caption_decoder.max_length"):
+    with pytest.raises(ConfigError, match="model.spec.captioner.max_length"):
         CaptionSettings.from_dict({"max_length": 2})
 
 
@@ -80,7 +82,10 @@ def test_beam_of_one_is_greedy_and_beams_are_deterministic():
 
     torch.manual_seed(0)
     module = AlignmentModule(
-        "tiny:bert", "tiny:vit", embed_dim=16, caption_loss_weight=1.0, caption_decoder=DECODER
+        ModelSpec(
+            text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16, captioner=DECODER
+        ),
+        loss=LossSettings(caption_weight=1.0),
     )
     _, tokens = module.model.image_features_and_tokens(torch.randn(3, 3, 32, 32))
     head = module.model.captioner
@@ -115,8 +120,8 @@ def captioning_runs(tiny_dataset, tmp_path_factory):
             **{
                 "trainer.max_steps": max_steps,
                 "trainer.val_check_interval": 4,
-                "model.caption_loss_weight": 1.0,
-                "model.caption_decoder": DECODER,
+                "model.loss.caption_weight": 1.0,
+                "model.spec.captioner": DECODER,
             },
         )
         args = ["fit", "--config", config, "--no_test", "true", "--checkpoint.monitor", "null"]
@@ -263,9 +268,9 @@ def test_captioning_trains_from_the_prefix_cache(tiny_dataset, tmp_path):
         root,
         tmp_path,
         **{
-            "model.caption_loss_weight": 1.0,
-            "model.caption_decoder": DECODER,
-            "data.feature_cache": True,
+            "model.loss.caption_weight": 1.0,
+            "model.spec.captioner": DECODER,
+            "data.cache.enabled": True,
             "trainer.limit_val_batches": 0,
         },
     )
@@ -286,7 +291,10 @@ def test_prefix_cache_tokens_equal_live_tokens():
 
     torch.manual_seed(0)
     module = AlignmentModule(
-        "tiny:bert", "tiny:vit", embed_dim=16, caption_loss_weight=1.0, caption_decoder=DECODER
+        ModelSpec(
+            text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16, captioner=DECODER
+        ),
+        loss=LossSettings(caption_weight=1.0),
     ).eval()
     pixels = torch.randn(3, 3, 32, 32)
     split = TowerSplit(module.model.vision.encoder, 1)
@@ -301,7 +309,9 @@ def test_caption_needs_a_model_with_a_captioning_head(tmp_path, capsys):
     from tonics.export import export_model
     from tonics.train.module import AlignmentModule
 
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
     export_model(
         module.model,
         tmp_path / "m",

@@ -55,10 +55,10 @@ def test_fit_passes_all_stages_and_reports_retrieval(tiny_dataset, tmp_path, cap
 def test_fit_with_siglip_masking_and_one_pair_per_image(tiny_dataset, tmp_path, capsys):
     split_file, root = tiny_dataset
     overrides = {
-        "model.loss": "siglip",
+        "model.loss.kind": "siglip",
         "data.one_pair_per_image": True,
-        "model.lr_schedule": "run",
-        "model.train_bn_stats": True,
+        "model.schedule.kind": "run",
+        "model.spec.train_bn_stats": True,
         "trainer.max_steps": 4,
     }
     config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path, **overrides)
@@ -66,7 +66,7 @@ def test_fit_with_siglip_masking_and_one_pair_per_image(tiny_dataset, tmp_path, 
     run = _version_dir(tmp_path)
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert "loss.logit_bias" in checkpoint["state_dict"]
-    assert checkpoint["hyper_parameters"]["loss"] == "siglip"
+    assert checkpoint["hyper_parameters"]["loss"]["kind"] == "siglip"
 
 
 def test_exact_resume_mid_stage(tiny_dataset, tmp_path):
@@ -120,7 +120,7 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
         str(tmp_path),
         tmp_path,
         **{
-            "data.batch_size": 4,
+            "data.loader.batch_size": 4,
             "trainer.max_steps": -1,
             "trainer.max_epochs": 1,
             "trainer.limit_val_batches": 0,
@@ -139,7 +139,7 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path):
         str(tmp_path),
         tmp_path,
         **{
-            "data.batch_size": 4,
+            "data.loader.batch_size": 4,
             "trainer.max_steps": -1,
             "trainer.max_epochs": 2,
             "trainer.limit_val_batches": 0,
@@ -178,7 +178,7 @@ def test_every_image_failing_stops_with_a_clear_error(tmp_path, capsys, feature_
             "trainer.max_steps": -1,
             "trainer.max_epochs": 1,
             "trainer.limit_val_batches": 0,
-            "data.feature_cache": feature_cache,
+            "data.cache.enabled": feature_cache,
         },
     )
     with pytest.raises(SystemExit) as exit_info:

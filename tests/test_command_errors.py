@@ -42,8 +42,8 @@ CASES = [
     ),
     (
         "fit",
-        ["--config", "{config}", "--data.batch_size", "1"],
-        "config error: data.batch_size: must be >= 2; got 1",
+        ["--config", "{config}", "--data.loader.batch_size", "1"],
+        "config error: data.loader.batch_size: must be >= 2; got 1",
     ),
     (
         "fit",
@@ -54,9 +54,9 @@ CASES = [
     ),
     (
         "fit",
-        ["--config", "{config}", "--data.eval_split", "nope"],
-        "config error: data.eval_split: the data has no 'nope' split (it has ['test', 'train', "
-        "'val']); name one",
+        ["--config", "{config}", "--data.evaluation.split", "nope"],
+        "config error: data.evaluation.split: the data has no 'nope' split (it has ['test', "
+        "'train', 'val']); name one",
     ),
     (
         "validate",
@@ -70,9 +70,9 @@ CASES = [
     ),
     (
         "validate",
-        ["--config", "{config}", "--data.eval_split", "nope"],
-        "config error: data.eval_split: the data has no 'nope' split (it has ['test', 'train', "
-        "'val']); name one",
+        ["--config", "{config}", "--data.evaluation.split", "nope"],
+        "config error: data.evaluation.split: the data has no 'nope' split (it has ['test', "
+        "'train', 'val']); name one",
     ),
     (
         "test",
@@ -88,9 +88,9 @@ CASES = [
     ),
     (
         "test",
-        ["--config", "{config}", "--model.head", "cube"],
-        "config error: Parser key \"model.head\": Expected a typing.Literal['linear', 'mlp']. Got "
-        "value: cube",
+        ["--config", "{config}", "--model.spec.head", "cube"],
+        "config error: Parser key \"model.spec.head\": Expected a typing.Literal['linear', "
+        "'mlp']. Got value: cube",
     ),
     (
         "predict",
@@ -104,8 +104,8 @@ CASES = [
     ),
     (
         "predict",
-        ["--config", "{config}", "--data.max_text_length", "0"],
-        "config error: data.max_text_length: must be >= 2; got 0",
+        ["--config", "{config}", "--data.loader.max_text_length", "0"],
+        "config error: data.loader.max_text_length: must be >= 2; got 0",
     ),
     (
         "ontology",

@@ -25,7 +25,7 @@ def test_compare_two_configs_over_two_seeds(tiny_dataset, tmp_path, capsys):
         **{
             "data.stages": [
                 {"name": "random", "mix": {"random": 1.0}, "steps": 2},
-                {"name": "open", "mix": {"random": 1.0}, "unfreeze_vision": 1},
+                {"name": "open", "mix": {"random": 1.0}, "opening": {"vision": 1}},
             ]
         },
     )
@@ -62,7 +62,7 @@ def test_compare_on_validation_with_override_configs(tiny_dataset, tmp_path):
         runs,
         **{"trainer.max_steps": 4, "trainer.val_check_interval": 2},
     )
-    (tmp_path / "siglip.yaml").write_text("model:\n  loss: siglip\n")
+    (tmp_path / "siglip.yaml").write_text("model:\n  loss:\n    kind: siglip\n")
     out = tmp_path / "cmp"
     cli_main(
         [
@@ -82,7 +82,7 @@ def test_compare_on_validation_with_override_configs(tiny_dataset, tmp_path):
     assert summary["arms"] == ["base", "siglip"] and summary["split"] == "val"
     assert not list(out.rglob("retrieval_test.json"))  # no test pass when choosing on validation
     hparams = next((out / "siglip-seed0").rglob("hparams.yaml")).read_text()
-    assert "loss: siglip" in hparams
+    assert "kind: siglip" in hparams
 
 
 def test_caption_figures_of_some_arms_are_summarised_for_those_arms():
@@ -129,7 +129,7 @@ def test_held_out_figures_of_a_comparison_equal_the_fit_s_own_transfer_pass(tmp_
         str(tmp_path / "data"),
         runs,
         **common,
-        **{"model.lr": 0.001},
+        **{"model.optimizer.lr": 0.001},
     )
     out = tmp_path / "cmp"
     arguments = ["compare", first, second, "--seeds", "0", "1", "--out", str(out)]

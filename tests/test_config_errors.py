@@ -9,23 +9,23 @@ from tonics.cli import cli_main
 
 STAGES = [{"name": "a", "mix": {"random": 1.0}, "steps": 2}, {"name": "b", "mix": {"random": 1.0}}]
 CASES = {  # name: (overrides, the key the message must name)
-    "batch_size negative": ({"data.batch_size": -1}, "data.batch_size"),
-    "batch_size zero": ({"data.batch_size": 0}, "data.batch_size"),
-    "batch_size text": ({"data.batch_size": "abc"}, "data.batch_size"),
-    "batch_size above the data": ({"data.batch_size": 5000}, "data.batch_size"),
-    "eval_batch_size zero": ({"data.eval_batch_size": 0}, "data.eval_batch_size"),
-    "num_workers negative": ({"data.num_workers": -2}, "data.num_workers"),
-    "max_text_length zero": ({"data.max_text_length": 0}, "data.max_text_length"),
+    "batch_size negative": ({"data.loader.batch_size": -1}, "data.loader.batch_size"),
+    "batch_size zero": ({"data.loader.batch_size": 0}, "data.loader.batch_size"),
+    "batch_size text": ({"data.loader.batch_size": "abc"}, "data.loader.batch_size"),
+    "batch_size above the data": ({"data.loader.batch_size": 5000}, "data.loader.batch_size"),
+    "eval_batch_size zero": ({"data.loader.eval_batch_size": 0}, "data.loader.eval_batch_size"),
+    "num_workers negative": ({"data.loader.num_workers": -2}, "data.loader.num_workers"),
+    "max_text_length zero": ({"data.loader.max_text_length": 0}, "data.loader.max_text_length"),
     "object_source unknown": ({"data.object_source": "boxes"}, "data.object_source"),
-    "max_image_pixels zero": ({"data.max_image_pixels": 0}, "data.max_image_pixels"),
+    "max_image_pixels zero": ({"data.images.max_pixels": 0}, "data.images.max_pixels"),
     "unknown data key": ({"data.batchsize": 8}, "batchsize"),
     "unfreeze_vision too many blocks": (
-        {"data.stages": [STAGES[0], {**STAGES[1], "unfreeze_vision": 99}]},
-        "data.stages[1].unfreeze_vision",
+        {"data.stages": [STAGES[0], {**STAGES[1], "opening": {"vision": 99}}]},
+        "data.stages[1].opening.vision",
     ),
     "unfreeze_text word": (
-        {"data.stages": [STAGES[0], {**STAGES[1], "unfreeze_text": "some"}]},
-        "data.stages[1].unfreeze_text",
+        {"data.stages": [STAGES[0], {**STAGES[1], "opening": {"text": "some"}}]},
+        "data.stages[1].opening.text",
     ),
     "stage kind unknown": (
         {"data.stages": [{"name": "a", "mix": {"hardest": 1.0}}]},
@@ -44,22 +44,25 @@ CASES = {  # name: (overrides, the key the message must name)
         "data.stages[0].steps",
     ),
     "stage granularity unknown": (
-        {"data.stages": [{**STAGES[0], "granularity": "leaf"}, STAGES[1]]},
-        "data.stages[0].granularity",
+        {"data.stages": [{**STAGES[0], "nodes": {"granularity": "leaf"}}, STAGES[1]]},
+        "data.stages[0].nodes.granularity",
     ),
     "stage depths crossed": (
-        {"data.stages": [{**STAGES[0], "min_depth": 9, "max_depth": 3}, STAGES[1]]},
-        "data.stages[0].min_depth",
+        {"data.stages": [{**STAGES[0], "nodes": {"min_depth": 9, "max_depth": 3}}, STAGES[1]]},
+        "data.stages[0].nodes.min_depth",
     ),
-    "lr negative": ({"model.lr": -0.1}, "model.lr"),
-    "encoder_lr negative": ({"model.encoder_lr": -1e-5}, "model.encoder_lr"),
-    "embed_dim zero": ({"model.embed_dim": 0}, "model.embed_dim"),
-    "head unknown": ({"model.head": "transformer"}, "model.head"),
-    "loss unknown": ({"model.loss": "triplet"}, "model.loss"),
-    "false_negatives unknown": ({"model.false_negatives": "drop"}, "model.false_negatives"),
-    "min_lr_ratio above one": ({"model.min_lr_ratio": 2.0}, "model.min_lr_ratio"),
-    "unfreeze_top_k too many": ({"model.unfreeze_top_k": 50}, "model.unfreeze_top_k"),
-    "text encoder not found": ({"model.text_encoder": "/nonexistent/bert"}, "text encoder"),
+    "lr negative": ({"model.optimizer.lr": -0.1}, "model.optimizer.lr"),
+    "encoder_lr negative": ({"model.optimizer.encoder_lr": -1e-5}, "model.optimizer.encoder_lr"),
+    "embed_dim zero": ({"model.spec.embed_dim": 0}, "model.spec.embed_dim"),
+    "head unknown": ({"model.spec.head": "transformer"}, "model.spec.head"),
+    "loss unknown": ({"model.loss.kind": "triplet"}, "model.loss.kind"),
+    "false_negatives unknown": (
+        {"model.loss.false_negatives": "drop"},
+        "model.loss.false_negatives",
+    ),
+    "min_lr_ratio above one": ({"model.schedule.min_lr_ratio": 2.0}, "model.schedule.min_lr_ratio"),
+    "unfreeze_top_k too many": ({"model.opening.top_k": 50}, "model.opening.top_k"),
+    "text encoder not found": ({"model.spec.text_encoder": "/nonexistent/bert"}, "text encoder"),
     "reader split file missing": (
         {"data.reader.init_args.split_file": "/nonexistent/split.json"},
         "/nonexistent/split.json",
@@ -86,9 +89,11 @@ def test_bad_config_is_one_line_naming_its_key(tiny_dataset, tmp_path, capsys, o
 
 def test_debug_flag_shows_the_traceback(tiny_dataset, tmp_path, monkeypatch):
     split_file, root = tiny_dataset
-    config = tiny_config(tmp_path / "c.yaml", split_file, root, tmp_path, **{"model.lr": -1.0})
+    config = tiny_config(
+        tmp_path / "c.yaml", split_file, root, tmp_path, **{"model.optimizer.lr": -1.0}
+    )
     monkeypatch.setenv("TONICS_DEBUG", "1")
-    with pytest.raises(ValueError, match="model.lr"):
+    with pytest.raises(ValueError, match="model.optimizer.lr"):
         cli_main(["fit", "--config", config, "--no_test", "true"])
 
 
@@ -166,9 +171,16 @@ def test_ablation_arms_take_their_stages_whole_from_the_base(capsys):
         printed = _printed(capsys, "configs/ablations/base.yaml", str(arm))["data"]["stages"]
         assert [s["name"] for s in printed] == [s["name"] for s in own], arm.name
         for mine, got in zip(own, printed, strict=True):
-            for key in ("unfreeze_text", "unfreeze_vision", "object_nodes_only", "ramp_steps"):
-                expected = mine.get(key, {"object_nodes_only": False, "ramp_steps": 0}.get(key))
-                assert got.get(key) == expected, (arm.name, mine["name"], key)
+            for group, key, default in (
+                ("opening", "text", None),
+                ("opening", "vision", None),
+                ("nodes", "object_nodes_only", False),
+                (None, "ramp_steps", 0),
+            ):
+                own_group = mine.get(group, {}) if group else mine
+                printed_group = got[group] if group else got
+                expected = own_group.get(key, default)
+                assert printed_group[key] == expected, (arm.name, mine["name"], group, key)
 
 
 def test_captioning_overlays_add_the_head_to_their_recipe(capsys):
@@ -181,8 +193,8 @@ def test_captioning_overlays_add_the_head_to_their_recipe(capsys):
         ),
     ):
         printed = _printed(capsys, *recipe.split(","), overlay)
-        assert printed["model"]["caption_loss_weight"] == 2.0, overlay
-        assert printed["model"]["caption_decoder"]["queries"] == 32, overlay
+        assert printed["model"]["loss"]["caption_weight"] == 2.0, overlay
+        assert printed["model"]["spec"]["captioner"]["queries"] == 32, overlay
         assert printed["data"]["stages"], overlay  # the recipe's curriculum is kept
 
 
@@ -197,9 +209,9 @@ def test_the_random_baseline_overlay_changes_only_the_batches(capsys):
     stages, base = random["data"].pop("stages"), demo["data"].pop("stages")
     assert random["data"] == demo["data"]
     assert [s["mix"] for s in stages] == [{"random": 1.0}] * 3
-    for key in ("steps", "unfreeze_text", "unfreeze_vision"):
-        assert [s.get(key) for s in stages] == [s.get(key) for s in base], key
-    assert [s["object_nodes_only"] for s in stages] == [False] * 3
+    for key in ("steps", "opening"):
+        assert [s[key] for s in stages] == [s[key] for s in base], key
+    assert [s["nodes"]["object_nodes_only"] for s in stages] == [False] * 3
     assert [s["ramp_steps"] for s in stages] == [0] * 3
 
 

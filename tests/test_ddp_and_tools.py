@@ -36,7 +36,7 @@ def test_ddp_two_processes_get_distinct_batches(tiny_dataset, tmp_path):
             "trainer.callbacks": [record],
             "trainer.strategy": "ddp",
             "trainer.devices": 2,
-            "data.batch_size": 4,
+            "data.loader.batch_size": 4,
         },
     )
     env = {
@@ -88,7 +88,10 @@ def _planned(callback, curriculum):
 
 def test_plateau_advances_after_patience_checks_without_improvement():
     curriculum = Curriculum(
-        [Stage("a", {"random": 1.0}, plateau_patience=2), Stage("b", {"diverse": 1.0})]
+        [
+            Stage(name="a", mix={"random": 1.0}, plateau_patience=2),
+            Stage(name="b", mix={"diverse": 1.0}),
+        ]
     )
     callback = _planned(CurriculumCallback(monitor="val/loss", mode="min", lookahead=5), curriculum)
     for step, loss in ((10, 2.0), (20, 1.5), (30, 1.6), (40, 1.55)):
@@ -103,7 +106,10 @@ def test_plateau_advances_after_patience_checks_without_improvement():
 
 def test_plateau_on_a_higher_is_better_metric():
     curriculum = Curriculum(
-        [Stage("a", {"random": 1.0}, plateau_patience=1), Stage("b", {"diverse": 1.0})]
+        [
+            Stage(name="a", mix={"random": 1.0}, plateau_patience=1),
+            Stage(name="b", mix={"diverse": 1.0}),
+        ]
     )
     callback = _planned(CurriculumCallback(lookahead=0), curriculum)  # val/recall_mean: higher
     for step, recall in ((10, 20.0), (20, 25.0)):
@@ -158,8 +164,8 @@ def test_sharded_validation_over_two_processes_equals_one(tiny_dataset, tmp_path
     }
     train = tmp_path / "train"
     head = {
-        "model.caption_loss_weight": 1.0,
-        "model.caption_decoder": {"layers": 1, "heads": 2, "queries": 4},
+        "model.loss.caption_weight": 1.0,
+        "model.spec.captioner": {"layers": 1, "heads": 2, "queries": 4},
     }
     config = tiny_config(
         tmp_path / "train.yaml", split_file, root, train, **{"trainer.max_steps": 3, **head}

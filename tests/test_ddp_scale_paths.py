@@ -82,7 +82,7 @@ def _launch_nodes(command, caches, cwd, timeout=300):
 
 STAGES = [
     {"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
-    {"name": "open", "mix": {"random": 1.0}, "unfreeze_text": 1, "unfreeze_vision": 1},
+    {"name": "open", "mix": {"random": 1.0}, "opening": {"text": 1, "vision": 1}},
 ]
 
 
@@ -105,10 +105,10 @@ def _command(tmp_path, name, max_steps, ckpt=None):
         directory,
         **{
             "data.reader": reader,
-            "data.eval_split": "train",
+            "data.evaluation.split": "train",
             "data.stages": STAGES,
-            "data.feature_cache": True,
-            "data.batch_size": 4,
+            "data.cache.enabled": True,
+            "data.loader.batch_size": 4,
             "trainer.max_steps": max_steps,
             "trainer.limit_val_batches": 0,
             "trainer.callbacks": [record],

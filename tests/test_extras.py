@@ -55,12 +55,12 @@ def test_a_captioning_run_without_the_extra_stops_before_training(tiny_dataset, 
         split_file,
         root,
         tmp_path / "cap",
-        **{"model.caption_loss_weight": 1.0},
+        **{"model.loss.caption_weight": 1.0, "model.spec.captioner": {}},
     )
     done = _fit_without(["pycocoevalcap"], captioning)
     assert done.returncode == 2
     assert done.stderr == (
-        "tonics: input error: model.caption_loss_weight > 0 (caption metrics) needs the optional "
+        "tonics: input error: model.loss.caption_weight > 0 (caption metrics) needs the optional "
         "package pycocoevalcap, which is not installed; install it with: pip install "
         "'tonics[captioning]' (TONICS_DEBUG=1 for a traceback)\n"
     )

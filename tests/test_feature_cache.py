@@ -14,14 +14,16 @@ from helpers import tiny_config
 from tonics.cache.features import cache_key, load_or_compute
 from tonics.cli import cli_main
 from tonics.data.readers import KarpathyReader
+from tonics.model.factory import ModelSpec
 from tonics.paths import cache_dir
 from tonics.sampling import Stage
 from tonics.train.datamodule import TonicsDataModule
 from tonics.train.module import AlignmentModule
+from tonics.train.settings import CacheSettings, LoaderSettings, SubsetSettings
 
 STAGES = [
-    Stage("frozen", {"ontology": 1.0}, "fine", steps=3),
-    Stage("open", {"random": 1.0}, unfreeze_vision=1),
+    Stage(name="frozen", mix={"ontology": 1.0}, steps=3, nodes={"granularity": "fine"}),
+    Stage(name="open", mix={"random": 1.0}, opening={"vision": 1}),
 ]
 
 
@@ -30,15 +32,17 @@ def _setup(tiny_dataset, tmp_path):
     torch.manual_seed(0)
     dm = TonicsDataModule(
         KarpathyReader(split_file, root),
+        loader=LoaderSettings(batch_size=8),
+        cache=CacheSettings(enabled=True),
         stages=STAGES,
-        batch_size=8,
-        feature_cache=True,
         text_encoder="tiny:bert",
         vision_encoder="tiny:vit",
         ontology_cache=str(tmp_path),
     )
     dm.setup("fit")
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
     return dm, module
 
 
@@ -114,7 +118,7 @@ def test_a_stage_that_unfreezes_invalidates_the_cache(tiny_dataset, tmp_path):
 def test_fit_with_the_feature_cache_through_the_cli(tiny_dataset, tmp_path):
     split_file, root = tiny_dataset
     config = tiny_config(
-        tmp_path / "c.yaml", split_file, root, tmp_path, **{"data.feature_cache": True}
+        tmp_path / "c.yaml", split_file, root, tmp_path, **{"data.cache.enabled": True}
     )
     cli_main(["fit", "--config", config, "--no_test", "true"])
     run = sorted((tmp_path / "tonics").glob("version_*"))[-1]
@@ -150,16 +154,22 @@ def test_cache_is_safetensors_and_a_planted_pickle_never_runs(tiny_dataset, tmp_
 def test_a_training_subset_copies_its_features_from_the_whole_splits_cache(
     tiny_dataset, tmp_path, monkeypatch
 ):
-    """With `data.train_fraction` below 1 and the whole split's cache complete, the subset's
+    """With `data.subset.fraction` below 1 and the whole split's cache complete, the subset's
     cache is copied from it (no encoder runs) and equals the subset's own encoding."""
     from tonics.cache import features
 
     split_file, root = tiny_dataset
     torch.manual_seed(0)
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
-    options = dict(text_encoder="tiny:bert", vision_encoder="tiny:vit", feature_cache=True)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
+    options = dict(
+        text_encoder="tiny:bert", vision_encoder="tiny:vit", cache=CacheSettings(enabled=True)
+    )
     whole = TonicsDataModule(KarpathyReader(split_file, root), **options)
-    half = TonicsDataModule(KarpathyReader(split_file, root), train_fraction=0.5, **options)
+    half = TonicsDataModule(
+        KarpathyReader(split_file, root), subset=SubsetSettings(fraction=0.5), **options
+    )
     for dm in (whole, half):
         dm.setup("fit")
     encoded = load_or_compute(module.model, replace(half.cache_source(), superset=None), "float32")
@@ -189,9 +199,14 @@ def test_an_image_rewritten_in_place_is_encoded_again(tmp_path, caplog):
 
     split_file = write_karpathy(tmp_path / "data", n_images=16)
     torch.manual_seed(0)
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
     options = dict(
-        text_encoder="tiny:bert", vision_encoder="tiny:vit", feature_cache=True, batch_size=8
+        text_encoder="tiny:bert",
+        vision_encoder="tiny:vit",
+        cache=CacheSettings(enabled=True),
+        loader=LoaderSettings(batch_size=8),
     )
 
     def cache():

@@ -14,6 +14,7 @@ from PIL import Image
 
 import tonics
 from tonics.export import export_model
+from tonics.model.factory import ModelSpec
 from tonics.train.module import AlignmentModule
 
 FRESH_PROCESS = r"""
@@ -45,7 +46,12 @@ print(json.dumps({"text": text.tolist(), "image": image.tolist(), "type": type(m
 def test_export_loads_through_transformers_and_the_pipeline(tmp_path, vision):
     torch.manual_seed(0)
     module = AlignmentModule(
-        "tiny:bert", vision, embed_dim=16, head="mlp" if vision == "tiny:vit" else "linear"
+        ModelSpec(
+            text_encoder="tiny:bert",
+            vision_encoder=vision,
+            embed_dim=16,
+            head="mlp" if vision == "tiny:vit" else "linear",
+        )
     )
     module.model.logit_scale.data.fill_(2.0)
     out = export_model(
@@ -55,7 +61,7 @@ def test_export_loads_through_transformers_and_the_pipeline(tmp_path, vision):
         vision_name=vision,
         text_pooling="mean",
         vision_pooling="pooled",
-        head=module.hparams.head,
+        head=module.spec.head,
     )
     files = {p.name for p in out.iterdir()}
     assert {"config.json", "model.safetensors", "README.md", "processor_config.json"} <= files
@@ -111,7 +117,9 @@ def test_model_card_front_matter_and_run_figures(tmp_path):
         )
     )
     torch.manual_seed(0)
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
     out = export_model(
         module.model,
         tmp_path / "export",
@@ -204,7 +212,9 @@ def test_zeroshot_command_on_an_image_folder(tmp_path, capsys):
     from tonics.cli import cli_main
 
     torch.manual_seed(0)
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
     out = export_model(
         module.model,
         tmp_path / "export",

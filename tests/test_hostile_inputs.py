@@ -21,6 +21,7 @@ from tonics.data.readers import HFDatasetReader, KarpathyReader
 from tonics.errors import InputError
 from tonics.eval.retrieval import collect_embeddings
 from tonics.model.directories import check_model_directory
+from tonics.model.factory import ModelSpec
 
 
 def _digest(records) -> str:
@@ -310,7 +311,9 @@ def test_exported_model_card_has_no_placeholder_and_loading_prints_no_warning(tm
     from tonics.train.module import AlignmentModule
 
     torch.manual_seed(0)
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
     out = export_model(module.model, tmp_path / "export", text_name="packaged:minilm",
                        vision_name="tiny:vit", text_pooling="mean", vision_pooling="pooled",
                        head="linear", run=None)  # fmt: skip

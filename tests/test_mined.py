@@ -64,8 +64,12 @@ def test_mined_batches_train_through_the_cli(tiny_dataset, tmp_path):
     split_file, root = tiny_dataset
     config = tiny_config(tmp_path / "fit.yaml", split_file, root, tmp_path / "runs")
     settings = yaml.safe_load(Path(config).read_text())
-    settings["data"]["stages"][1] = {"name": "mined", "mix": {"mined": 0.5, "random": 0.5},
-                                     "mine_skip": 3, "steps": 2}  # fmt: skip
+    settings["data"]["stages"][1] = {
+        "name": "mined",
+        "mix": {"mined": 0.5, "random": 0.5},
+        "mining": {"skip": 3},
+        "steps": 2,
+    }
     Path(config).write_text(yaml.safe_dump(settings))
     cli_main(["fit", "--config", config, "--no_test", "true"])
     with open(next((tmp_path / "runs").rglob("curriculum_steps.csv")), newline="") as handle:

@@ -44,12 +44,18 @@ def test_the_schedule_keeps_the_versions_its_epoch_replays_and_restores_them():
 
 
 def test_stages_mining_with_the_current_model_share_one_refresh_interval():
-    stage = dict(mix={"mined": 1.0}, mine_teacher="current", steps=5)
-    with pytest.raises(ConfigError, match=r"data.stages\[1\].mine_refresh"):
-        Curriculum([Stage(**stage, mine_refresh=10), Stage(**stage, mine_refresh=20)])
-    with pytest.raises(ConfigError, match=r"data.stages\[0\].mine_teacher"):
-        Curriculum([Stage(mix={"mined": 1.0}, mine_teacher="teacher")])
-    assert Curriculum([Stage(**stage, mine_refresh=7)]).teacher_refresh() == 7
+    stage = dict(mix={"mined": 1.0}, steps=5)
+    with pytest.raises(ConfigError, match=r"data.stages\[1\].mining.refresh"):
+        Curriculum(
+            [
+                Stage(mining={"teacher": "current", "refresh": 10}, **stage),
+                Stage(mining={"teacher": "current", "refresh": 20}, **stage),
+            ]
+        )
+    with pytest.raises(ConfigError, match=r"data.stages\[0\].mining.teacher"):
+        Curriculum([Stage(mix={"mined": 1.0}, mining={"teacher": "teacher"})])
+    current = Stage(mining={"teacher": "current", "refresh": 7}, **stage)
+    assert Curriculum([current]).teacher_refresh() == 7
 
 
 class _Cache:
@@ -101,9 +107,7 @@ def _fit(
         {
             "name": "mined",
             "mix": {"mined": 1.0},
-            "mine_skip": 1,
-            "mine_teacher": teacher,
-            "mine_refresh": 2,
+            "mining": {"skip": 1, "teacher": teacher, "refresh": 2},
             "steps": 20,  # a fixed length: its learning rates do not depend on max_steps
             **mined,
         },
@@ -113,7 +117,7 @@ def _fit(
               "init_args": {"path": str(directory / "batches.jsonl")}}  # fmt: skip
     config = tiny_config(
         directory / "c.yaml", split_file, root, directory,
-        **{"data.stages": stages, "data.feature_cache": feature_cache,
+        **{"data.stages": stages, "data.cache.enabled": feature_cache,
            "trainer.max_steps": max_steps, "trainer.limit_val_batches": 0,
            "trainer.callbacks": [record]},
     )  # fmt: skip
@@ -142,7 +146,7 @@ def test_a_current_teacher_without_the_feature_cache_is_refused(tiny_dataset, tm
         _fit(tmp_path, split_file, root, "nocache", "current", 3, feature_cache=False)
     assert exit_info.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "data.feature_cache" in message and "set data.feature_cache: true" in message
+    assert "data.cache.enabled" in message and "set data.cache.enabled: true" in message
 
 
 @pytest.mark.slow
@@ -152,8 +156,9 @@ def test_a_current_teacher_re_embeds_through_opened_top_blocks(
     split_file, root = tiny_dataset
     monkeypatch.setenv("TONICS_CACHE", str(tmp_path / "cache"))  # its prefix cache stays its own
     caplog.set_level("INFO", logger="tonics.train.callbacks")
-    batches = _fit(tmp_path, split_file, root, "open", "current", 6,
-                   unfreeze_text=1, unfreeze_vision=1)  # fmt: skip
+    batches = _fit(
+        tmp_path, split_file, root, "open", "current", 6, opening={"text": 1, "vision": 1}
+    )
     assert len(batches) == 6
     refreshes = [r.message for r in caplog.records if "teacher re-embedded" in r.message]
     assert [m.split("after step ")[1].split()[0] for m in refreshes] == ["2", "4", "6"]

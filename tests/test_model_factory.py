@@ -11,9 +11,11 @@ import pytest
 import torch
 import yaml
 
+from tonics.errors import ConfigError
 from tonics.model import AlignmentModel, TextEncoder, VisionEncoder, load_tokenizer
 from tonics.model.captioner import CaptionSettings
 from tonics.model.factory import ModelSpec, create_model
+from tonics.train.model_settings import LossSettings
 from tonics.train.module import AlignmentModule
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,21 +63,43 @@ def test_the_factory_builds_what_assembling_by_hand_builds(spec):
 def test_the_module_trains_the_model_its_spec_describes():
     torch.manual_seed(0)
     module = AlignmentModule(
-        "tiny:bert", "tiny:vit", embed_dim=16, head="mlp", caption_loss_weight=1.0
+        ModelSpec(
+            text_encoder="tiny:bert",
+            vision_encoder="tiny:vit",
+            embed_dim=16,
+            head="mlp",
+            captioner={},
+        ),
+        loss=LossSettings(caption_weight=1.0),
     )
-    spec = module.model_spec()
+    spec = module.spec
     assert spec == ModelSpec("tiny:bert", "tiny:vit", embed_dim=16, head="mlp", captioner={})
     torch.manual_seed(0)
     assert _same_weights(module.model, create_model(spec))
-    plain = AlignmentModule("tiny:bert", "tiny:vit", caption_decoder={"layers": 1})
-    assert plain.model_spec().captioner is None  # a decoder setting alone adds no head
+    assert module.hparams["spec"] == spec.to_dict()  # what load_from_checkpoint rebuilds from
+
+
+def test_a_captioning_head_and_its_loss_come_together():
+    towers = {"text_encoder": "tiny:bert", "vision_encoder": "tiny:vit"}
+    with pytest.raises(ConfigError) as head_only:
+        AlignmentModule(ModelSpec(**towers, captioner={"layers": 1}))
+    assert str(head_only.value) == (
+        "model.loss.caption_weight: must be above 0 when model.spec.captioner is set (the head "
+        "learns only from it)"
+    )
+    with pytest.raises(ConfigError) as loss_only:
+        AlignmentModule(ModelSpec(**towers), loss=LossSettings(caption_weight=2.0))
+    assert str(loss_only.value) == (
+        "model.spec.captioner: model.loss.caption_weight 2.0 trains a captioning head: set "
+        "model.spec.captioner ({} for its defaults)"
+    )
 
 
 def _config_specs() -> dict[str, ModelSpec]:
     names = {f.name for f in fields(ModelSpec)}
     specs = {}
     for path in sorted((ROOT / "configs").rglob("*.yaml")):
-        model = (yaml.safe_load(path.read_text()) or {}).get("model") or {}
+        model = ((yaml.safe_load(path.read_text()) or {}).get("model") or {}).get("spec") or {}
         if "text_encoder" in model or "vision_encoder" in model:
             specs[path.name] = ModelSpec(**{k: v for k, v in model.items() if k in names})
     return specs

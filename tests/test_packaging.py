@@ -90,7 +90,7 @@ def test_fit_export_and_retrieval_from_the_installed_wheel(wheel, tiny_dataset, 
     split_file, root = tiny_dataset
     config = tiny_config(tmp_path / "fit.yaml", split_file, root, tmp_path / "runs")
     settings = yaml.safe_load(Path(config).read_text())
-    settings["data"]["stages"][-1].update(object_nodes_only=True, min_distinct=4)
+    settings["data"]["stages"][-1]["nodes"].update(object_nodes_only=True, min_distinct=4)
     settings["trainer"]["max_steps"] = 6
     Path(config).write_text(yaml.safe_dump(settings))
     tonics = str(bin_dir / "tonics")

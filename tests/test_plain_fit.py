@@ -6,6 +6,7 @@ from __future__ import annotations
 import lightning.pytorch as pl
 import torch
 
+from tonics.model.factory import ModelSpec
 from tonics.train.module import AlignmentModule
 
 
@@ -32,7 +33,9 @@ def _batches(n: int, batch_size: int = 4) -> list[dict]:
 
 def test_a_plain_trainer_fit_with_a_loader_trains_the_heads(tmp_path):
     torch.manual_seed(0)
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
     before = module.model.text_head.weight.detach().clone()
     loader = torch.utils.data.DataLoader(_batches(3), batch_size=None)
     trainer = pl.Trainer(

@@ -19,11 +19,13 @@ from tonics.data.readers import KarpathyReader
 from tonics.model import tower_split
 from tonics.model.alignment import FreezableEncoder
 from tonics.model.encoders import TextEncoder, VisionEncoder, load_tokenizer
+from tonics.model.factory import ModelSpec
 from tonics.model.tower_split import TowerSplit, UnsupportedSplit, text_states
 from tonics.sampling import Stage
 from tonics.sampling.openings import split_of, widest
 from tonics.train.datamodule import TonicsDataModule
 from tonics.train.module import AlignmentModule
+from tonics.train.settings import CacheSettings, LoaderSettings
 
 # A cached step against a live one. fp32 storage: every output and gradient element agrees to
 # 1e-5 of its tensor's scale (float reassociation only). fp16 storage rounds the cached
@@ -142,8 +144,8 @@ def test_unknown_towers_and_whole_openings_are_not_split():
 
 
 STAGES = [
-    Stage("frozen", {"random": 1.0}, steps=2),
-    Stage("open", {"random": 1.0}, unfreeze_text=1, unfreeze_vision=1),
+    Stage(name="frozen", mix={"random": 1.0}, steps=2),
+    Stage(name="open", mix={"random": 1.0}, opening={"text": 1, "vision": 1}),
 ]
 
 
@@ -151,10 +153,9 @@ def _datamodule(tiny_dataset, tmp_path, dtype="float32"):
     split_file, root = tiny_dataset
     dm = TonicsDataModule(
         KarpathyReader(split_file, root),
+        loader=LoaderSettings(batch_size=8),
+        cache=CacheSettings(enabled=True, prefix_dtype=dtype),
         stages=STAGES,
-        batch_size=8,
-        feature_cache=True,
-        prefix_cache_dtype=dtype,
         text_encoder="tiny:bert",
         vision_encoder="tiny:vit",
         ontology_cache=str(tmp_path),
@@ -166,7 +167,9 @@ def _datamodule(tiny_dataset, tmp_path, dtype="float32"):
 def test_cache_store_round_trip_key_and_damage(tiny_dataset, tmp_path, caplog):
     dm = _datamodule(tiny_dataset, tmp_path, "float16")
     torch.manual_seed(0)
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
     records = dm.split("train")
     cache = load_or_compute_prefix(module.model, dm.cache_source(), (1, 1), dm.cache.prefix_dtype)
     assert cache.source == "computed" and cache.nbytes > 0
@@ -214,7 +217,9 @@ def test_cache_store_round_trip_key_and_damage(tiny_dataset, tmp_path, caplog):
 
 def test_a_failed_self_check_refuses_the_cache(tiny_dataset, tmp_path, monkeypatch):
     dm = _datamodule(tiny_dataset, tmp_path)
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
     original = TowerSplit.suffix
     monkeypatch.setattr(TowerSplit, "suffix", lambda self, *a: original(self, *a) * 1.1)
     with pytest.raises(UnsupportedSplit, match="differ from live"):
@@ -229,9 +234,8 @@ def _fit(tiny_dataset, tmp_path, **overrides):
         {
             "name": "open",
             "mix": {"ontology": 0.5, "random": 0.5},
-            "granularity": "fine",
-            "unfreeze_text": 1,
-            "unfreeze_vision": 1,
+            "nodes": {"granularity": "fine"},
+            "opening": {"text": 1, "vision": 1},
         },
     ]
     config = tiny_config(
@@ -254,7 +258,7 @@ def test_fit_with_the_prefix_cache_trains_as_live_does(tiny_dataset, tmp_path):
     summary, cached = _fit(
         tiny_dataset,
         tmp_path / "cached",
-        **{"data.feature_cache": True, "data.prefix_cache_dtype": "float32"},
+        **{"data.cache.enabled": True, "data.cache.prefix_dtype": "float32"},
     )
     assert live_summary[1]["feature_paths"] == {"live": 3}
     assert summary[0]["feature_paths"] == {"pooled": 2}
@@ -276,7 +280,7 @@ def test_an_unsupported_split_trains_live_with_one_line(
 
     monkeypatch.setattr(tower_split, "family_of", unsupported)
     with caplog.at_level(logging.WARNING):
-        summary, _ = _fit(tiny_dataset, tmp_path, **{"data.feature_cache": True})
+        summary, _ = _fit(tiny_dataset, tmp_path, **{"data.cache.enabled": True})
     assert summary[0]["feature_paths"] == {"pooled": 2}
     assert summary[1]["feature_paths"] == {"live": 3}
     assert any("steps run live: no prefix split is known" in r.getMessage() for r in caplog.records)
@@ -288,7 +292,7 @@ def test_a_run_resumed_inside_a_prefix_cached_stage_continues_exactly(tiny_datas
     split_file, root = tiny_dataset
     stages = [
         {"name": "frozen", "mix": {"random": 1.0}, "steps": 2},
-        {"name": "open", "mix": {"random": 1.0}, "unfreeze_text": 1, "unfreeze_vision": 1},
+        {"name": "open", "mix": {"random": 1.0}, "opening": {"text": 1, "vision": 1}},
     ]
 
     def run(name, max_steps, ckpt=None):
@@ -305,7 +309,7 @@ def test_a_run_resumed_inside_a_prefix_cached_stage_continues_exactly(tiny_datas
             directory,
             **{
                 "data.stages": stages,
-                "data.feature_cache": True,
+                "data.cache.enabled": True,
                 "trainer.max_steps": max_steps,
                 "trainer.limit_val_batches": 0,
                 "trainer.callbacks": [record],

@@ -115,9 +115,13 @@ def test_huge_pools_still_give_epochs_without_repeats(monkeypatch, web_scale):
         [str(i) for i in range(1200)],
     )
     for stage in (
-        Stage("random", {"random": 1.0}),
-        Stage("coarse", {"ontology": 1.0}, "depth", min_depth=1, max_depth=6),
-        Stage("diverse", {"diverse": 1.0}),
+        Stage(name="random", mix={"random": 1.0}),
+        Stage(
+            name="coarse",
+            mix={"ontology": 1.0},
+            nodes={"granularity": "depth", "min_depth": 1, "max_depth": 6},
+        ),
+        Stage(name="diverse", mix={"diverse": 1.0}),
     ):
         sampler = CurriculumBatchSampler(ontology, Curriculum([stage]), batch_size=16, seed=2)
         sampler.set_epoch(0)

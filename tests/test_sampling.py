@@ -30,7 +30,9 @@ def _epoch(sampler, epoch=0):
 
 
 def test_ontology_batches_share_the_chosen_node(ontology):
-    sampler = _sampler(ontology, [Stage("fine", {"ontology": 1.0}, "fine")])
+    sampler = _sampler(
+        ontology, [Stage(name="fine", mix={"ontology": 1.0}, nodes={"granularity": "fine"})]
+    )
     for step, batch in enumerate(_epoch(sampler)):
         draw = sampler.draws[step]
         if draw.kind != "ontology":
@@ -41,13 +43,15 @@ def test_ontology_batches_share_the_chosen_node(ontology):
 
 
 def test_fine_stage_batches_are_mostly_single_object(ontology):
-    sampler = _sampler(ontology, [Stage("fine", {"ontology": 1.0}, "fine")])
+    sampler = _sampler(
+        ontology, [Stage(name="fine", mix={"ontology": 1.0}, nodes={"granularity": "fine"})]
+    )
     single = [len({ontology.pair_objects[i] for i in b}) == 1 for b in _epoch(sampler)]
     assert np.mean(single) > 0.7  # late in the epoch depleted nodes fall back to parents
 
 
 def test_diverse_batches_cover_many_objects(ontology):
-    sampler = _sampler(ontology, [Stage("diverse", {"diverse": 1.0})])
+    sampler = _sampler(ontology, [Stage(name="diverse", mix={"diverse": 1.0})])
     batches = _epoch(sampler)
     assert min(len({ontology.pair_objects[i] for i in b}) for b in batches[:20]) == 8
 
@@ -56,7 +60,10 @@ def test_diverse_batches_cover_many_objects(ontology):
     "mix", [{"random": 1.0}, {"ontology": 1.0}, {"diverse": 1.0}, {"ontology": 0.7, "random": 0.3}]
 )
 def test_no_index_repeats_within_an_epoch(ontology, mix):
-    sampler = _sampler(ontology, [Stage("s", mix, "depth", 3, 8)])
+    sampler = _sampler(
+        ontology,
+        [Stage(name="s", mix=mix, nodes={"granularity": "depth", "min_depth": 3, "max_depth": 8})],
+    )
     flat = [i for b in _epoch(sampler) for i in b]
     assert len(flat) == len(set(flat)) == len(sampler) * 8 and all(
         len(b) == 8 for b in _epoch(sampler)
@@ -65,7 +72,9 @@ def test_no_index_repeats_within_an_epoch(ontology, mix):
 
 def test_mixing_uses_both_kinds_by_ratio(ontology):
     sampler = _sampler(
-        ontology, [Stage("s", {"ontology": 0.7, "random": 0.3}, "fine")], batch_size=4
+        ontology,
+        [Stage(name="s", mix={"ontology": 0.7, "random": 0.3}, nodes={"granularity": "fine"})],
+        batch_size=4,
     )
     _epoch(sampler)
     kinds = [d.kind for d in sampler.draws.values()]
@@ -73,7 +82,7 @@ def test_mixing_uses_both_kinds_by_ratio(ontology):
 
 
 def test_deterministic_per_seed_and_epoch(ontology):
-    stages = [Stage("s", {"ontology": 0.5, "diverse": 0.5}, "fine")]
+    stages = [Stage(name="s", mix={"ontology": 0.5, "diverse": 0.5}, nodes={"granularity": "fine"})]
     a, b = _sampler(ontology, stages, seed=3), _sampler(ontology, stages, seed=3)
     assert _epoch(a) == _epoch(b)
     assert _epoch(a, 1) != _epoch(a, 0)
@@ -81,7 +90,7 @@ def test_deterministic_per_seed_and_epoch(ontology):
 
 
 def test_two_ranks_get_distinct_batches_of_equal_count(ontology):
-    stages = [Stage("s", {"ontology": 1.0}, "fine")]
+    stages = [Stage(name="s", mix={"ontology": 1.0}, nodes={"granularity": "fine"})]
     ranks = [_epoch(_sampler(ontology, stages, rank=r, world_size=2)) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == 400 // 16
     flat = [set(i for b in r for i in b) for r in ranks]
@@ -99,13 +108,21 @@ def test_a_rank_draws_one_batch_per_step_whatever_the_world_size(ontology, monke
     monkeypatch.setattr(
         kinds.OntologyKind, "draw", lambda self, *a: calls.append(1) or original(self, *a)
     )
-    sampler = _sampler(ontology, [Stage("s", {"ontology": 1.0}, "fine")], rank=1, world_size=4)
+    sampler = _sampler(
+        ontology,
+        [Stage(name="s", mix={"ontology": 1.0}, nodes={"granularity": "fine"})],
+        rank=1,
+        world_size=4,
+    )
     batches = _epoch(sampler)
     assert len(batches) == 400 // 32 and len(calls) == len(batches)
 
 
 def test_skip_resumes_mid_epoch_exactly(ontology):
-    stages = [Stage("a", {"diverse": 1.0}, steps=5), Stage("b", {"ontology": 1.0}, "fine")]
+    stages = [
+        Stage(name="a", mix={"diverse": 1.0}, steps=5),
+        Stage(name="b", mix={"ontology": 1.0}, nodes={"granularity": "fine"}),
+    ]
     full = _epoch(_sampler(ontology, stages))
     resumed = _sampler(ontology, stages)
     resumed.skip = 7
@@ -113,7 +130,10 @@ def test_skip_resumes_mid_epoch_exactly(ontology):
 
 
 def test_a_stage_starting_mid_epoch_gets_a_fresh_pass(ontology):
-    stages = [Stage("a", {"random": 1.0}, steps=10), Stage("b", {"ontology": 1.0}, "fine")]
+    stages = [
+        Stage(name="a", mix={"random": 1.0}, steps=10),
+        Stage(name="b", mix={"ontology": 1.0}, nodes={"granularity": "fine"}),
+    ]
     sampler = _sampler(ontology, stages)
     batches = _epoch(sampler)
     first, second = [i for b in batches[:10] for i in b], [i for b in batches[10:] for i in b]
@@ -124,9 +144,9 @@ def test_a_stage_starting_mid_epoch_gets_a_fresh_pass(ontology):
 
 def test_stages_advance_by_steps_and_epochs(ontology):
     stages = [
-        Stage("a", {"random": 1.0}, steps=3),
-        Stage("b", {"random": 1.0}, epochs=1),
-        Stage("c", {"random": 1.0}),
+        Stage(name="a", mix={"random": 1.0}, steps=3),
+        Stage(name="b", mix={"random": 1.0}, epochs=1),
+        Stage(name="c", mix={"random": 1.0}),
     ]
     sampler = _sampler(ontology, stages)
     n = len(sampler)
@@ -140,7 +160,10 @@ def test_stages_advance_by_steps_and_epochs(ontology):
 
 def test_plateau_request_switches_at_the_requested_step(ontology):
     curriculum = Curriculum(
-        [Stage("a", {"random": 1.0}, plateau_patience=2), Stage("b", {"diverse": 1.0})]
+        [
+            Stage(name="a", mix={"random": 1.0}, plateau_patience=2),
+            Stage(name="b", mix={"diverse": 1.0}),
+        ]
     )
     assert curriculum.request_advance(10)
     assert curriculum.stage_index(9, 50) == 0 and curriculum.stage_index(10, 50) == 1
@@ -149,11 +172,11 @@ def test_plateau_request_switches_at_the_requested_step(ontology):
 
 def test_bad_curricula_fail_before_training(ontology):
     with pytest.raises(CurriculumError, match=r"stages\[0\].*unknown sampler \['hardest'\]"):
-        Curriculum([Stage("a", {"hardest": 1.0})])
+        Curriculum([Stage(name="a", mix={"hardest": 1.0})])
     with pytest.raises(CurriculumError, match=r"stages\[0\].*never advances"):
-        Curriculum([Stage("a", {"random": 1.0}), Stage("b", {"random": 1.0})])
+        Curriculum([Stage(name="a", mix={"random": 1.0}), Stage(name="b", mix={"random": 1.0})])
     with pytest.raises(ValueError, match="batch_size: 512"):
-        _sampler(ontology, [Stage("a")], batch_size=512)
+        _sampler(ontology, [Stage(name="a")], batch_size=512)
 
 
 def test_curriculum_state_round_trip():
@@ -168,9 +191,9 @@ def test_curriculum_state_round_trip():
 @pytest.mark.parametrize(
     "stage",
     [
-        Stage("r", {"random": 1.0}),
-        Stage("d", {"diverse": 1.0}),
-        Stage("o", {"ontology": 1.0}, "fine"),
+        Stage(name="r", mix={"random": 1.0}),
+        Stage(name="d", mix={"diverse": 1.0}),
+        Stage(name="o", mix={"ontology": 1.0}, nodes={"granularity": "fine"}),
     ],
     ids=["random", "diverse", "ontology"],
 )
@@ -215,7 +238,9 @@ def test_sibling_batches_split_between_sibling_nodes():
     fruits = ["apple", "pear", "grape", "lemon", "orange"]
     captions = [f"a {fruits[i % 5]} number {i}" for i in range(400)]
     onto = build_ontology(captions, [str(i) for i in range(400)])
-    stage = Stage("siblings", {"ontology": 1.0}, "fine", siblings=2)
+    stage = Stage(
+        name="siblings", mix={"ontology": 1.0}, nodes={"granularity": "fine", "siblings": 2}
+    )
     sampler = _sampler(onto, [stage], batch_size=8)
     batches = _epoch(sampler)
     sibling_draws = [
@@ -230,12 +255,19 @@ def test_sibling_batches_split_between_sibling_nodes():
 
 
 def test_ramped_stage_grows_the_hard_share_gradually(ontology):
-    stage = Stage("ramp", {"ontology": 0.5, "random": 0.5}, "fine", ramp_steps=40)
+    stage = Stage(
+        name="ramp",
+        mix={"ontology": 0.5, "random": 0.5},
+        ramp_steps=40,
+        nodes={"granularity": "fine"},
+    )
     curriculum = Curriculum([stage])
     assert curriculum.shares(0, 50) == pytest.approx({"ontology": 0.5 / 40, "random": 1 - 0.5 / 40})
     assert curriculum.shares(19, 50)["ontology"] == pytest.approx(0.25)
     assert curriculum.shares(45, 50) == {"ontology": 0.5, "random": 0.5}
-    only_hard = Curriculum([Stage("hard", {"ontology": 1.0}, "fine", ramp_steps=10)])
+    only_hard = Curriculum(
+        [Stage(name="hard", mix={"ontology": 1.0}, ramp_steps=10, nodes={"granularity": "fine"})]
+    )
     assert only_hard.shares(4, 50) == pytest.approx({"ontology": 0.5, "random": 0.5})
     sampler = CurriculumBatchSampler(ontology, Curriculum([stage]), batch_size=4, seed=3)
     _epoch(sampler)
@@ -265,7 +297,11 @@ def test_sibling_candidates_need_only_their_share_of_a_batch():
     fruits = ["apple", "pear", "grape", "lemon", "orange"]
     captions = [f"a {fruits[i % 5]} number {i}" for i in range(30)]  # 6 pairs per fruit
     onto = build_ontology(captions, [str(i) for i in range(30)])
-    stage = Stage("siblings", {"ontology": 1.0}, "fine", siblings=2, object_nodes_only=False)
+    stage = Stage(
+        name="siblings",
+        mix={"ontology": 1.0},
+        nodes={"granularity": "fine", "siblings": 2, "object_nodes_only": False},
+    )
     sampler = _sampler(onto, [stage], batch_size=8)
     batches = _epoch(sampler)
     sibling_draws = [s for s in range(len(batches)) if "siblings" in (sampler.draws[s].node or "")]

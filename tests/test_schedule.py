@@ -6,16 +6,18 @@ import math
 
 import pytest
 
+from tonics.model.factory import ModelSpec
 from tonics.sampling.curriculum import Curriculum, Stage
+from tonics.train.model_settings import LossSettings
 from tonics.train.schedule import opening_warmup, schedule_factor, warmup_cosine
 
 
 def _curriculum():
     return Curriculum(
         [
-            Stage("a", {"random": 1.0}, steps=10),
-            Stage("b", {"random": 1.0}, steps=20),
-            Stage("c", {"random": 1.0}),
+            Stage(name="a", mix={"random": 1.0}, steps=10),
+            Stage(name="b", mix={"random": 1.0}, steps=20),
+            Stage(name="c", mix={"random": 1.0}),
         ]
     )
 
@@ -54,7 +56,9 @@ def test_per_stage_schedule_restarts_at_each_stage():
 
 
 def test_plateau_stage_holds_the_peak_until_told_to_advance():
-    curriculum = Curriculum([Stage("a", {"random": 1.0}, plateau_patience=2), Stage("b")])
+    curriculum = Curriculum(
+        [Stage(name="a", mix={"random": 1.0}, plateau_patience=2), Stage(name="b")]
+    )
     kwargs = dict(
         kind="per_stage",
         total_steps=100,
@@ -79,7 +83,10 @@ def test_opening_warmup():
 def test_parameter_groups_exclude_norms_biases_and_scalars_from_decay():
     from tonics.train.module import AlignmentModule
 
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=8, head="mlp", loss="siglip")
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=8, head="mlp"),
+        loss=LossSettings(kind="siglip"),
+    )
     groups = {g["name"]: g for g in module.parameter_groups()}
     names = {id(p): n for n, p in module.named_parameters()}
     for name, group in groups.items():

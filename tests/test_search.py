@@ -16,6 +16,7 @@ from PIL import Image
 import tonics.search as search
 from tonics.cli import cli_main
 from tonics.errors import InputError
+from tonics.model.factory import ModelSpec
 from tonics.search import indexing as build_module
 
 COLOURS = {
@@ -32,7 +33,9 @@ def exported(tmp_path_factory) -> Path:
     from tonics.train.module import AlignmentModule
 
     torch.manual_seed(0)
-    module = AlignmentModule("tiny:bert", "tiny:vit", embed_dim=16)
+    module = AlignmentModule(
+        ModelSpec(text_encoder="tiny:bert", vision_encoder="tiny:vit", embed_dim=16)
+    )
     out = tmp_path_factory.mktemp("model") / "exported"
     export_model(
         module.model,

@@ -79,22 +79,17 @@ def trained(tmp_path_factory):
     config = {
         "seed_everything": 0,
         "model": {
-            "text_encoder": "tiny:bert",
-            "vision_encoder": "tiny:vit",
-            "embed_dim": 32,
-            "lr": 0.003,
-            "encoder_lr": 0.003,
-            "warmup_steps": 5,
-            "unfreeze_at_step": 0,
+            "spec": {"text_encoder": "tiny:bert", "vision_encoder": "tiny:vit", "embed_dim": 32},
+            "optimizer": {"lr": 0.003, "encoder_lr": 0.003},
+            "schedule": {"warmup_steps": 5},
+            "opening": {"at_step": 0},
         },
         "data": {
             "reader": {
                 "class_path": "tonics.data.readers.KarpathyReader",
                 "init_args": {"split_file": split_file, "image_root": str(root)},
             },
-            "batch_size": 16,
-            "eval_batch_size": 48,
-            "num_workers": 0,
+            "loader": {"batch_size": 16, "eval_batch_size": 48, "num_workers": 0},
             "object_source": "caption",
             "ontology_cache": str(run / "ontology"),
             "stages": [{"name": "random", "mix": {"random": 1.0}}],

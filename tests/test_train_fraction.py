@@ -1,4 +1,4 @@
-"""`data.train_fraction`: a seeded, nested subset of the training images (all their captions), the
+"""`data.subset.fraction`: a seeded, nested subset of the training images (all their captions), the
 ontology built on it, evaluation splits untouched; a bad fraction is a one-line keyed error."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from tonics.data.readers import KarpathyReader
 from tonics.data.records import image_subset
 from tonics.errors import ConfigError
 from tonics.train.datamodule import TonicsDataModule
+from tonics.train.settings import LoaderSettings, SubsetSettings
 
 
 def test_subsets_are_nested_whole_images_and_seeded(tiny_dataset):
@@ -28,10 +29,16 @@ def test_subsets_are_nested_whole_images_and_seeded(tiny_dataset):
 def test_the_data_module_trains_on_the_subset_and_evaluates_on_everything(tiny_dataset, tmp_path):
     split_file, root = tiny_dataset
     full = TonicsDataModule(
-        KarpathyReader(split_file, root), batch_size=4, ontology_cache=str(tmp_path)
+        KarpathyReader(split_file, root),
+        loader=LoaderSettings(batch_size=4),
+        ontology_cache=str(tmp_path),
     )
-    half = TonicsDataModule(KarpathyReader(split_file, root), batch_size=4,
-                            ontology_cache=str(tmp_path), train_fraction=0.5)  # fmt: skip
+    half = TonicsDataModule(
+        KarpathyReader(split_file, root),
+        loader=LoaderSettings(batch_size=4),
+        subset=SubsetSettings(fraction=0.5),
+        ontology_cache=str(tmp_path),
+    )
     assert len(half.split("train")) < len(full.split("train"))
     assert half.split("val") == full.split("val") and half.split("test") == full.split("test")
     half.setup("fit")
@@ -41,5 +48,5 @@ def test_the_data_module_trains_on_the_subset_and_evaluates_on_everything(tiny_d
 @pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
 def test_a_fraction_outside_0_1_names_its_key(tiny_dataset, fraction):
     split_file, root = tiny_dataset
-    with pytest.raises(ConfigError, match="data.train_fraction"):
-        TonicsDataModule(KarpathyReader(split_file, root), train_fraction=fraction)
+    with pytest.raises(ConfigError, match="data.subset.fraction"):
+        TonicsDataModule(KarpathyReader(split_file, root), subset=SubsetSettings(fraction=fraction))

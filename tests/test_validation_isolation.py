@@ -19,7 +19,7 @@ def _losses(tiny_dataset, directory: Path, every: int) -> list[str]:
     overrides = {"trainer.max_steps": 8, "trainer.val_check_interval": every}
     config = tiny_config(directory / "fit.yaml", split_file, root, directory, **overrides)
     settings = yaml.safe_load(Path(config).read_text())
-    settings["data"]["stages"][-1]["unfreeze_text"] = 1  # BERT's dropout draws from torch's RNG
+    settings["data"]["stages"][-1]["opening"] = {"text": 1}  # BERT's dropout draws from torch's RNG
     Path(config).write_text(yaml.safe_dump(settings))
     cli_main(["fit", "--config", config, "--no_test", "true"])
     with open(next(directory.rglob("curriculum_steps.csv")), newline="") as handle:

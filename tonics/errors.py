@@ -1,6 +1,6 @@
 """Errors a user can act on. Each names what to change: a `ConfigError` starts with the YAML key as
-the user writes it (`data.batch_size`, `data.stages[2].unfreeze_vision`), and the `tonics` command
-prints it as one line with exit code 2 (a traceback only with TONICS_DEBUG=1)."""
+the user writes it (`data.loader.batch_size`, `data.stages[2].opening.vision`), and the `tonics`
+command prints it as one line with exit code 2 (a traceback only with TONICS_DEBUG=1)."""
 
 from __future__ import annotations
 

@@ -31,25 +31,18 @@ ORIGINS = {
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the aligned model in `checkpoint` (a `tonics fit` .ckpt) to directory `out`."""
-    from tonics.train.checkpointing import AtomicCheckpointIO
     from tonics.train.module import AlignmentModule
 
-    try:
-        module = AlignmentModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
-    except FileNotFoundError:
-        raise
-    except Exception:
-        AtomicCheckpointIO().load_checkpoint(checkpoint, map_location="cpu")  # names the damage
-        raise
-    hp = module.hparams
+    module = AlignmentModule.from_checkpoint(checkpoint)
+    spec = module.spec
     return export_model(
         module.model,
         out,
-        text_name=hp.text_encoder,
-        vision_name=hp.vision_encoder,
-        text_pooling=hp.text_pooling,
-        vision_pooling=hp.vision_pooling,
-        head=hp.head,
+        text_name=spec.text_encoder,
+        vision_name=spec.vision_encoder,
+        text_pooling=spec.text_pooling,
+        vision_pooling=spec.vision_pooling,
+        head=spec.head,
         source=str(checkpoint),
         run=_run_directory(Path(checkpoint)),
     )
@@ -218,7 +211,7 @@ def _towers_text(openings: dict) -> str:
 
 def _stage_towers(plan: Openings, index: int, start: int | None, steps: int | None) -> str:
     """The towers a stage trains with: as the plan has them at its first step, and, when the
-    model's `unfreeze_at_step` falls inside the stage, what opens from that step."""
+    model's `opening.at_step` falls inside the stage, what opens from that step."""
     first = _towers_text(plan.at(start or 0, index))
     at = plan.at_step
     inside = at is not None and start is not None and at > start
@@ -229,7 +222,7 @@ def _stage_towers(plan: Openings, index: int, start: int | None, steps: int | No
 
 def _training_section(fit: dict, stages: list[dict]) -> list[str]:
     """Data reader, steps, batch size, seed, the curriculum's stages and when the towers open
-    (the run's opening plan: the stages' `unfreeze_*` keys and the model's `unfreeze_at_step`)."""
+    (the run's opening plan: the stages' `opening` and the model's `opening.at_step`)."""
     data, model = fit.get("data", {}), fit.get("model", {})
     reader = (data.get("reader") or {}).get("class_path", "unknown")
     lines = [
@@ -237,13 +230,15 @@ def _training_section(fit: dict, stages: list[dict]) -> list[str]:
         "",
         f"- data reader: `{reader}`",
         f"- steps: {fit.get('trainer', {}).get('max_steps', 'unknown')}, batch size "
-        f"{data.get('batch_size', 'unknown')}, seed {fit.get('seed_everything', 'unknown')}",
+        f"{(data.get('loader') or {}).get('batch_size', 'unknown')}, "
+        f"seed {fit.get('seed_everything', 'unknown')}",
     ]
     specs = data.get("stages") or [{}] * len(stages)
+    openings = [spec.get("opening") or {} for spec in specs]
     plan = Openings(
-        [(spec.get("unfreeze_text"), spec.get("unfreeze_vision")) for spec in specs],
-        at_step=model.get("unfreeze_at_step"),
-        top_k=model.get("unfreeze_top_k"),
+        [(opening.get("text"), opening.get("vision")) for opening in openings],
+        at_step=(model.get("opening") or {}).get("at_step"),
+        top_k=(model.get("opening") or {}).get("top_k"),
     )
     if plan.at_step is not None:
         lines.append(

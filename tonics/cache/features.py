@@ -2,7 +2,7 @@
 so each training pair's features are computed once and the heads train from them.
 
 Features are pooled encoder outputs (before the projection heads): images once per image, captions
-once per pair, stored as float32 or float16 (`data.feature_cache_dtype`). They live in a sharded,
+once per pair, stored as float32 or float16 (`data.cache.feature_dtype`). They live in a sharded,
 memory-mapped store under the cache directory (`tonics.cache.store`: every DDP rank
 encodes its own parts, rank 0 writes the manifest; a killed build resumes; reading never runs
 code), keyed by the encoders' names, a fingerprint of their weights, the storage dtype, the
@@ -87,7 +87,7 @@ def _derived_part(parent, rows: list[int], pairs: list[int]):
 
 def _superset_store(model, source: CacheSource, dtype: str):
     """The complete on-disk cache of `source.superset` (same encoders and settings) and each of
-    `source.records`' rows in it, or None: a subset of the training images (`data.train_fraction`)
+    `source.records`' rows in it, or None: a subset of the training images (`data.subset.fraction`)
     then copies its features instead of encoding them again."""
     from tonics.cache.store import try_open
 

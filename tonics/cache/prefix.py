@@ -222,7 +222,7 @@ def _verify(towers: dict[str, TowerSplit], dtype: torch.dtype):
                     raise UnsupportedSplit(
                         f"{name}: cached-prefix {what} differ from live ones by {error:.2e} "
                         f"(relative) on the first batch, over the {VERIFY_TOLERANCE[dtype]:.0e} "
-                        "allowed (with fp16 storage, try data.prefix_cache_dtype: float32)"
+                        "allowed (with fp16 storage, try data.cache.prefix_dtype: float32)"
                     )
 
     return check

@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     if model.hf.caption_head is None:
         raise InputError(
             f"{args.model}: this model has no captioning head; train it with "
-            "--model.caption_loss_weight 1.0 (or more) and export it again"
+            "--model.loss.caption_weight 1.0 (or more) and export it again"
         )
     loaded, skipped = [], []
     for path in args.images:

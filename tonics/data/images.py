@@ -112,12 +112,13 @@ def _refusal(image: Image.Image, limits: ImageLimits) -> str | None:
         return "empty image (0 pixels)"
     if width * height > limits.max_pixels:
         return (
-            f"too many pixels ({width}x{height} > {limits.max_pixels}; raise data.max_image_pixels)"
+            f"too many pixels ({width}x{height} > {limits.max_pixels}; raise "
+            "data.images.max_pixels)"
         )
     if max(width, height) / min(width, height) > limits.max_aspect:
         return (
             f"extreme aspect ratio ({width}x{height} > {limits.max_aspect:g}:1; "
-            "raise data.max_image_aspect)"
+            "raise data.images.max_aspect)"
         )
     return None
 

@@ -97,7 +97,7 @@ def baseline_towers(text_encoder: str, vision_encoder: str) -> Towers:
     from tonics.model.factory import ModelSpec, create_model
 
     torch.manual_seed(0)
-    model = create_model(ModelSpec(text_encoder, vision_encoder)).eval()
+    model = create_model(ModelSpec(text_encoder=text_encoder, vision_encoder=vision_encoder)).eval()
     return Towers(
         load_tokenizer(text_encoder),
         load_image_processor(vision_encoder),

@@ -1,7 +1,7 @@
 """The aligned two-tower model: encoders, projection heads, learnable temperature.
 
 Encoders start frozen (no gradients, BatchNorm/Dropout held in eval mode) so only the heads and
-the temperature learn; `unfreeze_text` / `unfreeze_vision` later open the whole encoder or its
+the temperature learn; a stage's `opening` later open the whole encoder or its
 top-k blocks. Pretrained BatchNorm statistics stay fixed even in opened blocks (their affine
 parameters still train), as open_clip's `lock_image_tower(freeze_bn_stats=True)` and timm's
 `freeze_batch_norm_2d` do: a small batch's statistics are a poor estimate of the pretraining

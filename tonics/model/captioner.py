@@ -36,21 +36,21 @@ class CaptionSettings:
 
     @classmethod
     def from_dict(cls, values: dict | None) -> CaptionSettings:
-        """Settings from the YAML `model.caption_decoder` mapping; errors name the key."""
+        """Settings from the YAML `model.spec.captioner` mapping; errors name the key."""
         values = dict(values or {})
         unknown = set(values) - set(cls.__dataclass_fields__)
         require(
             not unknown,
-            "model.caption_decoder",
+            "model.spec.captioner",
             f"unknown key(s) {sorted(unknown)}; known: {sorted(cls.__dataclass_fields__)}",
         )
         settings = cls(**values)
         for key in ("layers", "heads", "queries"):
             require_number(
-                getattr(settings, key), f"model.caption_decoder.{key}", low=1, integer=True
+                getattr(settings, key), f"model.spec.captioner.{key}", low=1, integer=True
             )
-        require_number(settings.max_length, "model.caption_decoder.max_length", low=3, integer=True)
-        require_number(settings.dropout, "model.caption_decoder.dropout", low=0, high=1)
+        require_number(settings.max_length, "model.spec.captioner.max_length", low=3, integer=True)
+        require_number(settings.dropout, "model.spec.captioner.dropout", low=0, high=1)
         return settings
 
     def to_dict(self) -> dict:
@@ -93,7 +93,7 @@ def decoder_config(settings: CaptionSettings, vocab_size: int, width: int, speci
     heads = settings.heads
     require(
         width % heads == 0,
-        "model.caption_decoder.heads",
+        "model.spec.captioner.heads",
         f"{heads} does not divide the text tower's width {width}",
     )
     return BertConfig(

@@ -78,7 +78,7 @@ class ExportedModel(nn.Module):
         search with `beams` > 1; for models exported with a captioning head."""
         if self.hf.caption_head is None:
             raise ValueError(
-                "this model has no captioning head: train with model.caption_loss_weight > 0"
+                "this model has no captioning head: train with model.loss.caption_weight > 0"
             )
         pixels = self._pixels(images)
         ids = self.hf.generate_captions(pixels, beams=beams, max_length=max_length)

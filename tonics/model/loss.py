@@ -173,7 +173,7 @@ def make_loss(
         return ClipLoss(local_loss=local_loss, false_negatives=false_negatives)
     if name == "siglip":
         return SigLipLoss(local_loss=local_loss)
-    raise ValueError(f"model.loss must be 'infonce' or 'siglip', got '{name}'")
+    raise ValueError(f"model.loss.kind must be 'infonce' or 'siglip', got '{name}'")
 
 
 # -- references for tests: explicit loops, no torch ops shared with the code above --------------

@@ -15,45 +15,90 @@ from tonics.sampling.factory import KINDS, ranks_by_teacher
 UnfreezeSpec = int | str | None  # None: no change; "all": whole encoder; k: its top-k blocks
 
 
+@dataclass(frozen=True)
+class HardNodes:
+    """Which ontology nodes a stage's hard (`ontology`) batches come from.
+
+    granularity: "fine" (the deepest nodes that can fill a batch: the objects themselves on a
+        large corpus) or "depth" (nodes with min_depth <= depth <= max_depth: coarse categories).
+    alpha: a node's probability ~ its subtree's pairs ** alpha; 0: uniform over nodes.
+    object_nodes_only: only real, depicted objects (`tonics.sampling.nodes`).
+    min_distinct: distinct images and captions a node needs (None: the batch size).
+    siblings: above 1, a batch from that many sibling nodes (batch/siblings pairs each).
+    """
+
+    granularity: str = "fine"
+    min_depth: int = 0
+    max_depth: int = 100
+    alpha: float = 1.0
+    object_nodes_only: bool = False
+    min_distinct: int | None = None
+    siblings: int = 1
+
+
+@dataclass(frozen=True)
+class Mining:
+    """How a stage's `mined` batches rank pairs (B3).
+
+    skip: the teacher's nearest neighbours left out of a batch (B3's p).
+    within: rank all pairs ("global") or only those of the anchor's main "object".
+    teacher: the "frozen" towers rank pairs, or the "current" model, re-embedding all pairs every
+        `refresh` steps.
+    """
+
+    skip: int = 30
+    within: str = "global"
+    teacher: str = "frozen"
+    refresh: int = 100
+
+
+@dataclass(frozen=True)
+class TowerOpening:
+    """The encoders a stage opens when it starts: per tower None (no change), 'all' (the whole
+    encoder) or k (its top-k blocks). Openings never close."""
+
+    text: UnfreezeSpec = None
+    vision: UnfreezeSpec = None
+
+
 @dataclass
 class Stage:
-    """One curriculum stage.
+    """One curriculum stage, made of small groups.
 
-    mix: batch kinds and their shares, e.g. {"ontology": 0.7, "random": 0.3}.
-    granularity: ontology nodes to draw from, "fine" (the deepest nodes that can fill a batch:
-        the objects themselves on a large corpus) or "depth" (nodes with min_depth <= depth <=
-        max_depth: coarse categories).
+    mix: batch kinds and their shares, e.g. {"ontology": 0.7, "random": 0.3}; ramp_steps: above
+        0, the non-random shares grow from 0 to the mix's over that many steps.
+    nodes: where hard batches come from (`HardNodes`); mining: how mined batches rank pairs
+        (`Mining`); opening: the towers opened when the stage starts (`TowerOpening`).
     steps / epochs / plateau_patience: when to move on (exactly one, except on the last stage).
-    unfreeze_text / unfreeze_vision: encoders to open when this stage starts.
     """
 
     name: str = "stage"
     mix: dict[str, float] = field(default_factory=lambda: {"random": 1.0})
-    granularity: str = "fine"
-    min_depth: int = 0
-    max_depth: int = 100
-    alpha: float = 1.0  # node probability ~ subtree_pairs ** alpha; 0 = uniform over nodes
-    object_nodes_only: bool = False  # hard batches only from real objects (tonics.sampling.nodes)
-    min_distinct: int | None = None  # distinct images and captions a hard node needs (None: batch)
-    siblings: int = 1  # >1: a hard batch from that many sibling nodes (batch/siblings pairs each)
-    ramp_steps: int = 0  # >0: non-random shares grow from 0 to the mix's over this many steps
-    mine_skip: int = 30  # mined batches: the teacher's nearest neighbours left out (B3's p)
-    mine_within: str = "global"  # mined batches rank all pairs, or only the anchor's "object"
-    mine_teacher: str = "frozen"  # mined batches ranked by the frozen towers or the "current" model
-    mine_refresh: int = 100  # a "current" teacher: steps between re-embeddings of all pairs
+    ramp_steps: int = 0
+    nodes: HardNodes = field(default_factory=HardNodes)
+    mining: Mining = field(default_factory=Mining)
+    opening: TowerOpening = field(default_factory=TowerOpening)
     steps: int | None = None
     epochs: int | None = None
     plateau_patience: int | None = None
-    unfreeze_text: UnfreezeSpec = None
-    unfreeze_vision: UnfreezeSpec = None
+
+    def __post_init__(self) -> None:
+        """Groups given as mappings (a Python caller, a saved config) become their classes."""
+        for name, group in (("nodes", HardNodes), ("mining", Mining), ("opening", TowerOpening)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, group(**value))
 
 
 def default_stages(steps_per_stage: int = 100) -> list[Stage]:
     """TOnICS's default: object-diverse batches, then coarse ontology nodes, then leaf objects."""
+    coarse = HardNodes(granularity="depth", min_depth=4, max_depth=7)
     return [
-        Stage("diverse", {"diverse": 0.5, "random": 0.5}, steps=steps_per_stage),
-        Stage("coarse", {"ontology": 0.7, "random": 0.3}, "depth", 4, 7, steps=steps_per_stage),
-        Stage("fine", {"ontology": 1.0}, "fine"),
+        Stage(name="diverse", mix={"diverse": 0.5, "random": 0.5}, steps=steps_per_stage),
+        Stage(
+            name="coarse", mix={"ontology": 0.7, "random": 0.3}, nodes=coarse, steps=steps_per_stage
+        ),
+        Stage(name="fine", mix={"ontology": 1.0}),
     ]
 
 
@@ -73,29 +118,54 @@ def _check_unfreeze_spec(spec, key: str) -> None:
 
 def _check_stage_fields(stage: Stage, where: str) -> None:
     """The per-stage settings beyond the mix and the advance rule, each named by its key."""
-    checks = [
-        ("granularity", stage.granularity in ("fine", "depth"), "'fine' or 'depth'"),
-        ("min_depth", stage.min_depth <= stage.max_depth, f"at most max_depth {stage.max_depth}"),
-        ("alpha", stage.alpha >= 0, "must be >= 0"),
-        ("siblings", _is_int(stage.siblings, low=1), "must be a positive integer"),
-        ("ramp_steps", _is_int(stage.ramp_steps, low=0), "must be an integer >= 0"),
-        (
-            "min_distinct",
-            stage.min_distinct is None or _is_int(stage.min_distinct, low=1),
-            "must be >= 1",
-        ),
-        ("mine_skip", _is_int(stage.mine_skip, low=0), "must be an integer >= 0"),
-        ("mine_within", stage.mine_within in ("global", "object"), "'global' or 'object'"),
-        ("mine_teacher", stage.mine_teacher in ("frozen", "current"), "'frozen' or 'current'"),
-        ("mine_refresh", _is_int(stage.mine_refresh, low=1), "must be a positive integer"),
-    ]
-    for field_name, ok, rule in checks:
+    nodes, mining = stage.nodes, stage.mining
+    _require_all(where, [("ramp_steps", stage.ramp_steps, _is_int(stage.ramp_steps, low=0))])
+    _require_all(
+        f"{where}.nodes",
+        [
+            ("granularity", nodes.granularity, nodes.granularity in ("fine", "depth")),
+            ("min_depth", nodes.min_depth, nodes.min_depth <= nodes.max_depth),
+            ("alpha", nodes.alpha, nodes.alpha >= 0),
+            ("siblings", nodes.siblings, _is_int(nodes.siblings, low=1)),
+            (
+                "min_distinct",
+                nodes.min_distinct,
+                nodes.min_distinct is None or _is_int(nodes.min_distinct, low=1),
+            ),
+        ],
+    )
+    _require_all(
+        f"{where}.mining",
+        [
+            ("skip", mining.skip, _is_int(mining.skip, low=0)),
+            ("within", mining.within, mining.within in ("global", "object")),
+            ("teacher", mining.teacher, mining.teacher in ("frozen", "current")),
+            ("refresh", mining.refresh, _is_int(mining.refresh, low=1)),
+        ],
+    )
+    _check_unfreeze_spec(stage.opening.text, f"{where}.opening.text")
+    _check_unfreeze_spec(stage.opening.vision, f"{where}.opening.vision")
+
+
+RULES = {  # what each checked stage field must be, as the error says it
+    "ramp_steps": "an integer >= 0",
+    "granularity": "'fine' or 'depth'",
+    "min_depth": "at most max_depth",
+    "alpha": "must be >= 0",
+    "siblings": "a positive integer",
+    "min_distinct": "must be >= 1",
+    "skip": "an integer >= 0",
+    "within": "'global' or 'object'",
+    "teacher": "'frozen' or 'current'",
+    "refresh": "a positive integer",
+}
+
+
+def _require_all(where: str, checks: list[tuple[str, object, bool]]) -> None:
+    """Raise a CurriculumError for the first (field, value, ok) whose `ok` is false."""
+    for field_name, value, ok in checks:
         if not ok:
-            raise CurriculumError(
-                f"{where}.{field_name}", f"{rule}; got {getattr(stage, field_name)!r}"
-            )
-    _check_unfreeze_spec(stage.unfreeze_text, f"{where}.unfreeze_text")
-    _check_unfreeze_spec(stage.unfreeze_vision, f"{where}.unfreeze_vision")
+            raise CurriculumError(f"{where}.{field_name}", f"{RULES[field_name]}; got {value!r}")
 
 
 def _is_int(value, *, low: int) -> bool:
@@ -150,19 +220,19 @@ class Curriculum:
 
     def teacher_refresh(self) -> int | None:
         """Steps between re-embeddings of the pairs for mined batches ranked by the model being
-        trained (`mine_teacher: current`); None when no stage mines that way. One schedule serves
-        the run, so every such stage must give the same `mine_refresh`."""
+        trained (`mining.teacher: current`); None when no stage mines that way. One schedule serves
+        the run, so every such stage must give the same `mining.refresh`."""
         refresh = {
-            (i, s.mine_refresh)
+            (i, s.mining.refresh)
             for i, s in enumerate(self.stages)
-            if ranks_by_teacher(s) and s.mine_teacher == "current"
+            if ranks_by_teacher(s) and s.mining.teacher == "current"
         }
         if len({every for _, every in refresh}) > 1:
             last = max(refresh)[0]
             raise CurriculumError(
-                f"data.stages[{last}].mine_refresh",
+                f"data.stages[{last}].mining.refresh",
                 f"stages mining with the current teacher refresh at different intervals "
-                f"{sorted(refresh)}; give them one mine_refresh",
+                f"{sorted(refresh)}; give them one mining.refresh",
             )
         return next(iter(refresh))[1] if refresh else None
 

@@ -49,12 +49,14 @@ def _ontology(inputs: KindInputs, stage: Stage, index: int) -> BatchKind:
         inputs.ontology,
         batch_size=inputs.batch_size,
         image_of=inputs.image_of,
-        granularity=stage.granularity,
-        min_depth=stage.min_depth,
-        max_depth=stage.max_depth,
-        alpha=stage.alpha,
-        rules=HardNodeRules(stage.object_nodes_only, stage.min_distinct),
-        siblings=stage.siblings,
+        granularity=stage.nodes.granularity,
+        min_depth=stage.nodes.min_depth,
+        max_depth=stage.nodes.max_depth,
+        alpha=stage.nodes.alpha,
+        rules=HardNodeRules(
+            object_nodes_only=stage.nodes.object_nodes_only, min_distinct=stage.nodes.min_distinct
+        ),
+        siblings=stage.nodes.siblings,
         pair_images=inputs.pair_images,
         pair_captions=inputs.pair_captions,
     )
@@ -70,8 +72,8 @@ def _mined(inputs: KindInputs, stage: Stage, index: int) -> BatchKind:
     objects = [objs[0] if objs else None for objs in inputs.ontology.pair_objects]
     return MinedKind(
         inputs.teacher,
-        skip=stage.mine_skip,
-        within=stage.mine_within,
+        skip=stage.mining.skip,
+        within=stage.mining.within,
         main_objects=objects,
         image_of=inputs.image_of,
     )
@@ -86,10 +88,10 @@ class KindEntry:
 
 
 KINDS: dict[str, KindEntry] = {
-    "random": KindEntry(_random),
-    "ontology": KindEntry(_ontology),
-    "diverse": KindEntry(_diverse),
-    "mined": KindEntry(_mined, needs_teacher=True),
+    "random": KindEntry(build=_random),
+    "ontology": KindEntry(build=_ontology),
+    "diverse": KindEntry(build=_diverse),
+    "mined": KindEntry(build=_mined, needs_teacher=True),
 }
 
 

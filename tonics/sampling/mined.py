@@ -154,7 +154,8 @@ class TeacherSchedule:
             raise RuntimeError(
                 f"mined batches: the teacher refreshed after step {version * self.every} is "
                 f"needed for step {step} but is not made yet: the loader draws more than "
-                f"{self.delay} steps ahead; raise curriculum.lookahead or lower data.num_workers"
+                f"{self.delay} steps ahead; raise curriculum.lookahead or lower "
+                "data.loader.num_workers"
             )
         return self.versions[version]
 

@@ -1,11 +1,11 @@
 """When the towers open, and which feature path serves each training step: one plan, asked by all.
 
-Towers start frozen. They open at curriculum stages (`data.stages[i].unfreeze_text` /
-`unfreeze_vision`: k top blocks or 'all') and at a step (`model.unfreeze_at_step`, with
-`model.unfreeze_top_k` blocks or the whole tower). Openings persist: once a stage opens k blocks
+Towers start frozen. They open at curriculum stages (`data.stages[i].opening.text` /
+`.vision`: k top blocks or 'all') and at a step (`model.opening.at_step`, with
+`model.opening.top_k` blocks or the whole tower). Openings persist: once a stage opens k blocks
 they stay open in every later stage, and a later, wider opening widens them (`widest`).
 
-With `data.feature_cache`, a step where both towers are frozen trains the heads from pooled
+With `data.cache.enabled`, a step where both towers are frozen trains the heads from pooled
 features computed once ("pooled"; with a captioning head, which reads the vision tower's token
 map, from a prefix cache instead: `token_split`); a step whose towers open only top-k blocks
 trains them from the cached activations of the frozen prefix ("prefix"), when a prefix cache
@@ -72,8 +72,8 @@ class Openings:
     def plan(
         cls, stages, *, at_step=None, top_k=None, feature_cache=False, tokens=False
     ) -> Openings:
-        """The plan of curriculum `stages` (objects with `unfreeze_text` / `unfreeze_vision`)."""
-        pairs = [(s.unfreeze_text, s.unfreeze_vision) for s in stages]
+        """The plan of curriculum `stages` (objects whose `opening` has `text` / `vision`)."""
+        pairs = [(s.opening.text, s.opening.vision) for s in stages]
         return cls(pairs, at_step=at_step, top_k=top_k, feature_cache=feature_cache, tokens=tokens)
 
     def at(self, step: int, stage: int | None) -> dict[str, Opening]:

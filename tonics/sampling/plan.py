@@ -2,7 +2,7 @@
 module, the data module and the curriculum callback all read instead of reaching into each other.
 
 It holds the curriculum (stages, and where the run is in them), the tower openings by step and
-stage (from the stages' `unfreeze_*` keys and the model's `unfreeze_at_step`), which feature path
+stage (from the stages' `opening` and the model's `opening.at_step`), which feature path
 serves each step (`Openings.path_at`: pooled cache, prefix cache or live), the batch sampler and
 the teacher schedule of mined batches once the data module has built them, and `RunData`, what
 the module asks of the data (cache sources, evaluation splits and their annotations).

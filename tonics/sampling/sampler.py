@@ -52,11 +52,11 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         (hard-node variety counts; None: every pair distinct). `one_pair_per_image` caps every
         batch at one pair per image (needs `pair_images`). `teacher`: one embedding row per
         pair, for mined batches (`tonics.sampling.mined`); `teacher_schedule`: the rows by step
-        of stages that mine with the current model (`mine_teacher: current`)."""
+        of stages that mine with the current model (`mining.teacher: current`)."""
         num_pairs = len(ontology)
         if batch_size > num_pairs // world_size:
             raise ConfigError(
-                "data.batch_size",
+                "data.loader.batch_size",
                 f"{batch_size} x {world_size} rank(s) is larger than the {num_pairs} training "
                 "pairs; lower the batch size",
             )
@@ -111,10 +111,10 @@ class CurriculumBatchSampler(Sampler[list[int]]):
         name = names[rng.choice(len(names), p=shares / shares.sum())]
         kind = self._kind(stage_index, name)
         stage = self.curriculum.stages[stage_index]
-        if KINDS[name].needs_teacher and stage.mine_teacher == "current":
+        if KINDS[name].needs_teacher and stage.mining.teacher == "current":
             if self.teacher_schedule is None:
                 raise ConfigError(
-                    f"data.stages[{stage_index}].mine_teacher",
+                    f"data.stages[{stage_index}].mining.teacher",
                     "'current' needs the training loop's teacher refreshes (tonics fit)",
                 )
             kind.teacher = self.teacher_schedule.rows_for(step)

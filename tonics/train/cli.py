@@ -8,6 +8,7 @@ held-out transfer split) printed and saved as `retrieval_test.json` + `retrieval
 from __future__ import annotations
 
 import json
+import sys
 
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.cli import LightningCLI
@@ -16,6 +17,7 @@ from tonics.train.callbacks import CurriculumCallback, run_dir
 from tonics.train.checkpointing import AtomicCheckpointIO, LastCheckpoint
 from tonics.train.datamodule import TonicsDataModule
 from tonics.train.module import AlignmentModule
+from tonics.train.old_keys import check_arguments
 from tonics.train.skipped import SkippedImagesCallback
 from tonics.train.wiring import connect_run
 
@@ -84,8 +86,8 @@ class TonicsCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         """Link encoder names to the data (tokenizer, image processor); force our callbacks."""
-        parser.link_arguments("model.text_encoder", "data.text_encoder")
-        parser.link_arguments("model.vision_encoder", "data.vision_encoder")
+        parser.link_arguments("model.spec.text_encoder", "data.text_encoder")
+        parser.link_arguments("model.spec.vision_encoder", "data.vision_encoder")
         parser.add_lightning_class_args(CurriculumCallback, "curriculum")
         parser.add_lightning_class_args(SkippedImagesCallback, "skipped_images")
         parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
@@ -207,7 +209,7 @@ class TonicsCLI(LightningCLI):
         from tonics.eval.report import write_report
 
         config = self.parser.dump(self.config, skip_none=False)
-        name = f"{self.model.hparams.text_encoder} + {self.model.hparams.vision_encoder}"
+        name = f"{self.model.spec.text_encoder} + {self.model.spec.vision_encoder}"
         write_report(
             directory,
             {k: float(v) for k, v in metrics.items()},
@@ -235,7 +237,9 @@ NO_EXIT = {"exit_on_error": False, **{c: {"exit_on_error": False} for c in LIGHT
 
 
 def lightning_main(args: list[str] | None = None) -> TonicsCLI:
-    """Run the LightningCLI subcommands (fit, validate, test, predict)."""
+    """Run the LightningCLI subcommands (fit, validate, test, predict); a config or override that
+    writes an old flat key fails first, naming the key's new place (`tonics.train.old_keys`)."""
+    check_arguments(sys.argv[1:] if args is None else list(args))
     return TonicsCLI(
         AlignmentModule,
         TonicsDataModule,

@@ -16,12 +16,7 @@ from torch.utils.data import DataLoader
 
 from tonics.cache.base import CacheSource
 from tonics.data.batches import Collator, PairDataset
-from tonics.data.images import (
-    DEFAULT_MAX_ASPECT,
-    DEFAULT_MAX_PIXELS,
-    ImageLimits,
-    processor_draft_size,
-)
+from tonics.data.images import ImageLimits, processor_draft_size
 from tonics.data.readers.base import PairReader
 from tonics.data.records import (
     PairRecord,
@@ -44,7 +39,7 @@ from tonics.train.settings import (
     ImageSettings,
     LoaderSettings,
     SubsetSettings,
-    grouped_settings,
+    as_settings,
 )
 
 log = logging.getLogger(__name__)
@@ -65,9 +60,12 @@ def _check_inputs(reader, object_source: str) -> None:
 class TonicsDataModule(EvaluationLoaders, pl.LightningDataModule):
     """Image-caption pairs for training (curriculum batches) and retrieval evaluation.
 
-    Takes the flat `data.*` keys of a config, gathered into `tonics.train.settings` (where each
-    group is documented and validated); `text_encoder`/`vision_encoder` are linked from the model
-    in the CLI. one_pair_per_image: no training batch holds two captions of one image.
+    reader: where the pairs come from; stages: the curriculum (`tonics.sampling.curriculum`);
+    loader, cache, evaluation, images and subset: the `data.*` groups of a config, each
+    documented and validated in `tonics.train.settings`; object_source: where a pair's objects
+    come from; ontology_cache: where the ontology is kept; one_pair_per_image: no training batch
+    holds two captions of one image; `text_encoder`/`vision_encoder` are linked from the model's
+    spec in the CLI (its tokenizer and image processor).
     """
 
     def __init__(
@@ -75,38 +73,27 @@ class TonicsDataModule(EvaluationLoaders, pl.LightningDataModule):
         reader: PairReader,
         *,
         stages: list[Stage] | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int = 64,
-        num_workers: int = 0,
-        persistent_workers: bool = False,
-        max_text_length: int = 64,
+        loader: LoaderSettings = LoaderSettings(),
+        cache: CacheSettings = CacheSettings(),
+        evaluation: EvalSettings = EvalSettings(),
+        images: ImageSettings = ImageSettings(),
+        subset: SubsetSettings = SubsetSettings(),
         object_source: ObjectSource = "caption",
         ontology_cache: str | None = None,
         seed: int = 0,
+        one_pair_per_image: bool = False,
         text_encoder: str = "packaged:minilm",
         vision_encoder: str = "packaged:mobilenet_v2",
-        eval_split: str = "val",
-        transfer_split: str | None = "transfer",
-        max_eval_pairs: int | None = None,
-        feature_cache: bool = False,
-        eval_feature_cache: bool = False,
-        prefix_cache_dtype: str = "float16",
-        feature_cache_dtype: str = "float32",
-        one_pair_per_image: bool = False,
-        max_image_pixels: int = DEFAULT_MAX_PIXELS,
-        max_image_aspect: float = DEFAULT_MAX_ASPECT,
-        train_fraction: float = 1.0,
-        train_fraction_seed: int = 0,
     ) -> None:
-        """The `data.*` keys of a config (see the class docstring)."""
+        """The `data.*` keys of a config (see the class docstring; groups given as mappings are
+        built by keyword)."""
         super().__init__()
         _check_inputs(reader, object_source)
-        settings = grouped_settings(locals())
-        self.loader: LoaderSettings = settings["loader"]
-        self.cache: CacheSettings = settings["cache"]
-        self.evaluation: EvalSettings = settings["evaluation"]
-        self.images: ImageSettings = settings["images"]
-        self.subset: SubsetSettings = settings["subset"]
+        self.loader: LoaderSettings = as_settings(LoaderSettings, loader)
+        self.cache: CacheSettings = as_settings(CacheSettings, cache)
+        self.evaluation: EvalSettings = as_settings(EvalSettings, evaluation)
+        self.images: ImageSettings = as_settings(ImageSettings, images)
+        self.subset: SubsetSettings = as_settings(SubsetSettings, subset)
         self.reader = reader
         self.curriculum = Curriculum(stages)
         self.object_source, self.ontology_cache, self.seed = object_source, ontology_cache, seed
@@ -129,10 +116,9 @@ class TonicsDataModule(EvaluationLoaders, pl.LightningDataModule):
     def check_against_model(self, model) -> None:
         """Settings that depend on the model: each stage's opening fits its tower's blocks."""
         for i, stage in enumerate(self.curriculum.stages):
-            model.check_unfreeze("text", stage.unfreeze_text, f"data.stages[{i}].unfreeze_text")
-            model.check_unfreeze(
-                "vision", stage.unfreeze_vision, f"data.stages[{i}].unfreeze_vision"
-            )
+            for tower in ("text", "vision"):
+                opening = getattr(stage.opening, tower)
+                model.check_unfreeze(tower, opening, f"data.stages[{i}].opening.{tower}")
 
     def use_plan(self, plan: RunPlan, towers=None) -> None:
         """Serve the run's plan: its sampler reads the plan's openings, and the plan's `data`
@@ -231,7 +217,7 @@ class TonicsDataModule(EvaluationLoaders, pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Load records and the ontology; check that the ontology matches the training pairs."""
         if stage in ("fit", "validate", None):
-            self._check_split(self.evaluation.split, "data.eval_split")
+            self._check_split(self.evaluation.split, "data.evaluation.split")
         if stage in ("fit", None) and self.ontology is None:
             train = self.split("train")
             self.ontology = self._build_ontology(train)
@@ -274,9 +260,9 @@ class TonicsDataModule(EvaluationLoaders, pl.LightningDataModule):
             return None
         if not self.cache.enabled:
             raise ConfigError(
-                "data.feature_cache",
-                "mine_teacher: current re-embeds the training pairs from the feature or prefix "
-                "cache; set data.feature_cache: true",
+                "data.cache.enabled",
+                "mining.teacher: current re-embeds the training pairs from the feature or prefix "
+                "cache; set data.cache.enabled: true",
             )
         from tonics.sampling.mined import TeacherSchedule
 

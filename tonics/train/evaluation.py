@@ -9,7 +9,7 @@ annotated objects); with a captioning head, BLEU-4 and CIDEr of greedy captions 
 images against their captions (`caption_BLEU-4`, `caption_CIDEr`). Under DDP each rank encodes
 (and captions) a contiguous share of the split; the shares are gathered in rank order before
 scoring, so the figures equal one process's. Expects `self.model` (an `AlignmentModel`),
-`self.loss`, `self.hparams.retrieval_ks`, `self._captions`, `self.caption_tokenizer` and
+`self.loss`, `self.retrieval_ks`, `self._captions`, `self.caption_tokenizer` and
 `self.plan` from the module it is mixed into.
 """
 
@@ -64,7 +64,7 @@ class RetrievalEvaluation:
 
     def _cached_eval_embeddings(self, prefix: str, batch):
         """(text, image) embeddings of an evaluation batch from the split's pooled-feature cache,
-        when the data asks for it (`data.eval_feature_cache`) and both towers are frozen (the
+        when the data asks for it (`data.cache.evaluation`) and both towers are frozen (the
         training feature cache is in use); None to embed live. The cache is built on first use."""
         data = self._run_data()
         if self.feature_cache is None or data is None or not data.eval_feature_cache:
@@ -166,7 +166,7 @@ class RetrievalEvaluation:
         if split is None:
             return {}
         result = retrieval_metrics(
-            split.images, split.texts, split.text_to_image, ks=self.hparams.retrieval_ks
+            split.images, split.texts, split.text_to_image, ks=self.retrieval_ks
         )
         metrics = {f"{prefix}/{k}": v for k, v in result.metrics.items()}
         metrics.update(
@@ -191,7 +191,7 @@ class RetrievalEvaluation:
         if data is None or data.annotations is None or split.kept is None:
             return {}
         objects, novel, unseen = data.annotations(data.split_evaluated(prefix))
-        ks = self.hparams.retrieval_ks
+        ks = self.retrieval_ks
         return {
             **composition_metrics(
                 result.text_to_image_ranks,

@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 
 _NO_CACHE = (
     "a batch marked 'features cached' arrived but no cache serves the encoders as they are now "
-    "(text {text}, vision {vision}: an encoder was opened outside the curriculum/unfreeze_at_step "
-    "the sampler knows of); turn data.feature_cache off for this run"
+    "(text {text}, vision {vision}: an encoder was opened outside the curriculum/model.opening "
+    "the sampler knows of); turn data.cache.enabled off for this run"
 )
 
 
@@ -49,7 +49,7 @@ class CachedFeaturePaths:
         if whole:
             log.info(
                 "feature cache: stage(s) %s open a whole tower and run live (a prefix cache "
-                "needs top-k openings: unfreeze_text/unfreeze_vision: k)",
+                "needs top-k openings: a stage's opening.text/vision: k)",
                 whole,
             )
         source = data.cache_source("train")

@@ -12,24 +12,33 @@ splits (`val/recall_mean`, the mean of R@1/5/10 both ways, is the default checkp
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
 import lightning.pytorch as pl
 import torch
 
-from tonics.errors import optional_import, require, require_choice, require_number
-from tonics.model.alignment import HeadKind
-from tonics.model.encoders import TextPooling, VisionPooling, load_tokenizer
+from tonics.errors import optional_import, require
+from tonics.model.encoders import load_tokenizer
 from tonics.model.factory import ModelSpec, create_model
-from tonics.model.loss import FALSE_NEGATIVE_MODES, FalseNegatives, make_loss
+from tonics.model.loss import make_loss
 from tonics.sampling.curriculum import UnfreezeSpec
 from tonics.sampling.openings import Openings, widest
 from tonics.sampling.plan import RunPlan
 from tonics.train.batch_stats import batch_statistics
+from tonics.train.checkpointing import AtomicCheckpointIO
 from tonics.train.evaluation import RetrievalEvaluation
 from tonics.train.feature_paths import CachedFeaturePaths
+from tonics.train.model_settings import (
+    LossSettings,
+    OptimizerSettings,
+    ScheduleSettings,
+    StepOpening,
+    check_spec,
+    settings_dict,
+)
+from tonics.train.old_keys import grouped_hparams
 from tonics.train.optim import TOWERS, parameter_groups
-from tonics.train.schedule import LrSchedule, group_lambdas, schedule_factor
+from tonics.train.schedule import group_lambdas, schedule_factor
+from tonics.train.settings import as_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,58 +46,67 @@ log = logging.getLogger(__name__)
 class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModule):
     """Contrastive alignment of a pretrained text encoder and vision encoder.
 
-    unfreeze_at_step: opens both encoders (top-k blocks, or wholly if unset) at that step.
-    lr_schedule: 'per_stage' (warm-up + cosine within each curriculum stage) or 'run' (one
-        warm-up + cosine over the whole run); `warmup_steps` is the warm-up of each segment.
-    encoder_warmup_steps: linear warm-up of an encoder's learning rate from the step it opens.
-    train_bn_stats: update pretrained BatchNorm statistics in opened blocks (default: fixed).
-    loss: 'infonce' (CLIP's) or 'siglip' (pairwise sigmoid).
-    false_negatives: pairs sharing an image or an identical caption are 'positive' (multi-
-        positive InfoNCE), 'mask'ed out of the negatives, or 'ignore'd (plain InfoNCE).
-    caption_loss_weight: above 0, loss = contrastive + weight * captioning (CoCa: 2), with a
-        captioning head sized by `caption_decoder` (`tonics.model.captioner.CaptionSettings`).
+    spec: the model's architecture (`model.spec.*`: towers, pooling, embedding size, head,
+        captioning head), built by `tonics.model.factory.create_model`; optimizer, schedule,
+        opening and loss: the training settings (`model.optimizer.*`, ...), each group documented
+        and validated in `tonics.train.model_settings`; retrieval_ks: the recalls evaluated.
     """
 
     def __init__(
         self,
-        text_encoder: str = "packaged:minilm",
-        vision_encoder: str = "packaged:mobilenet_v2",
+        spec: ModelSpec = ModelSpec(),
         *,
-        text_pooling: TextPooling = "mean",
-        vision_pooling: VisionPooling = "pooled",
-        embed_dim: int = 256,
-        head: HeadKind = "linear",
-        lr: float = 1e-3,
-        encoder_lr: float = 1e-5,
-        weight_decay: float = 0.05,
-        warmup_steps: int = 0,
-        lr_schedule: LrSchedule = "per_stage",
-        min_lr_ratio: float = 0.0,
-        encoder_warmup_steps: int = 10,
-        unfreeze_at_step: int | None = None,
-        unfreeze_top_k: int | None = None,
-        train_bn_stats: bool = False,
-        bn_momentum: float = 0.1,
-        loss: Literal["infonce", "siglip"] = "infonce",
-        false_negatives: FalseNegatives = "positive",
-        local_loss: bool = False,
+        optimizer: OptimizerSettings = OptimizerSettings(),
+        schedule: ScheduleSettings = ScheduleSettings(),
+        opening: StepOpening = StepOpening(),
+        loss: LossSettings = LossSettings(),
         retrieval_ks: tuple[int, ...] = (1, 5, 10),
-        caption_loss_weight: float = 0.0,
-        caption_decoder: dict | None = None,
     ) -> None:
-        """The `model.*` keys of a config (each is described in the class docstring)."""
+        """The `model.*` groups of a config (mappings, as a checkpoint keeps them, are accepted)."""
         super().__init__()
-        self.save_hyperparameters()
+        self.spec: ModelSpec = as_settings(ModelSpec, spec)
+        self.optimizer_settings: OptimizerSettings = as_settings(OptimizerSettings, optimizer)
+        self.schedule: ScheduleSettings = as_settings(ScheduleSettings, schedule)
+        self.opening: StepOpening = as_settings(StepOpening, opening)
+        self.loss_settings: LossSettings = as_settings(LossSettings, loss)
+        self.retrieval_ks = tuple(retrieval_ks)
         self._validate()
-        if caption_loss_weight > 0:
-            optional_import("pycocoevalcap", "model.caption_loss_weight > 0 (caption metrics)")
-        self.model = create_model(self.model_spec())
+        self.save_hyperparameters(self.settings())
+        if self.loss_settings.caption_weight > 0:
+            optional_import("pycocoevalcap", "model.loss.caption_weight > 0 (caption metrics)")
+        self.model = create_model(self.spec)
         if self.model.captioner is not None:
-            self.caption_tokenizer = load_tokenizer(text_encoder)
+            self.caption_tokenizer = load_tokenizer(self.spec.text_encoder)
         for tower in TOWERS:
-            self.check_unfreeze(tower, unfreeze_top_k, "model.unfreeze_top_k")
-        self.loss = make_loss(loss, local_loss=local_loss, false_negatives=false_negatives)
+            self.check_unfreeze(tower, self.opening.top_k, "model.opening.top_k")
+        self.loss = make_loss(
+            self.loss_settings.kind,
+            local_loss=self.loss_settings.local,
+            false_negatives=self.loss_settings.false_negatives,
+        )
         self._reset_state()
+
+    @classmethod
+    def from_checkpoint(cls, path) -> AlignmentModule:
+        """The module a `tonics fit` checkpoint holds, built from its hyperparameters (flat keys
+        of an older checkpoint moved to their groups) with its weights, read as data only
+        (`AtomicCheckpointIO`: a damaged or pickled file is a one-line error naming it)."""
+        checkpoint = AtomicCheckpointIO().load_checkpoint(path, map_location="cpu")
+        module = cls(**grouped_hparams(checkpoint.get("hyper_parameters") or {}))
+        module.load_state_dict(checkpoint["state_dict"])
+        return module
+
+    def settings(self) -> dict:
+        """Every `model.*` group as plain data: a checkpoint's hyperparameters, from which
+        `from_checkpoint` (or Lightning's `load_from_checkpoint`) builds the module again."""
+        return {
+            "spec": settings_dict(self.spec),
+            "optimizer": settings_dict(self.optimizer_settings),
+            "schedule": settings_dict(self.schedule),
+            "opening": settings_dict(self.opening),
+            "loss": settings_dict(self.loss_settings),
+            "retrieval_ks": list(self.retrieval_ks),
+        }
 
     def _reset_state(self) -> None:
         """Openings, plan, caches, feature paths and evaluation stores of a fresh module."""
@@ -96,7 +114,7 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         self.opened_at: dict[str, int | None] = {"text": None, "vision": None}
         self.last_stats: dict[str, float] = {}
         self.plan: RunPlan | None = None  # handed out by tonics.train.wiring.connect_run
-        self._own_openings: Openings | None = None  # without a plan: unfreeze_at_step alone
+        self._own_openings: Openings | None = None  # without a plan: the step opening alone
         self._resumed_rng = None
         self.feature_cache = None  # set while both encoders are frozen and the data asks for it
         self.prefix_caches: dict = {}  # split -> PrefixCache, for stages opening top-k blocks
@@ -107,59 +125,26 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         self._captions: dict[str, dict] = {}  # split -> generated captions and references
 
     def _validate(self) -> None:
-        """Every setting checked before anything is loaded, with its YAML key."""
-        hp = self.hparams
-        require_choice(hp.text_pooling, ("cls", "mean"), "model.text_pooling")
-        require_choice(hp.vision_pooling, ("pooled", "cls", "mean"), "model.vision_pooling")
-        require_choice(hp.head, ("linear", "mlp"), "model.head")
-        require_choice(hp.lr_schedule, ("per_stage", "run"), "model.lr_schedule")
-        require_choice(hp.loss, ("infonce", "siglip"), "model.loss")
-        require_choice(hp.false_negatives, FALSE_NEGATIVE_MODES, "model.false_negatives")
-        require_number(hp.embed_dim, "model.embed_dim", low=1, integer=True)
-        require_number(hp.lr, "model.lr", low=0, low_open=True)
-        require_number(hp.encoder_lr, "model.encoder_lr", low=0)
-        require_number(hp.weight_decay, "model.weight_decay", low=0)
-        require_number(hp.warmup_steps, "model.warmup_steps", low=0, integer=True)
-        require_number(hp.min_lr_ratio, "model.min_lr_ratio", low=0, high=1)
-        require_number(hp.encoder_warmup_steps, "model.encoder_warmup_steps", low=0, integer=True)
-        require_number(hp.bn_momentum, "model.bn_momentum", low=0, high=1, low_open=True)
-        require_number(hp.caption_loss_weight, "model.caption_loss_weight", low=0)
-        if hp.unfreeze_at_step is not None:
-            require_number(hp.unfreeze_at_step, "model.unfreeze_at_step", low=0, integer=True)
-        if hp.unfreeze_top_k is not None:
-            require_number(hp.unfreeze_top_k, "model.unfreeze_top_k", low=1, integer=True)
+        """The architecture and the recalls checked before anything is loaded, with their YAML
+        keys (each settings group checks itself)."""
+        check_spec(self.spec, self.loss_settings)
+        ks = self.retrieval_ks
         require(
-            len(hp.retrieval_ks) > 0 and all(isinstance(k, int) and k > 0 for k in hp.retrieval_ks),
+            len(ks) > 0 and all(isinstance(k, int) and k > 0 for k in ks),
             "model.retrieval_ks",
-            f"must be positive integers; got {list(hp.retrieval_ks)}",
-        )
-
-    def model_spec(self) -> ModelSpec:
-        """The architecture the `model.*` keys describe (`tonics.model.factory`); a captioning
-        head only when `caption_loss_weight` > 0."""
-        hp = self.hparams
-        return ModelSpec(
-            text_encoder=hp.text_encoder,
-            vision_encoder=hp.vision_encoder,
-            text_pooling=hp.text_pooling,
-            vision_pooling=hp.vision_pooling,
-            embed_dim=hp.embed_dim,
-            head=hp.head,
-            train_bn_stats=hp.train_bn_stats,
-            bn_momentum=hp.bn_momentum,
-            captioner=(hp.caption_decoder or {}) if hp.caption_loss_weight > 0 else None,
+            f"must be positive integers; got {list(ks)}",
         )
 
     def check_unfreeze(self, tower: str, spec: UnfreezeSpec, key: str) -> None:
-        """A stage's (or unfreeze_top_k's) opening spec must fit the tower: 'all' or 1..blocks."""
+        """A stage's (or model.opening.top_k's) opening must fit the tower: 'all' or 1..blocks."""
         if spec is None or spec == "all":
             return
         blocks = len((self.model.text if tower == "text" else self.model.vision).encoder.blocks)
+        name = self.spec.text_encoder if tower == "text" else self.spec.vision_encoder
         require(
             isinstance(spec, int) and not isinstance(spec, bool) and 1 <= spec <= blocks,
             key,
-            f"'all' or a number of top blocks in 1..{blocks} ({self.hparams[tower + '_encoder']} "
-            f"has {blocks}); got {spec!r}",
+            f"'all' or a number of top blocks in 1..{blocks} ({name} has {blocks}); got {spec!r}",
         )
 
     # -- freezing -------------------------------------------------------------------------------
@@ -176,11 +161,11 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         self.feature_cache = None  # pooled features of a changing encoder are stale
 
     def step_opening(self) -> dict:
-        """The step-triggered opening (`unfreeze_at_step`, `unfreeze_top_k`) and whether steps need
-        the vision token map (a captioning head), for the run's plan."""
+        """The step-triggered opening (`model.opening`) and whether steps need the vision token
+        map (a captioning head), for the run's plan."""
         return {
-            "at_step": self.hparams.unfreeze_at_step,
-            "top_k": self.hparams.unfreeze_top_k,
+            "at_step": self.opening.at_step,
+            "top_k": self.opening.top_k,
             "tokens": self.model.captioner is not None,
         }
 
@@ -191,7 +176,7 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
 
     def on_fit_start(self) -> None:
         """Without a run plan (a plain `trainer.fit(module, train_dataloaders=...)`), the module
-        opens its towers itself at `unfreeze_at_step`."""
+        opens its towers itself at `model.opening.at_step`."""
         self._own_openings = None if self.plan else Openings.plan((), **self.step_opening())
 
     def open_towers(self, openings: dict[str, UnfreezeSpec]) -> None:
@@ -228,22 +213,26 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
     def parameter_groups(self) -> list[dict]:
         """AdamW groups: heads, temperature (and the loss's own bias), each encoder; no decay on
         biases, norms and scalars. Encoder groups carry their tower for the opening warm-up."""
-        hp = self.hparams
+        settings = self.optimizer_settings
         return parameter_groups(
-            self.model, self.loss, lr=hp.lr, encoder_lr=hp.encoder_lr, weight_decay=hp.weight_decay
+            self.model,
+            self.loss,
+            lr=settings.lr,
+            encoder_lr=settings.encoder_lr,
+            weight_decay=settings.weight_decay,
         )
 
     def lr_factor(self, step: int) -> float:
         """The schedule's base factor at `step` (the curriculum's stages when there is one)."""
-        hp, trainer = self.hparams, self._trainer
+        schedule, trainer = self.schedule, self._trainer
         total = max(1, int(trainer.estimated_stepping_batches)) if trainer else 1
         per_epoch = self.plan.steps_per_epoch() if self.plan else None
         return schedule_factor(
             step,
-            kind=hp.lr_schedule,
+            kind=schedule.kind,
             total_steps=total,
-            warmup_steps=hp.warmup_steps,
-            min_lr_ratio=hp.min_lr_ratio,
+            warmup_steps=schedule.warmup_steps,
+            min_lr_ratio=schedule.min_lr_ratio,
             curriculum=self.plan.curriculum if per_epoch is not None else None,
             steps_per_epoch=per_epoch if per_epoch is not None else total,
         )
@@ -253,7 +242,7 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         groups = self.parameter_groups()
         optimizer = torch.optim.AdamW(groups)
         lambdas = group_lambdas(
-            groups, self.lr_factor, self.opened_at.get, self.hparams.encoder_warmup_steps
+            groups, self.lr_factor, self.opened_at.get, self.schedule.encoder_warmup_steps
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {
@@ -275,7 +264,7 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         )
         self.log("train/contrastive_loss", contrastive, batch_size=n)
         self.log("train/caption_loss", captioning, batch_size=n)
-        return contrastive + self.hparams.caption_loss_weight * captioning
+        return contrastive + self.loss_settings.caption_weight * captioning
 
     def training_step(self, batch, batch_idx: int):
         """InfoNCE over the batch (plus the weighted captioning loss when a captioning head

@@ -45,7 +45,7 @@ def schedule_factor(
     if kind == "run" or curriculum is None:
         return warmup_cosine(step, total_steps, warmup_steps, min_lr_ratio)
     if kind != "per_stage":
-        raise ValueError(f"model.lr_schedule must be 'per_stage' or 'run', got '{kind}'")
+        raise ValueError(f"model.schedule.kind must be 'per_stage' or 'run', got '{kind}'")
     _, start, end = curriculum.stage_bounds(step, steps_per_epoch, total_steps)
     return warmup_cosine(
         step - start, None if end is None else end - start, warmup_steps, min_lr_ratio

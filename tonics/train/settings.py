@@ -1,8 +1,8 @@
 """The data module's settings grouped by concept, each validated in one place.
 
-The YAML keys stay flat under `data:` (what users and the shipped configs write); the data module
-gathers them into these small frozen dataclasses, whose checks name the YAML key in the one-line
-error. A new loader, cache or evaluation option is added, documented and validated here.
+A config writes them as `data.loader.*`, `data.cache.*`, `data.evaluation.*`, `data.images.*` and
+`data.subset.*`; each check names that YAML key in its one-line error. A new loader, cache or
+evaluation option is added, documented and validated here.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ DTYPES = ("float16", "float32")
 @dataclass(frozen=True)
 class LoaderSettings:
     """How batches are read: training and evaluation batch sizes, worker processes, and the
-    tokenisation length (`data.batch_size`, `eval_batch_size`, `num_workers`,
-    `persistent_workers`, `max_text_length`)."""
+    tokenisation length (`data.loader.*`)."""
 
     batch_size: int = 32
     eval_batch_size: int = 64
@@ -28,10 +27,10 @@ class LoaderSettings:
     max_text_length: int = 64
 
     def __post_init__(self) -> None:
-        require_number(self.batch_size, "data.batch_size", low=2, integer=True)
-        require_number(self.eval_batch_size, "data.eval_batch_size", low=1, integer=True)
-        require_number(self.num_workers, "data.num_workers", low=0, integer=True)
-        require_number(self.max_text_length, "data.max_text_length", low=2, integer=True)
+        require_number(self.batch_size, "data.loader.batch_size", low=2, integer=True)
+        require_number(self.eval_batch_size, "data.loader.eval_batch_size", low=1, integer=True)
+        require_number(self.num_workers, "data.loader.num_workers", low=0, integer=True)
+        require_number(self.max_text_length, "data.loader.max_text_length", low=2, integer=True)
         # persistent workers need workers
         object.__setattr__(
             self, "persistent_workers", self.persistent_workers and self.num_workers > 0
@@ -40,7 +39,7 @@ class LoaderSettings:
 
 @dataclass(frozen=True)
 class CacheSettings:
-    """Cached features (`data.feature_cache`, `prefix_cache_dtype`, `feature_cache_dtype`).
+    """Cached features (`data.cache.*`).
 
     enabled: while both towers are frozen, train the heads from pooled features computed once
         (kept on disk); while only top-k blocks train, run them from the frozen prefix's cached
@@ -61,13 +60,13 @@ class CacheSettings:
     evaluation: bool = False
 
     def __post_init__(self) -> None:
-        require_choice(self.prefix_dtype, DTYPES, "data.prefix_cache_dtype")
-        require_choice(self.feature_dtype, DTYPES, "data.feature_cache_dtype")
+        require_choice(self.prefix_dtype, DTYPES, "data.cache.prefix_dtype")
+        require_choice(self.feature_dtype, DTYPES, "data.cache.feature_dtype")
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """What is evaluated (`data.eval_split`, `transfer_split`, `max_eval_pairs`).
+    """What is evaluated (`data.evaluation.*`).
 
     split: the split validated during training (the checkpoint monitor's).
     transfer_split: a split held out of training entirely (the demo's OpenMoji renderings),
@@ -81,69 +80,37 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         if self.max_pairs is not None:
-            require_number(self.max_pairs, "data.max_eval_pairs", low=1, integer=True)
+            require_number(self.max_pairs, "data.evaluation.max_pairs", low=1, integer=True)
 
 
 @dataclass(frozen=True)
 class ImageSettings:
     """Images beyond these limits (read from the header, before decoding) are skipped and
-    counted, never decoded (`data.max_image_pixels`, `max_image_aspect`)."""
+    counted, never decoded (`data.images.*`)."""
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_aspect: float = DEFAULT_MAX_ASPECT
 
     def __post_init__(self) -> None:
-        require_number(self.max_pixels, "data.max_image_pixels", low=1, integer=True)
-        require_number(self.max_aspect, "data.max_image_aspect", low=1)
+        require_number(self.max_pixels, "data.images.max_pixels", low=1, integer=True)
+        require_number(self.max_aspect, "data.images.max_aspect", low=1)
 
 
 @dataclass(frozen=True)
 class SubsetSettings:
-    """Train on a seeded fraction of the training images (`data.train_fraction`,
-    `train_fraction_seed`): the data-efficiency experiments. Subsets are nested (10% inside 25%
+    """Train on a seeded fraction of the training images (`data.subset.*`): the
+    data-efficiency experiments. Subsets are nested (10% inside 25%
     inside 50%) and the ontology is built on the subset; evaluation splits are untouched."""
 
     fraction: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        require_number(self.fraction, "data.train_fraction", low=0, high=1, low_open=True)
-        require_number(self.seed, "data.train_fraction_seed", integer=True)
+        require_number(self.fraction, "data.subset.fraction", low=0, high=1, low_open=True)
+        require_number(self.seed, "data.subset.seed", integer=True)
 
 
-GROUPS = {
-    "loader": LoaderSettings,
-    "cache": CacheSettings,
-    "evaluation": EvalSettings,
-    "images": ImageSettings,
-    "subset": SubsetSettings,
-}
-FLAT_KEYS = {  # each flat `data.*` key: (its settings group, the field it sets there)
-    "batch_size": ("loader", "batch_size"),
-    "eval_batch_size": ("loader", "eval_batch_size"),
-    "num_workers": ("loader", "num_workers"),
-    "persistent_workers": ("loader", "persistent_workers"),
-    "max_text_length": ("loader", "max_text_length"),
-    "feature_cache": ("cache", "enabled"),
-    "prefix_cache_dtype": ("cache", "prefix_dtype"),
-    "feature_cache_dtype": ("cache", "feature_dtype"),
-    "eval_feature_cache": ("cache", "evaluation"),
-    "eval_split": ("evaluation", "split"),
-    "transfer_split": ("evaluation", "transfer_split"),
-    "max_eval_pairs": ("evaluation", "max_pairs"),
-    "max_image_pixels": ("images", "max_pixels"),
-    "max_image_aspect": ("images", "max_aspect"),
-    "train_fraction": ("subset", "fraction"),
-    "train_fraction_seed": ("subset", "seed"),
-}
-
-
-def grouped_settings(keys: dict) -> dict[str, object]:
-    """The settings groups (`loader`, `cache`, `evaluation`, `images`, `subset`), each built by
-    keyword from the flat `data.*` keys in `keys` that belong to it (other keys are ignored)."""
-    fields: dict[str, dict] = {group: {} for group in GROUPS}
-    for key, value in keys.items():
-        if key in FLAT_KEYS:
-            group, name = FLAT_KEYS[key]
-            fields[group][name] = value
-    return {group: GROUPS[group](**fields[group]) for group in GROUPS}
+def as_settings(cls, value):
+    """`value` as an instance of settings class `cls` (a mapping, as a checkpoint or a Python
+    caller gives it, is built by keyword)."""
+    return cls(**value) if isinstance(value, dict) else value

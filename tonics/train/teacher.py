@@ -28,8 +28,8 @@ def _cached_path(module):
         cache = module.prefix_caches[split]
         return (lambda indices: cache.features(indices, module.device)), cache.store.num_pairs
     raise RuntimeError(
-        f"mine_teacher: current needs the towers' cached prefix for the openings {split} "
-        "(data.feature_cache: true; a stage that opens a whole tower cannot be re-embedded)"
+        f"mining.teacher: current needs the towers' cached prefix for the openings {split} "
+        "(data.cache.enabled: true; a stage that opens a whole tower cannot be re-embedded)"
     )
 
 
