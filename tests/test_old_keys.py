@@ -144,3 +144,45 @@ def test_a_checkpoint_with_flat_hyperparameters_still_loads(tmp_path):
     assert loaded.opening.at_step == 5
     for name, value in trained.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_a_run_saved_before_the_grouping_is_described_like_a_new_one():
+    """A run directory's config.yaml with flat keys: the model card reads its batch size and
+    openings from the grouped form (the control: the same card from the grouped config)."""
+    from tonics.export import _training_section
+    from tonics.train.old_keys import grouped_config
+
+    stages = [
+        {"name": "heads", "steps": 10, "mix": "random"},
+        {"name": "open", "steps": None, "mix": "random"},
+    ]
+    flat = {
+        "model": {"lr": 0.1, "loss": "siglip", "unfreeze_at_step": 15, "unfreeze_top_k": 2},
+        "data": {
+            "batch_size": 4,
+            "stages": [
+                {"name": "heads", "steps": 10, "mix": {"random": 1.0}},
+                {"name": "open", "mix": {"random": 1.0}, "unfreeze_vision": 1},
+            ],
+        },
+    }
+    grouped = {
+        "model": {
+            "optimizer": {"lr": 0.1},
+            "loss": {"kind": "siglip"},
+            "opening": {"at_step": 15, "top_k": 2},
+        },
+        "data": {
+            "loader": {"batch_size": 4},
+            "stages": [
+                {"name": "heads", "steps": 10, "mix": {"random": 1.0}},
+                {"name": "open", "mix": {"random": 1.0}, "opening": {"vision": 1}},
+            ],
+        },
+    }
+    assert grouped_config(flat) == grouped
+    assert grouped_config(grouped) == grouped  # a new config is left as it is
+    card = _training_section(grouped_config(flat), stages)
+    assert card == _training_section(grouped, stages)
+    assert "- steps: unknown, batch size 4, seed unknown" in card
+    assert "- towers opened at step 15: text top 2, vision top 2" in card

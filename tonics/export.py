@@ -21,6 +21,7 @@ from pathlib import Path
 from tonics.model.encoders import load_image_processor, load_tokenizer
 from tonics.model.hf_model import TonicsDualEncoderConfig, TonicsDualEncoderModel
 from tonics.sampling.openings import Openings
+from tonics.train.old_keys import grouped_config
 
 # where the packaged encoders come from, and their weights' licences (for the model card)
 ORIGINS = {
@@ -136,7 +137,7 @@ def _run_facts(run: Path | None) -> tuple[dict, list[dict], dict]:
     if run is None:
         return {}, [], {}
     read = lambda name, parse: parse((run / name).read_text()) if (run / name).is_file() else None  # noqa: E731
-    config = read("config.yaml", yaml.safe_load) or {}
+    config = grouped_config(read("config.yaml", yaml.safe_load) or {})  # older runs: flat keys
     return (
         config,
         read("stage_summary.json", json.loads) or [],

@@ -157,20 +157,47 @@ def _check_file(path: str) -> None:
         check_config(config, path)
 
 
+def _regrouped(block: dict, table: dict, *, model: bool = False) -> dict:
+    """`block`'s flat keys of `table` moved into their groups (current keys kept as they are)."""
+    grouped: dict = {}
+    for key, value in block.items():
+        new = table.get(key)
+        if model and key == "loss" and isinstance(value, str):
+            new = "loss.kind"
+        if new is None:
+            if isinstance(value, dict) and isinstance(grouped.get(key), dict):
+                value = {**grouped[key], **value}
+            grouped[key] = value
+            continue
+        group, field = new.split(".")
+        grouped.setdefault(group, {})[field] = value
+    return grouped
+
+
+def grouped_config(config: dict) -> dict:
+    """A saved run config (a run directory's `config.yaml`) with the flat keys of a run from
+    before the grouping moved into their groups, so older runs are read like new ones."""
+    config = dict(config)
+    if isinstance(config.get("model"), dict):
+        config["model"] = _regrouped(config["model"], MODEL_MOVED, model=True)
+    if isinstance(config.get("data"), dict):
+        data = _regrouped(config["data"], DATA_MOVED)
+        if isinstance(data.get("stages"), list):
+            data["stages"] = [
+                _regrouped(stage, STAGE_MOVED) if isinstance(stage, dict) else stage
+                for stage in data["stages"]
+            ]
+        config["data"] = data
+    return config
+
+
 def grouped_hparams(hparams: dict) -> dict:
     """A checkpoint's hyperparameters in the grouped form `AlignmentModule` takes: a checkpoint
     written before the grouping keeps the flat keys, each moved here to its group (its
     captioning head, as then, exists only with a captioning loss)."""
     if all(key not in MODEL_MOVED for key in hparams) and not isinstance(hparams.get("loss"), str):
         return dict(hparams)
-    grouped: dict = {}
-    for key, value in hparams.items():
-        new = "loss.kind" if key == "loss" and isinstance(value, str) else MODEL_MOVED.get(key)
-        if new is None:
-            grouped[key] = value
-            continue
-        group, field = new.split(".")
-        grouped.setdefault(group, {})[field] = value
+    grouped = _regrouped(hparams, MODEL_MOVED, model=True)
     spec, loss = grouped.setdefault("spec", {}), grouped.get("loss", {})
     spec["captioner"] = (spec.get("captioner") or {}) if loss.get("caption_weight", 0) > 0 else None
     return grouped
