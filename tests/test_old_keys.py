@@ -141,7 +141,7 @@ def test_a_checkpoint_with_flat_hyperparameters_still_loads(tmp_path):
     loaded = AlignmentModule.from_checkpoint(path)
     assert loaded.spec == spec and loaded.model.captioner is None
     assert loaded.loss_settings.kind == "siglip" and loaded.optimizer_settings.lr == 0.01
-    assert loaded.opening.at_step == 5
+    assert loaded.opening_settings.at_step == 5
     for name, value in trained.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
 

@@ -49,7 +49,9 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
     spec: the model's architecture (`model.spec.*`: towers, pooling, embedding size, head,
         captioning head), built by `tonics.model.factory.create_model`; optimizer, schedule,
         opening and loss: the training settings (`model.optimizer.*`, ...), each group documented
-        and validated in `tonics.train.model_settings`; retrieval_ks: the recalls evaluated.
+        and validated in `tonics.train.model_settings`, kept as `optimizer_settings`,
+        `schedule_settings`, `opening_settings` and `loss_settings` (`loss` is the loss module);
+        retrieval_ks: the recalls evaluated.
     """
 
     def __init__(
@@ -66,8 +68,8 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         super().__init__()
         self.spec: ModelSpec = as_settings(ModelSpec, spec)
         self.optimizer_settings: OptimizerSettings = as_settings(OptimizerSettings, optimizer)
-        self.schedule: ScheduleSettings = as_settings(ScheduleSettings, schedule)
-        self.opening: StepOpening = as_settings(StepOpening, opening)
+        self.schedule_settings: ScheduleSettings = as_settings(ScheduleSettings, schedule)
+        self.opening_settings: StepOpening = as_settings(StepOpening, opening)
         self.loss_settings: LossSettings = as_settings(LossSettings, loss)
         self.retrieval_ks = tuple(retrieval_ks)
         self._validate()
@@ -78,7 +80,7 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         if self.model.captioner is not None:
             self.caption_tokenizer = load_tokenizer(self.spec.text_encoder)
         for tower in TOWERS:
-            self.check_unfreeze(tower, self.opening.top_k, "model.opening.top_k")
+            self.check_unfreeze(tower, self.opening_settings.top_k, "model.opening.top_k")
         self.loss = make_loss(
             self.loss_settings.kind,
             local_loss=self.loss_settings.local,
@@ -102,8 +104,8 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         return {
             "spec": settings_dict(self.spec),
             "optimizer": settings_dict(self.optimizer_settings),
-            "schedule": settings_dict(self.schedule),
-            "opening": settings_dict(self.opening),
+            "schedule": settings_dict(self.schedule_settings),
+            "opening": settings_dict(self.opening_settings),
             "loss": settings_dict(self.loss_settings),
             "retrieval_ks": list(self.retrieval_ks),
         }
@@ -164,8 +166,8 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         """The step-triggered opening (`model.opening`) and whether steps need the vision token
         map (a captioning head), for the run's plan."""
         return {
-            "at_step": self.opening.at_step,
-            "top_k": self.opening.top_k,
+            "at_step": self.opening_settings.at_step,
+            "top_k": self.opening_settings.top_k,
             "tokens": self.model.captioner is not None,
         }
 
@@ -224,7 +226,7 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
 
     def lr_factor(self, step: int) -> float:
         """The schedule's base factor at `step` (the curriculum's stages when there is one)."""
-        schedule, trainer = self.schedule, self._trainer
+        schedule, trainer = self.schedule_settings, self._trainer
         total = max(1, int(trainer.estimated_stepping_batches)) if trainer else 1
         per_epoch = self.plan.steps_per_epoch() if self.plan else None
         return schedule_factor(
@@ -242,7 +244,7 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         groups = self.parameter_groups()
         optimizer = torch.optim.AdamW(groups)
         lambdas = group_lambdas(
-            groups, self.lr_factor, self.opened_at.get, self.schedule.encoder_warmup_steps
+            groups, self.lr_factor, self.opened_at.get, self.schedule_settings.encoder_warmup_steps
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {
