@@ -309,6 +309,29 @@ CASES = [
         ["query", "{empty}"],
         "usage error: tonics search query: give words or --image PICTURE (one of them)",
     ),
+    (
+        "upgrade-config",
+        [],
+        "usage error: tonics upgrade-config: the following arguments are required: config "
+        "(`tonics upgrade-config --help` for usage)",
+    ),
+    (
+        "upgrade-config",
+        ["{missing}.yaml"],
+        "input error: {missing}.yaml: cannot be read (No such file or directory); give a YAML "
+        "config",
+    ),
+    (
+        "upgrade-config",
+        ["{damaged}"],
+        "input error: {damaged}: not YAML (ReaderError); give a YAML config",
+    ),
+    (
+        "upgrade-config",
+        ["{split}"],
+        "input error: {split}: not a tonics fit config (no model, data or trainer section); give "
+        "the YAML you pass to tonics fit --config",
+    ),
 ]
 
 

@@ -62,18 +62,20 @@ def test_every_new_place_is_a_key_the_parser_accepts(capsys):
         (
             {"model": {"lr": 0.1}},
             "tonics: config error: model.lr: moved to model.optimizer.lr (in {file}); write it "
-            "there (TONICS_DEBUG=1 for a traceback)\n",
+            "there, or rewrite every flat key of the file with `tonics upgrade-config {file}` "
+            "(TONICS_DEBUG=1 for a traceback)\n",
         ),
         (
             {"model": {"loss": "siglip"}},
             "tonics: config error: model.loss: moved to model.loss.kind (in {file}); write it "
-            "there (TONICS_DEBUG=1 for a traceback)\n",
+            "there, or rewrite every flat key of the file with `tonics upgrade-config {file}` "
+            "(TONICS_DEBUG=1 for a traceback)\n",
         ),
         (
             {"data": {"stages": [{"name": "a", "mix": {"random": 1.0}, "unfreeze_text": 1}]}},
             "tonics: config error: data.stages[0].unfreeze_text: moved to "
-            "data.stages[0].opening.text (in {file}); write it there (TONICS_DEBUG=1 for a "
-            "traceback)\n",
+            "data.stages[0].opening.text (in {file}); write it there, or rewrite every flat key "
+            "of the file with `tonics upgrade-config {file}` (TONICS_DEBUG=1 for a traceback)\n",
         ),
     ],
 )

@@ -45,6 +45,7 @@ COMMANDS = (
     Command(
         "search", "search", "search a folder of images by words or by a picture (index, query)"
     ),
+    Command("upgrade-config", "upgrade_config", "rewrite a config's flat keys into their groups"),
 )
 BY_NAME = {command.name: command for command in COMMANDS}
 

@@ -123,7 +123,11 @@ def check_config(config: dict, source: str) -> None:
     for key, value in _written_keys(config):
         new = moved_key(key, value)
         if new is not None:
-            raise ConfigError(key, f"moved to {new} (in {source}); write it there")
+            raise ConfigError(
+                key,
+                f"moved to {new} (in {source}); write it there, or rewrite every flat key of "
+                f"the file with `tonics upgrade-config {source}`",
+            )
 
 
 def check_arguments(args: list[str]) -> None:
