@@ -138,12 +138,15 @@ def test_a_checkpoint_with_flat_hyperparameters_still_loads(tmp_path):
         "unfreeze_at_step": 5,
     }
     path = tmp_path / "old.ckpt"
-    torch.save({"state_dict": trained.state_dict(), "hyper_parameters": flat}, path)
+    opened = {"text": None, "vision": 1}  # the run had opened the vision tower's top block
+    checkpoint = {"state_dict": trained.state_dict(), "hyper_parameters": flat}
+    torch.save({**checkpoint, "tonics_unfrozen": opened}, path)
     torch.manual_seed(1)  # other random heads, until the weights are loaded
     loaded = AlignmentModule.from_checkpoint(path)
     assert loaded.spec == spec and loaded.model.captioner is None
     assert loaded.loss_settings.kind == "siglip" and loaded.optimizer_settings.lr == 0.01
     assert loaded.opening_settings.at_step == 5
+    assert loaded.unfrozen == opened  # reopened as Lightning's load_from_checkpoint would
     for name, value in trained.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
 

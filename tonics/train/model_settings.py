@@ -7,7 +7,7 @@ A config writes them as `model.optimizer.*`, `model.schedule.*`, `model.opening.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 from tonics.errors import require, require_choice, require_number
@@ -112,8 +112,3 @@ def check_spec(spec: ModelSpec, loss: LossSettings) -> None:
         "model.loss.caption_weight",
         "must be above 0 when model.spec.captioner is set (the head learns only from it)",
     )
-
-
-def settings_dict(value) -> dict:
-    """A settings dataclass as plain data (what a checkpoint's hyperparameters keep)."""
-    return asdict(value)

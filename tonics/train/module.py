@@ -12,6 +12,7 @@ splits (`val/recall_mean`, the mean of R@1/5/10 both ways, is the default checkp
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 import lightning.pytorch as pl
 import torch
@@ -33,7 +34,6 @@ from tonics.train.model_settings import (
     ScheduleSettings,
     StepOpening,
     check_spec,
-    settings_dict,
 )
 from tonics.train.old_keys import grouped_hparams
 from tonics.train.optim import TOWERS, parameter_groups
@@ -95,6 +95,7 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         (`AtomicCheckpointIO`: a damaged or pickled file is a one-line error naming it)."""
         checkpoint = AtomicCheckpointIO().load_checkpoint(path, map_location="cpu")
         module = cls(**grouped_hparams(checkpoint.get("hyper_parameters") or {}))
+        module.on_load_checkpoint(checkpoint)  # as Lightning's load_from_checkpoint: reopen towers
         module.load_state_dict(checkpoint["state_dict"])
         return module
 
@@ -102,11 +103,11 @@ class AlignmentModule(CachedFeaturePaths, RetrievalEvaluation, pl.LightningModul
         """Every `model.*` group as plain data: a checkpoint's hyperparameters, from which
         `from_checkpoint` (or Lightning's `load_from_checkpoint`) builds the module again."""
         return {
-            "spec": settings_dict(self.spec),
-            "optimizer": settings_dict(self.optimizer_settings),
-            "schedule": settings_dict(self.schedule_settings),
-            "opening": settings_dict(self.opening_settings),
-            "loss": settings_dict(self.loss_settings),
+            "spec": asdict(self.spec),
+            "optimizer": asdict(self.optimizer_settings),
+            "schedule": asdict(self.schedule_settings),
+            "opening": asdict(self.opening_settings),
+            "loss": asdict(self.loss_settings),
             "retrieval_ks": list(self.retrieval_ks),
         }
 

@@ -83,15 +83,22 @@ STAGE_MOVED = {
 }
 
 
+def _new_place(table: dict, key: str, value) -> str | None:
+    """Where flat key `key` of a block whose moves `table` lists lives now (None: not moved);
+    the model's `loss` moved only when its value is a loss name (now `loss.kind`)."""
+    if table is MODEL_MOVED and key == "loss" and isinstance(value, str):
+        return "loss.kind"
+    return table.get(key)
+
+
 def moved_key(key: str, value=None) -> str | None:
     """The new place of an old flat key written as `key` (`model.lr`, `data.stages[2].mine_skip`),
     or None when `key` is current. `model.loss` moved only when its value is a loss name
     (`model.loss: siglip`, now `model.loss.kind`)."""
     section, _, rest = key.partition(".")
     if section == "model":
-        if rest == "loss" and isinstance(value, str):
-            return "model.loss.kind"
-        return f"model.{MODEL_MOVED[rest]}" if rest in MODEL_MOVED else None
+        new = _new_place(MODEL_MOVED, rest, value)
+        return f"model.{new}" if new else None
     if section == "data":
         if rest.startswith("stages[") and "]." in rest:
             stage, field = rest.split("].", 1)
@@ -161,13 +168,11 @@ def _check_file(path: str) -> None:
         check_config(config, path)
 
 
-def _regrouped(block: dict, table: dict, *, model: bool = False) -> dict:
+def _regrouped(block: dict, table: dict) -> dict:
     """`block`'s flat keys of `table` moved into their groups (current keys kept as they are)."""
     grouped: dict = {}
     for key, value in block.items():
-        new = table.get(key)
-        if model and key == "loss" and isinstance(value, str):
-            new = "loss.kind"
+        new = _new_place(table, key, value)
         if new is None:
             if isinstance(value, dict) and isinstance(grouped.get(key), dict):
                 value = {**grouped[key], **value}
@@ -183,7 +188,7 @@ def grouped_config(config: dict) -> dict:
     before the grouping moved into their groups, so older runs are read like new ones."""
     config = dict(config)
     if isinstance(config.get("model"), dict):
-        config["model"] = _regrouped(config["model"], MODEL_MOVED, model=True)
+        config["model"] = _regrouped(config["model"], MODEL_MOVED)
     if isinstance(config.get("data"), dict):
         data = _regrouped(config["data"], DATA_MOVED)
         if isinstance(data.get("stages"), list):
@@ -199,9 +204,9 @@ def grouped_hparams(hparams: dict) -> dict:
     """A checkpoint's hyperparameters in the grouped form `AlignmentModule` takes: a checkpoint
     written before the grouping keeps the flat keys, each moved here to its group (its
     captioning head, as then, exists only with a captioning loss)."""
-    if all(key not in MODEL_MOVED for key in hparams) and not isinstance(hparams.get("loss"), str):
+    if not any(_new_place(MODEL_MOVED, key, value) for key, value in hparams.items()):
         return dict(hparams)
-    grouped = _regrouped(hparams, MODEL_MOVED, model=True)
+    grouped = _regrouped(hparams, MODEL_MOVED)
     spec, loss = grouped.setdefault("spec", {}), grouped.get("loss", {})
     spec["captioner"] = (spec.get("captioner") or {}) if loss.get("caption_weight", 0) > 0 else None
     return grouped
